@@ -1,0 +1,1 @@
+"""The benchmark harness: runner, sweeps, executors, results store, statistics, report."""

@@ -1,0 +1,1 @@
+"""Benchmark tasks: datasets (real-format readers), models, metrics and the TASKS registry."""

@@ -1,0 +1,165 @@
+"""The task contract: a dataset held as tensors, a model factory, a loss and metrics.
+
+The runner is task-agnostic: it only batches :class:`Split` objects by index
+permutation, calls :meth:`Task.batch_loss` to train and :meth:`Task.evaluate` to
+measure. Inputs may be one tensor or a dict of tensors (e.g. token ids and masks);
+every tensor in a split has the number of examples as its first dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+Inputs = torch.Tensor | dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset: inputs and targets indexed along dim 0."""
+
+    inputs: Inputs
+    targets: torch.Tensor | dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        first = self.inputs if isinstance(self.inputs, torch.Tensor) else next(iter(self.inputs.values()))
+        return int(first.shape[0])
+
+    def batch(self, index: torch.Tensor) -> tuple[Inputs, Any]:
+        """The examples at ``index`` (a 1-D long tensor on the data's device)."""
+        return _take(self.inputs, index), _take(self.targets, index)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(_move(self.inputs, device), _move(self.targets, device))
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Fixed train / validation / test splits for one data seed. Validation chooses, test reports."""
+
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> "TaskData":
+        return TaskData(self.train.to(device), self.val.to(device), self.test.to(device), self.num_classes, self.info)
+
+
+def _take(value: Any, index: torch.Tensor) -> Any:
+    if isinstance(value, dict):
+        return {key: tensor[index] for key, tensor in value.items()}
+    return value[index]
+
+
+def _move(value: Any, device: torch.device | str) -> Any:
+    if isinstance(value, dict):
+        return {key: tensor.to(device) for key, tensor in value.items()}
+    return value.to(device)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named benchmark problem.
+
+    Args:
+        name: registry key, lowercase with dashes (``digits-mlp``).
+        description: one line for ``gradretention list tasks``.
+        load: ``(data_seed, data_dir) -> TaskData``; raises ``FileNotFoundError`` with
+            what to put where when its files are missing.
+        build_model: ``(num_classes) -> nn.Module``; the caller seeds torch before calling.
+        target_metric / target_value: "steps to target" counts steps until the
+            validation ``target_metric`` first reaches ``target_value``.
+        metrics: names that :meth:`evaluate` returns besides ``loss``.
+        default_epochs / default_batch_size / default_lr: the harness defaults.
+        loss_fn: ``(model_output, targets) -> scalar loss`` (mean over the batch).
+        metric_fn: ``(outputs list, targets list) -> dict`` over a whole split.
+        augment: optional ``(inputs, generator) -> inputs`` applied to train batches.
+    """
+
+    name: str
+    description: str
+    load: Callable[[int, Path | None], TaskData]
+    build_model: Callable[[int], nn.Module]
+    target_metric: str = "accuracy"
+    target_value: float = 0.9
+    metrics: tuple[str, ...] = ("accuracy",)
+    default_epochs: int = 10
+    default_batch_size: int = 64
+    default_lr: float = 1e-3
+    loss_fn: Callable[[Any, Any], torch.Tensor] | None = None
+    metric_fn: Callable[[list[Any], list[Any]], dict[str, float]] | None = None
+    augment: Callable[[Inputs, torch.Generator], Inputs] | None = None
+    needs_download: bool = False
+
+    def batch_loss(self, model: nn.Module, inputs: Inputs, targets: Any) -> torch.Tensor:
+        """Mean training loss of one batch."""
+        outputs = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+        return self._loss(outputs, targets)
+
+    def _loss(self, outputs: Any, targets: Any) -> torch.Tensor:
+        if self.loss_fn is not None:
+            return self.loss_fn(outputs, targets)
+        return nn.functional.cross_entropy(outputs, targets)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: Split, batch_size: int = 1024) -> dict[str, float]:
+        """``loss`` plus :attr:`metrics` over the whole split, in eval mode, no grad."""
+        was_training = model.training
+        model.eval()
+        total_loss, outputs_seen, targets_seen = 0.0, [], []
+        n = len(split)
+        device = _device_of(split)
+        for start in range(0, n, batch_size):
+            index = torch.arange(start, min(start + batch_size, n), device=device)
+            inputs, targets = split.batch(index)
+            outputs = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+            total_loss += float(self._loss(outputs, targets)) * int(index.numel())
+            outputs_seen.append(_detach(outputs))
+            targets_seen.append(targets)
+        model.train(was_training)
+        metric_fn = self.metric_fn or classification_metrics
+        result = {"loss": total_loss / max(n, 1)}
+        result.update(metric_fn(outputs_seen, targets_seen))
+        return result
+
+
+def _device_of(split: Split) -> torch.device:
+    first = split.inputs if isinstance(split.inputs, torch.Tensor) else next(iter(split.inputs.values()))
+    return first.device
+
+
+def _detach(outputs: Any) -> Any:
+    if isinstance(outputs, torch.Tensor):
+        return outputs.detach()
+    if isinstance(outputs, dict):
+        return {key: value.detach() for key, value in outputs.items()}
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(value.detach() for value in outputs)
+    return outputs
+
+
+def classification_metrics(outputs: list[torch.Tensor], targets: list[torch.Tensor]) -> dict[str, float]:
+    """Accuracy and macro-F1 from logits, computed on the device with one host sync."""
+    logits = torch.cat(outputs)
+    labels = torch.cat(targets)
+    predicted = logits.argmax(dim=1)
+    num_classes = logits.shape[1]
+    # Confusion counts by bincount keep it on the device and O(n).
+    confusion = torch.bincount(labels * num_classes + predicted, minlength=num_classes**2)
+    confusion = confusion.reshape(num_classes, num_classes).double()
+    true_positive = confusion.diagonal()
+    precision_den = confusion.sum(dim=0)
+    recall_den = confusion.sum(dim=1)
+    f1_den = precision_den + recall_den
+    f1 = torch.where(f1_den > 0, 2 * true_positive / f1_den.clamp_min(1), torch.zeros_like(f1_den))
+    # As scikit-learn's macro average: over every label that occurs in truth or prediction.
+    present = f1_den > 0
+    macro_f1 = f1[present].mean() if bool(present.any()) else torch.tensor(0.0)
+    accuracy = true_positive.sum() / confusion.sum().clamp_min(1)
+    return {"accuracy": float(accuracy), "f1": float(macro_f1)}
