@@ -1,0 +1,321 @@
+"""The results store: one SQLite file, ``<out_dir>/runs.db``, one row per run.
+
+The sweep driver is the only writer; reports, the GUI and exports may read the same file
+from other processes at the same time (WAL journal). Each :meth:`ResultsStore.record`
+is one transaction, so a crash never leaves a run half-written, and finished runs are
+what a resumed sweep skips (:meth:`ResultsStore.finished_ids`).
+
+Example:
+    >>> with ResultsStore(Path("bench-out")) as store:  # doctest: +SKIP
+    ...     store.record(result)
+    ...     frame = store.runs()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import gradretention
+from gradretention.bench.provenance import PROVENANCE_KEYS
+from gradretention.bench.results import RUN_STATUSES, CurvePoint, RunConfig, RunResult
+
+SCHEMA_VERSION = 1
+DB_NAME = "runs.db"
+FINISHED_STATUSES: tuple[str, ...] = ("done", "diverged")
+
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id", "task", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
+    "status", "reason", "steps", "epochs_completed", "wall_seconds", "steps_to_target",
+    "seconds_to_target", "config_json", "eval_json", *PROVENANCE_KEYS, "created_at",
+)  # fmt: skip
+CURVE_COLUMNS: tuple[str, ...] = ("run_id", "step", "epoch", "split", "name", "group", "value")
+
+# The columns stored as-is; ``final``, ``eval`` and provenance live in JSON so that a new
+# metric name never needs a migration.
+_STORED = (
+    "run_id", "task", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
+    "status", "reason", "steps", "epochs_completed", "wall_seconds", "steps_to_target",
+    "seconds_to_target", "config_json", "final_json", "eval_json", "provenance_json",
+    "created_at",
+)  # fmt: skip
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, task TEXT NOT NULL, optimizer TEXT NOT NULL,
+    optimizer_name TEXT NOT NULL, lr REAL, seed INTEGER NOT NULL, data_seed INTEGER NOT NULL,
+    phase TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, steps INTEGER NOT NULL,
+    epochs_completed REAL NOT NULL, wall_seconds REAL NOT NULL, steps_to_target INTEGER,
+    seconds_to_target REAL, config_json TEXT NOT NULL, final_json TEXT NOT NULL,
+    eval_json TEXT NOT NULL, provenance_json TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, idx INTEGER NOT NULL,
+    step INTEGER NOT NULL, epoch REAL NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL,
+    "group" INTEGER, value REAL, PRIMARY KEY (run_id, idx));
+"""
+
+
+class StoreError(RuntimeError):
+    """The results store cannot be opened, read or written."""
+
+
+class IncompatibleStoreError(StoreError):
+    """The file was written with another schema version; it is left untouched."""
+
+
+class ResultsStore:
+    """Runs and their curves in ``<out_dir>/runs.db``.
+
+    Args:
+        out_dir: The sweep's output folder; created if missing (unless ``read_only``).
+        read_only: Open an existing store for reading only, e.g. from a report or GUI
+            process while a sweep is still writing.
+
+    Raises:
+        StoreError: The folder or file cannot be created or opened.
+        IncompatibleStoreError: The file has another ``schema_version``.
+        FileNotFoundError: ``read_only`` and there is no store in ``out_dir``.
+    """
+
+    def __init__(self, out_dir: Path | str, *, read_only: bool = False) -> None:
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / DB_NAME
+        self.read_only = read_only
+        if read_only and not self.path.is_file():
+            raise FileNotFoundError(f"no results store at {self.path}")
+        if not read_only:
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create results folder {self.out_dir}: {exc}") from exc
+        self._conn = self._connect()
+        try:
+            self._open_schema()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        target = f"{self.path.resolve().as_uri()}?mode=ro" if self.read_only else str(self.path)
+        try:
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in record()).
+            conn = sqlite3.connect(target, uri=self.read_only, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _open_schema(self) -> None:
+        # Check the version before any PRAGMA that writes: an incompatible file stays
+        # byte-for-byte as it was.
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+        if "meta" in tables:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            self._check_version(row[0] if row else "missing")
+        elif tables:
+            self._check_version("missing")
+        elif self.read_only:
+            raise StoreError(f"{self.path} is empty, not a results store")
+        if self.read_only:
+            return
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        if "meta" not in tables:
+            with self._write_transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+                    [("schema_version", str(SCHEMA_VERSION)),
+                     ("package_version", gradretention.__version__)],
+                )  # fmt: skip
+
+    def _check_version(self, found: object) -> None:
+        if str(found) != str(SCHEMA_VERSION):
+            raise IncompatibleStoreError(
+                f"results store {self.path} has schema_version {found}, this gradretention "
+                f"{gradretention.__version__} reads schema_version {SCHEMA_VERSION}; nothing "
+                "was overwritten — use another output folder or the matching version"
+            )
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[None]:
+        # BEGIN IMMEDIATE takes the write lock up front, so readers never see half a run.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def finished_ids(self) -> set[str]:
+        """Ids of runs that a resumed sweep skips: status ``done`` or ``diverged``."""
+        marks = ",".join("?" * len(FINISHED_STATUSES))
+        query = f"SELECT run_id FROM runs WHERE status IN ({marks})"
+        return {r[0] for r in self._conn.execute(query, FINISHED_STATUSES)}
+
+    def record(self, result: RunResult) -> None:
+        """Insert or replace one run and all its curve points, in one transaction.
+
+        Raises:
+            ValueError: ``result.status`` is not one of :data:`RUN_STATUSES`.
+            StoreError: The store is read-only or the write failed (nothing was written).
+        """
+        if result.status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {result.status!r}; valid: {RUN_STATUSES}")
+        if self.read_only:
+            raise StoreError(f"results store {self.path} was opened read-only")
+        row = _run_row(result)
+        upsert = (
+            f"INSERT INTO runs({','.join(_STORED)}) VALUES ({','.join('?' * len(_STORED))}) "
+            f"ON CONFLICT(run_id) DO UPDATE SET "
+            + ",".join(f"{c}=excluded.{c}" for c in _STORED[1:])
+        )
+        curve_rows = (
+            (result.run_id, i, p.step, p.epoch, p.split, p.name, p.group, p.value)
+            for i, p in enumerate(result.curves)
+        )
+        try:
+            with self._write_transaction():
+                self._conn.execute(upsert, [row[c] for c in _STORED])
+                self._conn.execute("DELETE FROM curves WHERE run_id = ?", (result.run_id,))
+                self._conn.executemany("INSERT INTO curves VALUES (?,?,?,?,?,?,?,?)", curve_rows)
+        except (sqlite3.Error, OverflowError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"could not record run {result.run_id} ({result.config.optimizer!r} on task "
+                f"{result.config.task!r}, seed {result.config.seed}) in {self.path}: {exc}; "
+                "nothing was written"
+            ) from exc
+
+    def runs(self) -> pd.DataFrame:
+        """All runs, one row each: :data:`RUN_COLUMNS` plus one column per ``final`` key.
+
+        A ``final`` key that clashes with a documented column is prefixed ``final_``.
+        """
+        rows = self._conn.execute("SELECT * FROM runs ORDER BY created_at, run_id").fetchall()
+        records = [_frame_record(r) for r in rows]
+        metric_names = sorted({k for rec in records for k in rec} - set(RUN_COLUMNS))
+        frame = pd.DataFrame.from_records(records, columns=[*RUN_COLUMNS, *metric_names])
+        return frame.astype(
+            {"lr": float, "seconds_to_target": float, "epochs_completed": float,
+             "wall_seconds": float, "steps_to_target": "Int64"}
+        )  # fmt: skip
+
+    def curves(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Curve points in logging order, columns :data:`CURVE_COLUMNS`; all runs if ``None``."""
+        query = 'SELECT run_id, step, epoch, split, name, "group", value FROM curves'
+        if run_ids is None:
+            rows = self._conn.execute(f"{query} ORDER BY run_id, idx").fetchall()
+        else:
+            rows = []
+            ids = list(dict.fromkeys(run_ids))
+            for start in range(0, len(ids), 500):  # stay far below SQLite's variable limit
+                chunk = ids[start : start + 500]
+                where = f" WHERE run_id IN ({','.join('?' * len(chunk))}) ORDER BY run_id, idx"
+                rows.extend(self._conn.execute(query + where, chunk).fetchall())
+        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(CURVE_COLUMNS))
+        return frame.astype({"step": "int64", "epoch": float, "group": "Int64", "value": float})
+
+    def get(self, run_id: str) -> RunResult | None:
+        """The recorded :class:`RunResult` with this id, curves included; ``None`` if absent."""
+        row = self._conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        points = self._conn.execute(
+            'SELECT step, epoch, split, name, value, "group" FROM curves '
+            "WHERE run_id = ? ORDER BY idx",
+            (run_id,),
+        ).fetchall()
+        return _result_from_row(row, points)
+
+    def close(self) -> None:
+        """Close the connection; further calls fail with ``sqlite3.ProgrammingError``."""
+        self._conn.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.out_dir)!r}, read_only={self.read_only})"
+
+
+def optimizer_base_name(spec: str) -> str:
+    """``"adam_hd[lr=0.001]"`` -> ``"adam_hd"``: the registry name of a parametrized spec."""
+    return spec.split("[", 1)[0].strip()
+
+
+def _run_row(result: RunResult) -> dict[str, Any]:
+    cfg = result.config
+    return {
+        "run_id": result.run_id, "task": cfg.task, "optimizer": cfg.optimizer,
+        "optimizer_name": optimizer_base_name(cfg.optimizer), "lr": cfg.lr, "seed": cfg.seed,
+        "data_seed": cfg.data_seed, "phase": cfg.phase, "status": result.status,
+        "reason": result.reason, "steps": result.steps,
+        "epochs_completed": result.epochs_completed, "wall_seconds": result.wall_seconds,
+        "steps_to_target": result.steps_to_target,
+        "seconds_to_target": result.seconds_to_target, "config_json": cfg.to_json(),
+        "final_json": json.dumps(result.final, sort_keys=True),
+        "eval_json": json.dumps(result.eval, sort_keys=True),
+        "provenance_json": json.dumps(result.provenance, sort_keys=True),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+    }  # fmt: skip
+
+
+def _frame_record(row: sqlite3.Row) -> dict[str, Any]:
+    record = {c: row[c] for c in RUN_COLUMNS if c in row.keys()}
+    provenance = json.loads(row["provenance_json"])
+    for key in PROVENANCE_KEYS:
+        record[key] = provenance.get(key)
+    if record["device"] is None:  # runs recorded without provenance still name their device
+        record["device"] = json.loads(row["config_json"]).get("device")
+    for key, value in json.loads(row["final_json"]).items():
+        record[f"final_{key}" if key in RUN_COLUMNS else key] = value
+    return record
+
+
+def _result_from_row(row: sqlite3.Row, points: list[sqlite3.Row]) -> RunResult:
+    curves = tuple(
+        CurvePoint(
+            step=p["step"], epoch=p["epoch"], split=p["split"], name=p["name"],
+            # SQLite stores NaN as NULL; a logged NaN (a diverging loss) comes back as NaN.
+            value=float("nan") if p["value"] is None else p["value"], group=p["group"],
+        )
+        for p in points
+    )  # fmt: skip
+    return RunResult(
+        config=_config_from_json(row["config_json"]), status=row["status"],
+        reason=row["reason"], final=json.loads(row["final_json"]),
+        eval=json.loads(row["eval_json"]), curves=curves, steps=row["steps"],
+        epochs_completed=row["epochs_completed"], wall_seconds=row["wall_seconds"],
+        steps_to_target=row["steps_to_target"], seconds_to_target=row["seconds_to_target"],
+        provenance=json.loads(row["provenance_json"]),
+    )  # fmt: skip
+
+
+def _config_from_json(text: str) -> RunConfig:
+    fields = json.loads(text)
+    # JSON turned the ``extra`` tuples into lists; freeze them back so the config hashes.
+    fields["extra"] = tuple((key, _frozen(value)) for key, value in fields.get("extra", ()))
+    return RunConfig(**fields)
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
