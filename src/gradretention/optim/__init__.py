@@ -1,0 +1,21 @@
+"""Drop-in ``torch.optim.Optimizer`` classes: base update rules × learning-rate controllers.
+
+This package imports torch only — never the harness.
+"""
+
+from gradretention.optim.composed import ComposedOptimizer
+from gradretention.optim.named import SGDHD, SGDNHD, Adagrad, AdamHD
+from gradretention.optim.registry import (
+    OptimizerEntry,
+    available_optimizers,
+    canonical_spec,
+    create_optimizer,
+    optimizer_info,
+    register_optimizer,
+)
+from gradretention.optim.spec import format_spec, parse_spec
+
+__all__ = [
+    "SGDHD", "SGDNHD", "Adagrad", "AdamHD", "ComposedOptimizer", "OptimizerEntry", "available_optimizers",
+    "canonical_spec", "create_optimizer", "format_spec", "optimizer_info", "parse_spec", "register_optimizer",
+]

@@ -1,0 +1,60 @@
+"""The learning-rate controller contract.
+
+A controller computes this step's α for one param group **before** the parameters move,
+and writes it to ``group["lr"]`` (so torch LR schedulers, which scale ``group["lr"]``,
+compose with it). Its own state is a handful of scalars kept in the group dict, so it
+round-trips through ``Optimizer.state_dict()`` exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from torch import Tensor
+
+from gradretention.optim.rules import BaseRule, Group
+
+
+@dataclass(frozen=True)
+class StepSignals:
+    """What a controller may look at for one group at step t.
+
+    ``grads`` are the effective gradients ``g_t`` (after coupled weight decay);
+    ``previous_directions`` the ``d_{t-1}`` per param (None where there is none);
+    ``loss`` the loss of this step when the caller passed one.
+    """
+
+    params: list[Tensor]
+    grads: list[Tensor]
+    previous_directions: list[Tensor | None]
+    loss: float | None
+
+
+class LRController(Protocol):
+    name: str
+    defaults: dict[str, Any]
+    #: whether :class:`StepSignals.previous_directions` must be filled (costs a pass over memory).
+    needs_previous_direction: bool
+
+    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
+        """α_t for this group; also updates the controller scalars stored in ``group``."""
+        ...
+
+    def telemetry(self, group: Group) -> dict[str, float]:
+        """The controller's scalars as plain floats, for logs and the GUI."""
+        ...
+
+
+class ConstantController:
+    """α_t = α_{t-1}: the base rule as torch.optim runs it (schedulers still apply)."""
+
+    name = "constant"
+    defaults: dict[str, Any] = {}
+    needs_previous_direction = False
+
+    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
+        return group["lr"]
+
+    def telemetry(self, group: Group) -> dict[str, float]:
+        return {}

@@ -1,0 +1,120 @@
+"""Hypergradient descent on the learning rate (Baydin et al., ICLR 2018, arXiv:1703.04782).
+
+For a param group, ``h_t = Σ_p ⟨g_t, d_{t-1}⟩`` is minus the derivative of the loss at
+θ_{t-1} with respect to α_{t-1}. The lr optimizer ("lop") moves α along it:
+
+- ``sgd``  (the paper's HD):  ``α_t = α_{t-1} + β h_t``
+- ``sgdn`` (Nesterov on α):   ``B_t = μ_h B_{t-1} + h_t``;  ``α_t = α_{t-1} + β (h_t + μ_h B_t)``
+- ``adam`` (Adam on α):       scalar ``M, V`` with their own count ``k_h`` (1 on step 2);
+  ``α_t = α_{t-1} + β M̂/(√V̂ + ε_h)``
+- ``multiplicative=True`` (HDM): the same laws fed ``u_t = h_t/(‖g_t‖‖d_{t-1}‖)`` give a
+  relative change ``Δ``, and ``α_t = α_{t-1}(1 + Δ)``; with lop ``sgd`` this is the paper's
+  ``α_t = α_{t-1}(1 + β' h_t/(‖g_t‖‖d_{t-1}‖))``.
+Optional ``lr_bounds=(low, high)`` clamps α. One scalar state per group, fed by the
+group-total ``h_t`` — unlike the reference variants, which kept one state per tensor and
+let every tensor push the shared α.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from gradretention.optim.controllers.base import StepSignals
+from gradretention.optim.rules import BaseRule, Group
+
+LR_OPTIMIZERS: tuple[str, ...] = ("sgd", "sgdn", "adam")
+
+
+def sgd_law(h: float, beta: float) -> float:
+    """Δα of plain hypergradient descent."""
+    return beta * h
+
+
+def sgdn_law(h: float, beta: float, buffer: float, momentum: float) -> tuple[float, float]:
+    """(Δα, new buffer) of Nesterov momentum on α; the buffer starts at 0, so ``B_2 = h_2``."""
+    buffer = momentum * buffer + h
+    return beta * (h + momentum * buffer), buffer
+
+
+def adam_law(h: float, beta: float, m: float, v: float, count: int,
+             betas: tuple[float, float], eps: float) -> tuple[float, float, float]:
+    """(Δα, new M, new V) of Adam on α at hypergradient update number ``count`` (1-based)."""
+    beta1, beta2 = betas
+    m = beta1 * m + (1 - beta1) * h
+    v = beta2 * v + (1 - beta2) * h * h
+    m_hat = m / (1 - beta1**count)
+    v_hat = v / (1 - beta2**count)
+    return beta * m_hat / (math.sqrt(v_hat) + eps), m, v
+
+
+class HypergradientController:
+    """α driven by the hypergradient; see the module docstring for the laws.
+
+    Group scalars kept (all floats/ints, in ``state_dict()``): ``hypergradient`` (last h),
+    ``hd_steps`` (steps seen), ``hd_updates`` (k_h), ``hd_buffer`` (B), ``hd_exp_avg`` (M),
+    ``hd_exp_avg_sq`` (V).
+    """
+
+    name = "hypergradient"
+    needs_previous_direction = True
+
+    def __init__(self, lr_optimizer: str = "sgd") -> None:
+        if lr_optimizer not in LR_OPTIMIZERS:
+            raise ValueError(f"Unknown lr optimizer {lr_optimizer!r}; valid: {', '.join(LR_OPTIMIZERS)}")
+        self.lr_optimizer = lr_optimizer
+        self.defaults: dict[str, Any] = {"hypergrad_lr": 1e-3, "lr_bounds": None, "multiplicative": False}
+        if lr_optimizer == "sgdn":
+            self.defaults["hypergrad_momentum"] = 0.9
+        if lr_optimizer == "adam":
+            self.defaults["hypergrad_betas"] = (0.9, 0.999)
+            self.defaults["hypergrad_eps"] = 1e-8
+
+    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
+        group["hd_steps"] = group.get("hd_steps", 0) + 1
+        pairs = [(g, d) for g, d in zip(signals.grads, signals.previous_directions) if d is not None]
+        if not pairs:
+            group["hypergradient"] = 0.0
+            return group["lr"]
+        h, scale = _hypergradient(pairs, group["multiplicative"])
+        group["hypergradient"] = h
+        if scale == 0.0 or group["hypergrad_lr"] == 0.0:
+            return group["lr"]
+        change = self._change(group, h / scale)
+        alpha = group["lr"] * (1 + change) if group["multiplicative"] else group["lr"] + change
+        if group["lr_bounds"] is not None:
+            low, high = group["lr_bounds"]
+            alpha = min(max(alpha, low), high)
+        return alpha
+
+    def _change(self, group: Group, h: float) -> float:
+        beta = group["hypergrad_lr"]
+        if self.lr_optimizer == "sgd":
+            return sgd_law(h, beta)
+        if self.lr_optimizer == "sgdn":
+            change, group["hd_buffer"] = sgdn_law(h, beta, group.get("hd_buffer", 0.0), group["hypergrad_momentum"])
+            return change
+        group["hd_updates"] = group.get("hd_updates", 0) + 1
+        change, group["hd_exp_avg"], group["hd_exp_avg_sq"] = adam_law(
+            h, beta, group.get("hd_exp_avg", 0.0), group.get("hd_exp_avg_sq", 0.0), group["hd_updates"],
+            tuple(group["hypergrad_betas"]), group["hypergrad_eps"])
+        return change
+
+    def telemetry(self, group: Group) -> dict[str, float]:
+        keys = ("hypergradient", "hd_buffer", "hd_exp_avg", "hd_exp_avg_sq")
+        return {key: float(group[key]) for key in keys if key in group}
+
+
+def _hypergradient(pairs: list[tuple[torch.Tensor, torch.Tensor]], normalise: bool) -> tuple[float, float]:
+    """(h, scale) with one host sync: scale is ‖g‖‖d‖ for HDM, else 1."""
+    # Accumulate in float32 at least, so bfloat16 params still give a usable h.
+    dtype = torch.promote_types(pairs[0][0].dtype, torch.float32)
+    dots = torch.stack([torch.sum(g.to(dtype) * d.to(dtype)) for g, d in pairs]).sum()
+    if not normalise:
+        return float(dots), 1.0
+    g_norm_sq = torch.stack([torch.sum(g.to(dtype) ** 2) for g, _ in pairs]).sum()
+    d_norm_sq = torch.stack([torch.sum(d.to(dtype) ** 2) for _, d in pairs]).sum()
+    h, g_sq, d_sq = torch.stack([dots, g_norm_sq, d_norm_sq]).tolist()
+    return h, math.sqrt(g_sq) * math.sqrt(d_sq)

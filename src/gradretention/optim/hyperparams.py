@@ -1,0 +1,86 @@
+"""Validation of hyperparameters: one table, one message shape.
+
+Every optimizer of ours (and the registry, for the torch baselines) checks its
+hyperparameters here before ``super().__init__``, so a bad value always reads
+``Invalid momentum value: -0.1 (valid: >= 0)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+_Check = tuple[Callable[[Any], bool], str]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _at_least(low: float) -> _Check:
+    return (lambda v: _number(v) and v >= low), f">= {low:g}"
+
+
+def _half_open(low: float, high: float) -> _Check:
+    return (lambda v: _number(v) and low <= v < high), f"in [{low:g}, {high:g})"
+
+
+def _closed(low: float, high: float) -> _Check:
+    return (lambda v: _number(v) and low <= v <= high), f"in [{low:g}, {high:g}]"
+
+
+def _positive() -> _Check:
+    return (lambda v: _number(v) and v > 0), "> 0"
+
+
+def _pair(check: _Check) -> _Check:
+    test, text = check
+    return (lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(test(x) for x in v)), f"a pair of numbers each {text}"
+
+
+def _bounds(value: Any) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(_number(x) for x in value) and value[0] <= value[1]
+
+
+def _bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+# name -> (check, text of the valid range). Names follow torch.optim and the reference code.
+HYPERPARAMETER_RANGES: dict[str, _Check] = {
+    "lr": _at_least(0.0),
+    "momentum": _at_least(0.0),
+    "dampening": _closed(0.0, 1.0),
+    "weight_decay": _at_least(0.0),
+    "nesterov": (_bool, "True or False"),
+    "betas": _pair(_half_open(0.0, 1.0)),
+    "eps": _at_least(0.0),
+    "lr_decay": _at_least(0.0),
+    "initial_accumulator_value": _at_least(0.0),
+    "alpha": _at_least(0.0),
+    "centered": (_bool, "True or False"),
+    "amsgrad": (lambda v: v is False, "False (AMSGrad is not supported by the composed rules)"),
+    "hypergrad_lr": _at_least(0.0),
+    "hypergrad_momentum": _half_open(0.0, 1.0),
+    "hypergrad_betas": _pair(_half_open(0.0, 1.0)),
+    "hypergrad_eps": _positive(),
+    "lr_bounds": (_bounds, "None or (low, high) with low <= high"),
+    "multiplicative": (_bool, "True or False"),
+}
+
+
+def check_hyperparameter(name: str, value: Any) -> None:
+    """Raise ``ValueError`` naming ``name``, its value and the valid range when out of range."""
+    check = HYPERPARAMETER_RANGES.get(name)
+    if check is None:
+        return
+    test, valid = check
+    if not test(value):
+        raise ValueError(f"Invalid {name} value: {value!r} (valid: {valid})")
+
+
+def check_hyperparameters(values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        check_hyperparameter(name, value)

@@ -1,0 +1,102 @@
+"""Parametrized optimizer names: ``adam_hd[lr=0.001,hypergrad_lr=1e-07]``.
+
+One name per configuration, used in the CLI, the results store, legends and the GUI.
+Values are parsed by a small grammar — numbers, booleans, ``None``, bare or quoted words,
+and parenthesised tuples — never by ``eval``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+_SPEC = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*(?:\[(.*)\])?\s*$", re.DOTALL)
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_LITERALS = {"true": True, "false": False, "none": None, "null": None}
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``name[k=v,...]`` into the lowercase name and a dict of parsed values.
+
+    Raises:
+        ValueError: malformed spec, duplicate key or unparsable value, naming the spec.
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"An optimizer spec must be a string such as 'adam_hd[lr=0.001]', got {spec!r}")
+    match = _SPEC.match(spec)
+    if match is None:
+        raise ValueError(f"Malformed optimizer spec {spec!r}; expected NAME or NAME[key=value,...], "
+                         "e.g. 'adam_hd[lr=0.001,hypergrad_lr=1e-07]'")
+    name, body = match.group(1).lower(), match.group(2)
+    values: dict[str, Any] = {}
+    for item in _split_top_level(body or "", spec):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not _KEY.match(key):
+            raise ValueError(f"Malformed item {item.strip()!r} in optimizer spec {spec!r}; expected key=value")
+        if key in values:
+            raise ValueError(f"Duplicate key {key!r} in optimizer spec {spec!r}")
+        values[key] = parse_value(raw, spec)
+    return name, values
+
+
+def parse_value(raw: str, context: str = "") -> Any:
+    """One value: int, float, bool, None, a (possibly quoted) word, or a tuple of values."""
+    text = raw.strip()
+    if text.startswith("(") and text.endswith(")"):
+        return tuple(parse_value(part, context) for part in _split_top_level(text[1:-1], context))
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if text.lower() in _LITERALS:
+        return _LITERALS[text.lower()]
+    if _NUMBER.match(text):
+        number = float(text)
+        is_integer = re.fullmatch(r"[+-]?\d+", text) is not None
+        return int(text) if is_integer else number
+    if text.lower() in ("inf", "+inf", "-inf", "nan"):
+        return float(text) if text.lower() != "nan" else math.nan
+    if _WORD.match(text):
+        return text
+    raise ValueError(f"Cannot parse value {text!r} in {context!r}: expected a number, true/false, none, "
+                     "a word or a (tuple)")
+
+
+def format_spec(name: str, values: dict[str, Any]) -> str:
+    """The canonical spec string: keys sorted, floats in repr form (round-trips through parse_spec)."""
+    if not values:
+        return name
+    return f"{name}[{','.join(f'{key}={_format_value(values[key])}' for key in sorted(values))}]"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "(" + ",".join(_format_value(item) for item in value) + ")"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _split_top_level(body: str, context: str) -> list[str]:
+    """Split at commas outside parentheses; empty input gives no items."""
+    parts, depth, current = [], 0, []
+    for char in body:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"Unbalanced ')' in {context!r}")
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if depth != 0:
+        raise ValueError(f"Unbalanced '(' in {context!r}")
+    parts.append("".join(current))
+    return [part for part in parts if part.strip()]
