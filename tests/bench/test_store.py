@@ -175,6 +175,12 @@ def test_a_foreign_sqlite_file_is_incompatible(tmp_path: Path) -> None:
         ResultsStore(tmp_path)
 
 
+def test_a_file_that_is_not_sqlite_raises_store_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"these are not the runs you are looking for" * 50)
+    with pytest.raises(StoreError, match=DB_NAME):
+        ResultsStore(tmp_path)
+
+
 def test_unwritable_folder_raises_store_error_naming_it(tmp_path: Path) -> None:
     # We run as root, where chmod cannot deny writes: a regular file as parent can.
     blocker = tmp_path / "blocker"

@@ -41,10 +41,8 @@ CURVE_COLUMNS: tuple[str, ...] = ("run_id", "step", "epoch", "split", "name", "g
 # The columns stored as-is; ``final``, ``eval`` and provenance live in JSON so that a new
 # metric name never needs a migration.
 _STORED = (
-    "run_id", "task", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
-    "status", "reason", "steps", "epochs_completed", "wall_seconds", "steps_to_target",
-    "seconds_to_target", "config_json", "final_json", "eval_json", "provenance_json",
-    "created_at",
+    *RUN_COLUMNS[: RUN_COLUMNS.index("eval_json")],
+    "final_json", "eval_json", "provenance_json", "created_at",
 )  # fmt: skip
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
