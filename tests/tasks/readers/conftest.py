@@ -1,0 +1,11 @@
+"""Shared fixtures for the reader tests; the file writers live in ``realformats``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20240605)
