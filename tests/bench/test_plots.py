@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -136,3 +137,6 @@ def test_save_figure_writes_a_png_and_leaves_no_temp_file(tmp_path) -> None:
     assert path == tmp_path / "figures" / "box.png"
     assert Image.open(path).format == "PNG"
     assert [p.name for p in path.parent.iterdir()] == ["box.png"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # shareable like any file, not mkstemp's 0600

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -71,13 +72,15 @@ def save_figure(fig: Figure, path: Path | str, dpi: int = 100) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
+    # Not mkstemp: its 0600 mode would make the image unreadable when served or shared.
+    temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
-            fig.savefig(stream, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(temp_name, path)
+        with open(temp, "xb") as stream:
+            # Constrained layout already fits the labels and outside legend: no second "tight" pass.
+            fig.savefig(stream, format="png", dpi=dpi)
+        os.replace(temp, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     finally:
         fig.clear()
@@ -164,14 +167,15 @@ def metric_boxplot(
     values = [rows.loc[rows["optimizer"] == name, metric].astype(float).to_numpy() for name in names]
     fig = Figure(figsize=(_SMALL[0], 0.9 + 0.38 * len(names)), layout="constrained")
     ax = fig.subplots()
-    boxes = ax.boxplot(values, patch_artist=True, widths=0.6, showfliers=False, **_HORIZONTAL)
+    boxes = ax.boxplot(values, patch_artist=True, widths=0.6, showfliers=False,
+                       medianprops={"color": "0.15"}, **_HORIZONTAL)
     for box, name in zip(boxes["boxes"], names):
         box.set(facecolor=(*colors[name][:3], 0.35), edgecolor=colors[name])
     jitter = np.random.default_rng(0)  # fixed: the same data always gives the same picture
     for row, (name, seeds) in enumerate(zip(names, values), start=1):
         ax.scatter(seeds, row + jitter.uniform(-0.12, 0.12, seeds.size), s=14, color=colors[name], zorder=3)
     ax.set_yticks(range(1, len(names) + 1), names)
-    ax.set(xlabel=metric, title=f"{task}: {metric} over seeds")
+    ax.set(xlabel=_label(metric), title=f"{task}: {_label(metric)} over seeds")
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -203,7 +207,7 @@ def sensitivity_curves(
         lost = lrs[~np.isfinite(mean)]
         ax.plot(lost, np.zeros_like(lost), "x", color=colors[name], transform=ax.get_xaxis_transform(), clip_on=False)
     ax.set_xscale("log")
-    ax.set(xlabel="initial lr", ylabel=metric, title=f"{task}: lr sensitivity")
+    ax.set(xlabel="initial lr", ylabel=_label(metric), title=f"{task}: lr sensitivity")
     ax.grid(alpha=0.3)
     _legend(fig, ax)
     return fig
@@ -266,6 +270,10 @@ def _linthresh(values: np.ndarray) -> float:
         return 1e-8
     floor = max(float(magnitudes.min()), float(magnitudes.max()) * 1e-4)
     return 10.0 ** math.floor(math.log10(floor))
+
+
+def _label(metric: str) -> str:
+    return re.sub(r"^val ", "validation ", metric.replace("_", " "))
 
 
 def _legend(fig: Figure, ax: Axes) -> None:
