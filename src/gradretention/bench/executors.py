@@ -1,0 +1,171 @@
+"""Executors: where the runs of a sweep train. Results stream back to the one driver.
+
+An :class:`Executor` takes run configs and yields their results as they finish; it never
+touches the results store, so the sweep driver stays its only writer and a crash loses
+at most the runs in flight. :class:`LocalExecutor` trains in this process
+(``workers=1``) or in a local process pool; a cluster executor (Ray, issue 8)
+implements the same protocol.
+
+Ctrl-C: the in-flight runs end as ``interrupted`` and are still yielded, pending runs
+are dropped, then ``KeyboardInterrupt`` is raised to the consumer.
+
+Example:
+    >>> with LocalExecutor(workers=2) as executor:  # doctest: +SKIP
+    ...     for result in executor.submit_all(configs, data_dir=None):
+    ...         store.record(result)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import multiprocessing.context
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from gradretention.bench.results import RunConfig, RunResult
+from gradretention.bench.runner import RunInterrupted, train
+
+_STOP: Any = None  # the pool's shared stop flag, set in each worker by _init_worker
+
+
+class Executor(Protocol):
+    """Runs configs somewhere and yields each :class:`RunResult` once, in completion order."""
+
+    def submit_all(self, configs: Sequence[RunConfig], data_dir: Path | None) -> Iterator[RunResult]: ...
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class LocalExecutor:
+    """Train on this machine: in-process for one worker, else a process pool.
+
+    The pool starts on first use and lives until :meth:`close`, so a sweep's tune and
+    final phases share it. Workers fork from a forkserver that imported torch and the
+    runner once (they are spawned fresh where there is no forkserver); each gets
+    ``max(1, cores // workers)`` intra-op threads, so together they use the machine
+    without oversubscribing it. Every run is seeded by its config alone: the results do
+    not depend on ``workers``.
+
+    Args:
+        workers: Parallel runs; ``None`` means :func:`available_cores`.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers or available_cores()
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._stop: Any = None
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the pool's workers (each after its current run)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def submit_all(self, configs: Sequence[RunConfig], data_dir: Path | None) -> Iterator[RunResult]:
+        """Yield each config's result as soon as it is known.
+
+        Raises:
+            ValueError / FileNotFoundError: from a run's setup (bad spec, missing data);
+                the remaining runs are cancelled.
+            KeyboardInterrupt: after the interrupted runs have been yielded.
+        """
+        if self.workers == 1 or (len(configs) <= 1 and self._pool is None):
+            yield from _in_process(configs, data_dir)
+        elif configs:
+            yield from self._in_pool(configs, data_dir)
+
+    def _in_pool(self, configs: Sequence[RunConfig], data_dir: Path | None) -> Iterator[RunResult]:
+        pool, stop = self._started_pool()
+        futures = [pool.submit(_run_in_worker, config, data_dir) for config in configs]
+        yielded: set[cf.Future] = set()
+        try:
+            for future in cf.as_completed(futures):
+                result = future.result()
+                yielded.add(future)
+                yield result
+        except KeyboardInterrupt:
+            stop.set()
+            # Pending runs are dropped; running ones see the flag at their next log step.
+            for future in futures:
+                future.cancel()
+            yield from _remaining_results([f for f in futures if f not in yielded])
+            self.close()
+            raise
+        except BaseException:
+            stop.set()
+            self.close()
+            raise
+
+    def _started_pool(self) -> tuple[cf.ProcessPoolExecutor, Any]:
+        if self._pool is None:
+            context = _pool_context()
+            self._stop = context.Event()
+            threads = max(1, available_cores() // self.workers)
+            self._pool = cf.ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_init_worker, initargs=(threads, self._stop)
+            )
+        return self._pool, self._stop
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # A forkserver imports torch once and forks warm workers from it; it is a clean
+    # single-threaded process, so forking it is safe. Spawn where it does not exist.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["gradretention.bench.runner"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _in_process(configs: Sequence[RunConfig], data_dir: Path | None) -> Iterator[RunResult]:
+    for config in configs:
+        try:
+            result = train(config, data_dir=data_dir)
+        except RunInterrupted as stop:
+            yield stop.result
+            raise KeyboardInterrupt from None
+        yield result
+
+
+def _remaining_results(futures: list[cf.Future]) -> Iterator[RunResult]:
+    """Results of the runs that were in flight (now interrupted) or finished unseen."""
+    for future in futures:
+        if future.cancelled():
+            continue
+        try:
+            yield future.result()
+        except Exception:  # noqa: BLE001 - already stopping; a run that failed is not recorded
+            continue
+
+
+def _init_worker(threads: int, stop: Any) -> None:
+    global _STOP
+    # Ctrl-C reaches the whole process group; only the driver reacts. Workers stop
+    # through the flag, so their run is still recorded as interrupted.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    _STOP = stop
+
+
+def _run_in_worker(config: RunConfig, data_dir: Path | None) -> RunResult:
+    return train(config, data_dir=data_dir, should_stop=_STOP.is_set if _STOP is not None else None)

@@ -1,0 +1,211 @@
+"""What the runner measures: losses, evaluations, gradients, lrs, time, memory.
+
+:class:`Metering` turns the training loop's raw quantities into curve points, events and
+finally the :class:`~gradretention.bench.results.RunResult`. It keeps the loop free of
+bookkeeping and does its host syncs only where the loop asks (log steps, epoch ends).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+
+import torch
+
+from gradretention.bench.events import Event, EvalLogged, Listener, StepLogged
+from gradretention.bench.memory import optimizer_state_bytes, peak_ram_mb, peak_vram_mb, reset_peak_vram
+from gradretention.bench.results import CurvePoint, RunConfig, RunResult, RunStatus
+from gradretention.tasks.base import Split, Task, TaskData
+
+EVAL_BATCH_SIZE = 1024  # Task.evaluate's default; eval_steps_per_second counts these batches
+SPLITS = ("train", "val", "test")
+
+
+DIVERGENCE_FACTOR = 100.0  # a training loss this many times the first step's loss has blown up
+
+
+class Diverged(Exception):
+    """A non-finite or exploded training loss: the run ends as ``diverged``."""
+
+    def __init__(self, step: int, value: float, limit: float) -> None:
+        what = "is not finite" if not math.isfinite(value) else f"exceeds {DIVERGENCE_FACTOR:g}x the first step's loss ({limit:.4g})"
+        super().__init__(f"training loss {value:.6g} at step {step} {what}")
+        self.step, self.value = step, value
+
+
+class StepMeter:
+    """Training losses since the last log step, kept on the device until read.
+
+    A loss that is non-finite, or above ``limit`` (:data:`DIVERGENCE_FACTOR` times the
+    first step's loss: with ReLU networks a huge step often leaves every unit dead and
+    the loss finite but stuck far above its starting value), counts as divergence.
+    """
+
+    def __init__(self, steps_before: int, limit: torch.Tensor | None = None) -> None:
+        self.steps_before = steps_before
+        self.limit = limit
+        self.losses: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor) -> None:
+        if self.limit is None:
+            # The first loss is measured before any update: the run's reference scale.
+            scale = loss.detach().double()
+            self.limit = torch.where(scale > 0, scale * DIVERGENCE_FACTOR, torch.full_like(scale, math.inf))
+        self.losses.append(loss)
+
+    def mean(self) -> float:
+        """Mean loss over the window (one host sync).
+
+        Raises:
+            Diverged: naming the first bad loss's step and value.
+        """
+        if not self.losses:
+            return math.nan
+        stacked = torch.stack(self.losses).double()
+        bad = ~torch.isfinite(stacked)
+        if self.limit is not None:
+            bad |= stacked > self.limit
+        mean, any_bad = torch.stack([stacked.mean(), bad.any().double()]).tolist()
+        if any_bad:
+            first = int(bad.nonzero()[0, 0])
+            limit = float(self.limit) / DIVERGENCE_FACTOR if self.limit is not None else math.nan
+            raise Diverged(self.steps_before + first + 1, float(stacked[first]), limit)
+        return mean
+
+
+def gradient_moments(model: torch.nn.Module) -> tuple[float, float] | None:
+    """Mean and unbiased variance over every gradient entry of ``model`` (one host sync)."""
+    grads = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return None
+    var, mean = torch.var_mean(torch.cat(grads).double())
+    mean_value, var_value = torch.stack([mean, var]).tolist()
+    return mean_value, var_value
+
+
+class Metering:
+    """Collects one run's curves and summaries; emits the step and eval events."""
+
+    def __init__(self, config: RunConfig, task: Task, optimizer: torch.optim.Optimizer,
+                 device: torch.device, listeners: Iterable[Listener]) -> None:  # fmt: skip
+        self.config, self.task, self.optimizer, self.device = config, task, optimizer, device
+        self.listeners = tuple(listeners)
+        self.curves: list[CurvePoint] = []
+        self.last_eval: dict[str, dict[str, float]] = {}
+        self.best_val: dict[str, float] = {}
+        self.test_timing: dict[str, float] = {}
+        self.grad_all: list[tuple[float, float]] = []
+        self.grad_epoch: list[tuple[float, float]] = []
+        self.train_seconds, self.samples = 0.0, 0
+        self.steps_to_target: int | None = None
+        self.seconds_to_target: float | None = None
+        reset_peak_vram(device)
+
+    def emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    def _point(self, step: int, epoch: float, split: str, name: str, value: float, group: int | None = None) -> None:
+        self.curves.append(CurvePoint(step, epoch, split, name, float(value), group))
+
+    def log_step(self, step: int, epoch: float, losses: StepMeter, model: torch.nn.Module) -> None:
+        """Train loss, lr per group, telemetry and gradient moments at a log step."""
+        loss = losses.mean()
+        lrs = tuple(float(group["lr"]) for group in self.optimizer.param_groups)
+        telemetry_fn = getattr(self.optimizer, "telemetry", None)
+        telemetry = {k: float(v) for k, v in telemetry_fn().items()} if callable(telemetry_fn) else {}
+        moments = gradient_moments(model)
+        self._point(step, epoch, "train", "loss", loss)
+        for group, lr in enumerate(lrs):
+            self._point(step, epoch, "opt", "lr", lr, group)
+        for name, value in telemetry.items():
+            self._point(step, epoch, "opt", name, value)
+        if moments is not None:
+            self.grad_all.append(moments)
+            self.grad_epoch.append(moments)
+            self._point(step, epoch, "grad", "mean", moments[0])
+            self._point(step, epoch, "grad", "var", moments[1])
+        grad_mean, grad_var = moments if moments is not None else (None, None)
+        self.emit(StepLogged(self.config, step, epoch, loss, lrs, telemetry, grad_mean, grad_var))
+
+    def end_epoch(self, step: int, epoch: float, started: float, samples: int) -> None:
+        """Close an epoch's timing (waiting for queued CUDA work) and its gradient summary."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - started
+        self.train_seconds += seconds
+        self.samples += samples
+        self._point(step, epoch, "train", "epoch_seconds", seconds)
+        self._point(step, epoch, "train", "samples_per_second", samples / max(seconds, 1e-12))
+        if self.grad_epoch:
+            self._point(step, epoch, "grad", "epoch_mean", sum(m for m, _ in self.grad_epoch) / len(self.grad_epoch))
+            self._point(step, epoch, "grad", "epoch_var", sum(v for _, v in self.grad_epoch) / len(self.grad_epoch))
+            self.grad_epoch = []
+
+    def evaluate(self, step: int, epoch: float, model: torch.nn.Module, data: TaskData) -> None:
+        """Evaluate train, val and test; track the best validation values and the target."""
+        for name, split in zip(SPLITS, (data.train, data.val, data.test)):
+            metrics = self._timed_evaluate(name, model, split, epoch)
+            self.last_eval[name] = metrics
+            for metric, value in metrics.items():
+                self._point(step, epoch, name, metric, value)
+            self.emit(EvalLogged(self.config, step, epoch, name, metrics))
+        for metric, value in self.last_eval["val"].items():
+            better = min if metric == "loss" else max
+            self.best_val[metric] = better(self.best_val.get(metric, value), value)
+        self._check_target(step)
+
+    def _timed_evaluate(self, name: str, model: torch.nn.Module, split: Split, epoch: float) -> dict[str, float]:
+        started = time.perf_counter()
+        metrics = self.task.evaluate(model, split, batch_size=EVAL_BATCH_SIZE)
+        if name == "test":
+            runtime = max(time.perf_counter() - started, 1e-12)
+            self.test_timing = {
+                "eval_runtime": runtime,
+                "eval_samples_per_second": len(split) / runtime,
+                "eval_steps_per_second": math.ceil(len(split) / EVAL_BATCH_SIZE) / runtime,
+                "epoch": epoch,
+            }
+        return metrics
+
+    def _check_target(self, step: int) -> None:
+        metric, target = self.task.target_metric, self.task.target_value
+        value = self.last_eval["val"].get(metric)
+        if self.steps_to_target is not None or value is None:
+            return
+        reached = value <= target if metric == "loss" else value >= target
+        if reached:
+            self.steps_to_target, self.seconds_to_target = step, self.train_seconds
+
+    def result(self, status: RunStatus, reason: str, steps: int, epochs: float,
+               wall_seconds: float, provenance: dict[str, str]) -> RunResult:  # fmt: skip
+        """The run's record. Split metrics only for ``done`` runs: a diverged model's are noise."""
+        final = self._performance(epochs)
+        evaluation: dict[str, float] = {}
+        if status == "done" and self.last_eval:
+            for split, metrics in self.last_eval.items():
+                final.update({f"{split}_{name}": value for name, value in metrics.items()})
+            final.update({f"best_val_{name}": value for name, value in self.best_val.items()})
+            evaluation = {f"eval_{name}": value for name, value in self.last_eval["test"].items()}
+            evaluation.update(self.test_timing)
+        return RunResult(
+            config=self.config, status=status, reason=reason, final=final, eval=evaluation,
+            curves=tuple(self.curves), steps=steps, epochs_completed=epochs,
+            wall_seconds=wall_seconds, steps_to_target=self.steps_to_target,
+            seconds_to_target=self.seconds_to_target, provenance=provenance,
+        )  # fmt: skip
+
+    def _performance(self, epochs: float) -> dict[str, float]:
+        final = {
+            "peak_ram_mb": peak_ram_mb(),
+            "peak_vram_mb": peak_vram_mb(self.device),
+            "optimizer_state_bytes": float(optimizer_state_bytes(self.optimizer)),
+        }
+        if self.train_seconds > 0:
+            final["samples_per_second"] = self.samples / self.train_seconds
+            final["epoch_seconds"] = self.train_seconds / max(epochs, 1e-12)
+        if self.grad_all:
+            final["grad_mean"] = sum(m for m, _ in self.grad_all) / len(self.grad_all)
+            final["grad_var"] = sum(v for _, v in self.grad_all) / len(self.grad_all)
+        return final

@@ -1,0 +1,294 @@
+"""The ``gradretention`` command line (also ``python -m gradretention``).
+
+Commands: ``list [optimizers|tasks|suites]``, ``run`` (one task, one optimizer spec),
+``bench`` (the sweep; with no arguments the main job), ``report OUT``, ``export OUT``.
+``run`` and ``bench`` flags map 1:1 to :class:`~gradretention.bench.config.SweepConfig`
+fields (``--max-steps`` → ``max_steps``); ``--config FILE.toml`` sets them from a file,
+and flags win over the file.
+
+Exit codes: 0 done (also when runs diverged: that is a result); 2 bad input (unknown name,
+bad hyperparameter, unusable output folder — the message says what and the valid
+choices); 130 interrupted (finished runs are kept; rerunning resumes).
+
+Example:
+    >>> main(["run", "--task", "spiral", "--optimizer", "sgd[lr=1e6]", "--out", "/tmp/x"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+from rich.console import Console
+
+from gradretention.bench.config import checked_values, read_config_values, sweep_config_from_mapping
+from gradretention.bench.store import StoreError
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+LIST_KINDS = ("optimizers", "tasks", "suites")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage and the problem
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError, StoreError, ImportError) as exc:
+        print(f"gradretention {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are kept in {getattr(args, 'out', None) or 'the output folder'}; "
+              "run the same command again to resume", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(prog="gradretention", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", help="list optimizers, tasks or suites")
+    listing.add_argument("kind", nargs="?", choices=LIST_KINDS, help="what to list (default: all)")
+    listing.set_defaults(handler=_cmd_list)
+    run = commands.add_parser("run", help="train one task with one optimizer spec")
+    run.add_argument("--task", required=True, help="task name (see `gradretention list tasks`)")
+    run.add_argument("--optimizer", required=True, help="optimizer spec, e.g. 'adam_hd[hypergrad_lr=1e-07]'")
+    _add_sweep_flags(run)
+    run.set_defaults(handler=_cmd_run)
+    bench = commands.add_parser("bench", help="sweep optimizers x tasks x seeds; no arguments: the main job")
+    bench.add_argument("--tasks", type=_str_list, help="comma list of tasks, or 'all' (default: the embedded tasks)")
+    bench.add_argument("--optimizers", type=_str_list, help="comma list of specs, or 'all' (default: every family)")
+    bench.add_argument("--interactive", action="store_true", help="ask which tasks and optimizers to run")
+    bench.add_argument("--suite", help="run a named suite instead (see `gradretention list suites`)")
+    _add_sweep_flags(bench)
+    bench.set_defaults(handler=_cmd_bench)
+    report = commands.add_parser("report", help="write OUT/report.html and OUT/report.md")
+    report.add_argument("out", help="the sweep's output folder")
+    report.set_defaults(handler=_cmd_report)
+    export = commands.add_parser("export", help="write tidy runs/curves tables into OUT/export/")
+    export.add_argument("out", help="the sweep's output folder")
+    export.add_argument("--format", dest="fmt", choices=("csv", "parquet"), default="csv")
+    export.set_defaults(handler=_cmd_export)
+    return parser
+
+
+def _add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+    # dest names are SweepConfig field names; None means "not given" so files and
+    # per-command defaults show through.
+    parser.add_argument("--config", type=Path, help="TOML file whose keys are these flags' names")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="epochs per run (default: the task's)")
+    budget.add_argument("--max-steps", type=int, help="optimizer steps per run, instead of epochs")
+    parser.add_argument("--batch-size", type=int, help="default: the task's; 0: full batch")
+    parser.add_argument("--lrs", type=_float_list, help="lr grid shared by every optimizer, e.g. 0.001,0.01")
+    parser.add_argument("--lr-factors", type=_float_list, help="lr grid relative to each optimizer's default")
+    parser.add_argument("--seeds", type=int, help="final-phase seeds 0..N-1")
+    parser.add_argument("--tune-seeds", type=int, help="seeds scoring each grid lr on validation")
+    parser.add_argument("--log-every", type=int, help="steps between train-loss logs")
+    parser.add_argument("--data-dir", help="folder with the data of tasks that read files")
+    parser.add_argument("--data-seed", type=int, help="which fixed train/val/test split")
+    parser.add_argument("--out", help="output folder (runs.db, report)")
+    parser.add_argument("--workers", type=int, help="parallel runs (default: the cores)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps")
+
+
+def _str_list(text: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in _split_top_level(text) if item.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma list, got {text!r}")
+    return items
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets: ``adam,adam_hd[lr=0.1,hypergrad_lr=1e-7]`` is two specs."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return [*parts, "".join(current)]
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def sweep_values(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Config values layered: the command's defaults < ``--config`` file < flags given."""
+    values = dict(defaults)
+    if args.config is not None:
+        values.update(read_config_values(args.config))
+    names = ("tasks", "optimizers", "epochs", "max_steps", "batch_size", "lrs", "lr_factors", "seeds",
+             "tune_seeds", "log_every", "data_dir", "data_seed", "out", "workers", "device")  # fmt: skip
+    flags = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if "epochs" in flags or "max_steps" in flags:  # a budget flag replaces the file's budget
+        values.pop("epochs", None)
+        values.pop("max_steps", None)
+    values.update(flags)
+    return checked_values(values, source="command line")
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' requested but MPS is not available here; use --device cpu")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from gradretention.bench.suites import SUITES
+    from gradretention.optim import available_optimizers, optimizer_info
+    from gradretention.tasks.registry import available_tasks, get_task
+
+    sections: dict[str, Callable[[], list[tuple[str, str]]]] = {
+        "optimizers": lambda: [(n, optimizer_info(n)["summary"]) for n in available_optimizers()],
+        "tasks": lambda: [(n, get_task(n).description) for n in available_tasks()],
+        "suites": lambda: [(s.name, s.description) for s in SUITES.values()],
+    }
+    for kind in [args.kind] if args.kind else list(LIST_KINDS):
+        print(f"{kind}:")
+        for name, description in sections[kind]():
+            print(f"  {name:<22} {description}")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # One task and one spec: a single run per seed, no lr grid unless one is asked for.
+    values = sweep_values(args, {"seeds": 1, "lr_factors": (), "out": "results"})
+    values.update(tasks=(args.task,), optimizers=(args.optimizer,))
+    return _sweep(sweep_config_from_mapping(values, source="command line"), report=False)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.suite:
+        return _suite(args)
+    values = sweep_values(args, {})
+    if args.interactive:
+        values.update(interactive_choices(sys.stdin, sys.stdout))
+    return _sweep(sweep_config_from_mapping(values, source="command line"), report=True)
+
+
+def _sweep(config: Any, report: bool) -> int:
+    from gradretention.bench.progress import SweepProgress
+    from gradretention.bench.sweep import run_sweep
+
+    _check_device(config.device)
+    started = time.perf_counter()
+    with SweepProgress() as progress:
+        outcome = run_sweep(config, progress=progress)
+    _finish(Path(config.out), set(outcome.run_ids), time.perf_counter() - started, outcome.trained, report)
+    return EXIT_OK
+
+
+def _suite(args: argparse.Namespace) -> int:
+    from gradretention.bench.executors import LocalExecutor
+    from gradretention.bench.progress import SweepProgress
+    from gradretention.bench.suites import get_suite, suite_configs
+    from gradretention.bench.sweep import run_configs
+
+    suite = get_suite(args.suite)
+    values = sweep_values(args, {"seeds": 1, "out": str(Path("bench-out") / suite.name)})
+    config = sweep_config_from_mapping(values, source="command line")
+    _check_device(config.device)
+    configs = suite_configs(suite.name, seeds=config.seeds, epochs=config.epochs, device=config.device)
+    started = time.perf_counter()
+    with SweepProgress() as progress, LocalExecutor(config.workers) as executor:
+        data_dir = Path(config.data_dir) if config.data_dir else None
+        trained = run_configs(configs, Path(config.out), executor, data_dir, progress=progress)
+    _finish(Path(config.out), {c.run_id for c in configs}, time.perf_counter() - started, trained, report=True)
+    return EXIT_OK
+
+
+def _finish(out: Path, run_ids: set[str], wall_seconds: float, trained: int, report: bool) -> None:
+    """The terminal table of this sweep's runs, the wall time and the report's path."""
+    from gradretention.bench.report import build_report
+    from gradretention.bench.store import ResultsStore
+    from gradretention.bench.table import summary_table
+
+    with ResultsStore(out, read_only=True) as store:
+        runs = store.runs()
+    runs = runs[runs["run_id"].isin(run_ids)]
+    console = Console()
+    summary_table(runs, console=console, wall_seconds=wall_seconds)
+    for row in runs[runs["status"].isin(("diverged", "error"))].itertuples():
+        console.print(f"[yellow]{row.status}[/]: {row.optimizer} on {row.task} (seed {row.seed}): {row.reason}")
+    skipped = len(run_ids) - trained
+    console.print(f"{trained} runs trained, {skipped} already recorded; wall time {wall_seconds:.1f} s")
+    console.print(f"Results: {out / 'runs.db'}")
+    if report:
+        console.print(f"Report: {build_report(out)}")
+
+
+def interactive_choices(stdin: TextIO, stdout: TextIO) -> dict[str, tuple[str, ...]]:
+    """Ask for tasks and optimizers on a terminal; refuses in CI or without a TTY.
+
+    Raises:
+        ValueError: no terminal to ask on (``CI=true`` or stdin is not a TTY), or input ended.
+    """
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes") or not stdin.isatty():
+        raise ValueError("--interactive needs a terminal to ask on, but stdin is not a TTY (or CI=true); "
+                         "pass --tasks and --optimizers instead")  # fmt: skip
+    from gradretention.bench.sweep import DEFAULT_OPTIMIZERS, resolve_optimizers, resolve_tasks
+    from gradretention.optim import available_optimizers
+    from gradretention.tasks.registry import available_tasks
+
+    tasks = ask_names("tasks", available_tasks(), resolve_tasks, stdin, stdout)
+    registered = [n for n in DEFAULT_OPTIMIZERS if n in available_optimizers()]
+    optimizers = ask_names("optimizers", registered, resolve_optimizers, stdin, stdout)
+    return {"tasks": tasks, "optimizers": optimizers}
+
+
+def ask_names(kind: str, choices: Sequence[str], check: Callable[[Sequence[str]], object],
+              stdin: TextIO, stdout: TextIO) -> tuple[str, ...]:  # fmt: skip
+    """Prompt until the answer passes ``check``; empty or ``all`` means all.
+
+    Raises:
+        ValueError: input ended before a valid answer.
+    """
+    print(f"Available {kind}: {', '.join(choices)}", file=stdout)
+    while True:
+        print(f"Which {kind}? (comma list, or 'all') [all]: ", end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line:
+            raise ValueError(f"no {kind} chosen: input ended")
+        names = tuple(n.strip() for n in _split_top_level(line.strip()) if n.strip()) or ("all",)
+        try:
+            check(names)
+        except ValueError as exc:
+            print(exc, file=stdout)
+            continue
+        return names
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gradretention.bench.report import build_report
+
+    out = Path(args.out)
+    if not (out / "runs.db").is_file():
+        raise FileNotFoundError(f"no results store at {out / 'runs.db'}; run `gradretention bench --out {out}` first")
+    print(f"Report: {build_report(out)}")
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from gradretention.bench.export import export_results
+
+    for path in export_results(Path(args.out), args.fmt):
+        print(path)
+    return EXIT_OK
