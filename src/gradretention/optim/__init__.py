@@ -4,6 +4,8 @@ This package imports torch only — never the harness.
 """
 
 from gradretention.optim.composed import ComposedOptimizer
+from gradretention.optim.controllers.variance import VarianceController
+from gradretention.optim.enhanced import EnhancedSGD
 from gradretention.optim.named import SGDHD, SGDNHD, Adagrad, AdamHD
 from gradretention.optim.registry import (
     OptimizerEntry,
@@ -13,9 +15,11 @@ from gradretention.optim.registry import (
     optimizer_info,
     register_optimizer,
 )
+from gradretention.optim.retention import RescaledSGD
 from gradretention.optim.spec import format_spec, parse_spec
 
 __all__ = [
     "SGDHD", "SGDNHD", "Adagrad", "AdamHD", "ComposedOptimizer", "OptimizerEntry", "available_optimizers",
     "canonical_spec", "create_optimizer", "format_spec", "optimizer_info", "parse_spec", "register_optimizer",
+    "EnhancedSGD", "RescaledSGD", "VarianceController",
 ]

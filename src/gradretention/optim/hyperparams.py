@@ -48,6 +48,14 @@ def _bool(value: Any) -> bool:
     return isinstance(value, bool)
 
 
+def _optional_positive(value: Any) -> bool:
+    return value is None or (_number(value) and value > 0)
+
+
+def _seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 # name -> (check, text of the valid range). Names follow torch.optim and the reference code.
 HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "lr": _at_least(0.0),
@@ -68,6 +76,29 @@ HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "hypergrad_eps": _positive(),
     "lr_bounds": (_bounds, "None or (low, high) with low <= high"),
     "multiplicative": (_bool, "True or False"),
+    # Variance controller (specs/algorithms.md §2.2); κ <= 1 keeps the factor 1 − κ·r_t >= 0.
+    "variance_smoothing": _half_open(0.0, 1.0),
+    "lr_scaling": _closed(0.0, 1.0),
+    "min_factor": _closed(0.0, 1.0),
+    "max_factor": _at_least(1.0),
+    # RescaledSGD (§3); base_lr <= lr is checked by the class, which sees both.
+    "base_lr": _at_least(0.0),
+    "decay": _closed(0.0, 1.0),
+    "retain_min": (_bool, "True or False"),
+    "update": (lambda v: v in ("sign", "magnitude"), "'sign' or 'magnitude'"),
+    # EnhancedSGD (§4).
+    "clip_factor": (_optional_positive, "None (no clipping) or > 0"),
+    "noise_scale": _at_least(0.0),
+    "centering": (_bool, "True or False"),
+    "q_lr": _closed(0.0, 1.0),
+    "discount": _half_open(0.0, 1.0),
+    "epsilon": _closed(0.0, 1.0),
+    "epsilon_decay": _closed(0.0, 1.0),
+    "epsilon_min": _closed(0.0, 1.0),
+    "nudge": _half_open(0.0, 1.0),
+    "spike_factor": _at_least(1.0),
+    "bayesian_init_std": _at_least(0.0),
+    "seed": (_seed, "an integer >= 0"),
 }
 
 

@@ -1,0 +1,124 @@
+"""The gradient-variance controller: rising gradient noise lowers α, falling noise raises it.
+
+Per param group, at step t (specs/algorithms.md §2.2)::
+
+    v_t = ρ v_{t-1} + (1−ρ) Var(g_t)                      (v_1 = Var(g_1))
+    r_t = clamp((v_t − v_{t-1}) / (v_{t-1} + ε), −1, 1)   (r_1 = 0, ε = 1e-12)
+    α_t = clamp(α_{t-1} (1 − κ r_t), α_0·min_factor, α_0·max_factor)
+
+``Var`` is the unbiased sample variance (``torch.var``) over *all* gradient entries of the
+group; ρ = ``variance_smoothing`` (0.9), κ = ``lr_scaling`` (0.1). It needs no
+parameter-sized state: the variance is reduced on the device and crosses to the host as
+one scalar per group and step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradretention.optim.controllers.base import StepSignals
+from gradretention.optim.rules import BaseRule, Group
+
+RELATIVE_EPS = 1e-12
+"""ε in the relative change r_t: keeps r finite when the previous variance is zero."""
+
+
+def gradient_variance(grads: list[Tensor]) -> Tensor:
+    """Unbiased variance over all entries of ``grads``, as a 0-dim tensor on the first grad's device.
+
+    Per-tensor means and variances are combined exactly (Chan et al.'s pairwise formula),
+    so no gradient is concatenated or copied to the host. Fewer than two entries in all
+    have no spread: the result is then 0, where ``torch.var`` would give NaN.
+
+    Args:
+        grads: gradient tensors of any shapes; bfloat16/float16 are reduced in float32.
+
+    Returns:
+        ``Var`` of the concatenated, flattened ``grads`` (correction 1).
+    """
+    grads = [g for g in grads if g.numel() > 0]
+    dtype = torch.promote_types(grads[0].dtype, torch.float32) if grads else torch.float32
+    device = grads[0].device if grads else None
+    total = sum(g.numel() for g in grads)
+    if total < 2:
+        return torch.zeros((), dtype=dtype, device=device)
+    # Population variance and mean per tensor; one fused kernel each.
+    parts = [torch.var_mean(g.to(dtype), correction=0) for g in grads]
+    mean = torch.stack([m.to(device) * (g.numel() / total) for (_, m), g in zip(parts, grads)]).sum()
+    spread = torch.stack([(v.to(device) + (m.to(device) - mean).square()) * g.numel()
+                          for (v, m), g in zip(parts, grads)]).sum()
+    return spread / (total - 1)
+
+
+@dataclass(frozen=True)
+class VarianceStep:
+    """One step of the law: the new smoothed variance, its relative change and α."""
+
+    variance: float
+    change: float
+    lr: float
+
+
+def variance_law(variance: float, previous: float | None, lr: float, lr0: float, smoothing: float,
+                 scaling: float, min_factor: float, max_factor: float) -> VarianceStep:
+    """The §2.2 update for one group; ``previous`` is v_{t-1}, None at the first step.
+
+    Args:
+        variance: Var(g_t) of this step.
+        previous: v_{t-1}, or None at t = 1 (then v_1 = Var(g_1) and r_1 = 0).
+        lr: α_{t-1} (as a scheduler may have left it in the group).
+        lr0: α_0, the anchor of the bounds.
+        smoothing: ρ; scaling: κ; min_factor, max_factor: the bounds relative to α_0.
+    """
+    if previous is None:
+        smoothed, change = variance, 0.0
+    else:
+        smoothed = smoothing * previous + (1 - smoothing) * variance
+        change = min(max((smoothed - previous) / (previous + RELATIVE_EPS), -1.0), 1.0)
+    alpha = min(max(lr * (1 - scaling * change), lr0 * min_factor), lr0 * max_factor)
+    return VarianceStep(smoothed, change, alpha)
+
+
+class VarianceController:
+    """α scaled by the relative change of the smoothed gradient variance (see module docstring).
+
+    Group scalars kept (plain floats, in ``state_dict()``): ``grad_variance`` (v_t),
+    ``variance_change`` (r_t) and ``lr0`` (α_0, stored at the group's first step so the
+    bounds are relative to it).
+
+    .. note:: The bounds are anchored at α_0, the lr at the group's first step, so a torch
+       LR scheduler composes with the controller but cannot take α below
+       ``α_0·min_factor`` or above ``α_0·max_factor``. A non-finite gradient variance is
+       propagated (α becomes NaN), so a diverged run shows as diverged.
+
+    Example:
+        >>> from gradretention.optim import ComposedOptimizer
+        >>> opt = ComposedOptimizer(model.parameters(), rule="adam", controller="variance", lr=1e-3)
+    """
+
+    name = "variance"
+    needs_previous_direction = False
+    uses_loss = False
+
+    def __init__(self) -> None:
+        self.defaults: dict[str, Any] = {"variance_smoothing": 0.9, "lr_scaling": 0.1, "min_factor": 0.01,
+                                         "max_factor": 10.0}
+
+    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
+        """α_t for ``group``; updates ``grad_variance``, ``variance_change`` and ``lr0`` in it."""
+        variance = float(gradient_variance(signals.grads))  # the step's one host sync for this group
+        group.setdefault("lr0", float(group["lr"]))
+        step = variance_law(variance, group.get("grad_variance"), float(group["lr"]), group["lr0"],
+                            group["variance_smoothing"], group["lr_scaling"], group["min_factor"],
+                            group["max_factor"])
+        group["grad_variance"], group["variance_change"] = step.variance, step.change
+        return step.lr
+
+    def telemetry(self, group: Group) -> dict[str, float]:
+        """v_t and r_t (α is reported by the optimizer as ``lr``)."""
+        keys = ("grad_variance", "variance_change")
+        return {key: float(group[key]) for key in keys if key in group}
