@@ -120,7 +120,9 @@ def cifar_batch(images: np.ndarray, labels: list[int], name: str) -> dict[bytes,
     }
 
 
-def write_cifar10(root: Path, rng: np.random.Generator, per_batch: int = 2, numpy_module: str = "numpy.core.multiarray") -> dict[str, Any]:
+def write_cifar10(
+    root: Path, rng: np.random.Generator, per_batch: int = 2, numpy_module: str = "numpy.core.multiarray"
+) -> dict[str, Any]:
     """``cifar-10-batches-py`` contents under ``root``; returns the images and labels per file."""
     root.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -273,7 +275,9 @@ def bomb_png(width: int, height: int) -> bytes:
     )
 
 
-def write_voc(root: Path, masks: dict[str, np.ndarray], splits: dict[str, list[str]], colour_of: dict[str, tuple[int, int, int]]) -> None:
+def write_voc(
+    root: Path, masks: dict[str, np.ndarray], splits: dict[str, list[str]], colour_of: dict[str, tuple[int, int, int]]
+) -> None:
     """A ``VOCdevkit/VOC2012`` tree: solid-colour JPEGs, palette masks and split lists."""
     for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / folder).mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,11 @@ def _expect_only_format_errors(read) -> None:
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=64), mutated(VALID_IDX)), gz=st.booleans(), magic=st.sampled_from([IMAGES_MAGIC, LABELS_MAGIC]))
+@given(
+    data=st.one_of(st.binary(max_size=64), mutated(VALID_IDX)),
+    gz=st.booleans(),
+    magic=st.sampled_from([IMAGES_MAGIC, LABELS_MAGIC]),
+)
 def test_idx_reader_only_raises_format_errors(tmp_path, data, gz, magic):
     path = tmp_path / ("f.gz" if gz else "f")
     path.write_bytes(gzip.compress(data) if gz and len(data) % 2 else data)  # odd lengths: valid gzip of junk

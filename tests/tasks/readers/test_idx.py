@@ -47,7 +47,8 @@ def test_plain_and_gz_files_may_be_mixed(tmp_path, rng):
 
 def test_label_out_of_range_names_file_index_and_value(tmp_path):
     path = write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([3, 9, 10, 0, 255], dtype=np.uint8))
-    with pytest.raises(DatasetFormatError, match=r"train-labels-idx1-ubyte: labels must be 0\.\.9, found 10 at index 2 \(2 labels"):
+    expected = r"train-labels-idx1-ubyte: labels must be 0\.\.9, found 10 at index 2 \(2 labels"
+    with pytest.raises(DatasetFormatError, match=expected):
         read_idx_labels(path)
 
 
@@ -57,14 +58,21 @@ def test_wrong_magic_says_expected_and_found(tmp_path):
         read_idx_images(path)
     message = str(caught.value)
     assert str(path) in message
-    assert "expected IDX magic number 0x00000803" in message
-    assert "found 0x00000801 (an IDX labels file)" in message
+    assert "expected IDX magic number 0x00000803 (an IDX images file: unsigned bytes, 3 dims)" in message
+    assert "found 0x00000801 (an IDX labels file: unsigned bytes, 1 dim)" in message
 
 
 def test_float_idx_file_is_refused(tmp_path):
     path = tmp_path / "floats"
     path.write_bytes(struct.pack(">II", 0x00000D01, 1) + struct.pack(">f", 1.0))
-    with pytest.raises(DatasetFormatError, match="found 0x00000D01"):
+    with pytest.raises(DatasetFormatError, match=r"found 0x00000D01 \(an IDX file of element type 0x0D with 1 dims\)"):
+        read_idx_labels(path)
+
+
+def test_gzip_data_without_gz_name_gets_a_hint(tmp_path):
+    path = tmp_path / "train-labels-idx1-ubyte"
+    path.write_bytes(gzip.compress(idx_bytes(np.zeros(3, dtype=np.uint8))))
+    with pytest.raises(DatasetFormatError, match=r"found 0x1F8B08.. \(gzip data: a compressed file must be named \*\.gz\)"):
         read_idx_labels(path)
 
 

@@ -77,7 +77,9 @@ def _populate(name: str, data_dir: Path, rng: np.random.Generator) -> None:
     elif name == "cifar10":
         write_cifar10(data_dir / "cifar-10-batches-py", rng, per_batch=1)
     elif name == "imdb":
-        write_aclimdb(data_dir / "aclImdb", {f"{s}/{p}": {"1_9.txt" if p == "pos" else "1_1.txt": "x"} for s in ("train", "test") for p in ("pos", "neg")})
+        reviews = {f"{split}/{polarity}": {f"1_{rating}.txt": "x"} for split in ("train", "test")
+                   for polarity, rating in (("pos", 9), ("neg", 1))}  # fmt: skip
+        write_aclimdb(data_dir / "aclImdb", reviews)
     elif name == "ag_news":
         for split in ("train", "test"):
             write_ag_news(data_dir / "ag_news" / f"{split}.csv", [("1", "t", "d")])

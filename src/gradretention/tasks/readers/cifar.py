@@ -171,7 +171,9 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(labels, list) or len(labels) != data.shape[0]:
         found = f"{len(labels)} labels" if isinstance(labels, list) else type(labels).__name__
         raise DatasetFormatError(f"{path}: b'labels' must be a list of {data.shape[0]} ints, found {found}")
-    bad = [(index, label) for index, label in enumerate(labels) if type(label) is not int or not 0 <= label < NUM_CLASSES]
+    bad = [
+        (index, label) for index, label in enumerate(labels) if type(label) is not int or not 0 <= label < NUM_CLASSES
+    ]
     if bad:
         raise DatasetFormatError(f"{path}: labels must be 0..9, found {bad[0][1]!r} at index {bad[0][0]}")
     return data.reshape(-1, 3, 32, 32).copy(), np.asarray(labels, dtype=np.int64)

@@ -34,7 +34,10 @@ MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_KNOWN_MAGICS = {IMAGES_MAGIC: "an IDX images file", LABELS_MAGIC: "an IDX labels file"}
+_KNOWN_MAGICS = {
+    IMAGES_MAGIC: "an IDX images file: unsigned bytes, 3 dims",
+    LABELS_MAGIC: "an IDX labels file: unsigned bytes, 1 dim",
+}
 _CHUNK = 1 << 20
 
 
@@ -61,10 +64,9 @@ def read_idx(path: str | Path, magic: int, max_elements: int = MAX_ELEMENTS) -> 
         try:
             found = struct.unpack(">I", _read_exactly(stream, 4, path, "a 4-byte magic number"))[0]
             if found != magic:
-                what = _KNOWN_MAGICS.get(found, "not an unsigned-byte IDX file of this kind")
                 raise DatasetFormatError(
-                    f"{path}: expected IDX magic number 0x{magic:08X} ({_KNOWN_MAGICS.get(magic, 'IDX')}, "
-                    f"unsigned bytes, {ndim} dims), found 0x{found:08X} ({what})"
+                    f"{path}: expected IDX magic number 0x{magic:08X} ({_describe_magic(magic)}), "
+                    f"found 0x{found:08X} ({_describe_magic(found)})"
                 )
             raw_dims = _read_exactly(stream, 4 * ndim, path, f"{ndim} big-endian uint32 dimension sizes")
             dims = struct.unpack(f">{ndim}I", raw_dims)
@@ -79,6 +81,16 @@ def read_idx(path: str | Path, magic: int, max_elements: int = MAX_ELEMENTS) -> 
             # gzip reports a bad or truncated stream with these; all mean "not a valid file".
             raise DatasetFormatError(f"{path}: unreadable or corrupt compressed data ({error})") from error
     return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
+
+
+def _describe_magic(value: int) -> str:
+    if value in _KNOWN_MAGICS:
+        return _KNOWN_MAGICS[value]
+    if value >> 16 == 0x1F8B:
+        return "gzip data: a compressed file must be named *.gz"
+    if value >> 16:
+        return "not an IDX file"
+    return f"an IDX file of element type 0x{(value >> 8) & 0xFF:02X} with {value & 0xFF} dims"
 
 
 def _read_exactly(stream: BinaryIO, size: int, path: Path, what: str) -> bytes:

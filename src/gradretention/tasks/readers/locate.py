@@ -68,7 +68,10 @@ DATASETS: dict[str, DatasetSource] = {
     ),
     "imdb": DatasetSource(
         "IMDB",
-        (_files("aclImdb", "train/pos/", "train/neg/", "test/pos/", "test/neg/"), _files("imdb", "train.csv", "test.csv")),
+        (
+            _files("aclImdb", "train/pos/", "train/neg/", "test/pos/", "test/neg/"),
+            _files("imdb", "train.csv", "test.csv"),
+        ),
         "stanfordnlp/imdb",
         "aclImdb_v1.tar.gz from https://ai.stanford.edu/~amaas/data/sentiment/, extracted",
     ),

@@ -126,8 +126,9 @@ def _parse_question(check: _Checker, qa: Any, where: str, title: str, context: s
             f"{check.path}: {where}.answers: expected at least one answer (SQuAD v1.1), found none; "
             "unanswerable questions (SQuAD v2.0) are not supported"
         )
-    texts = tuple(check.field(answer, "text", str, f"{where}.answers[{i}]") for i, answer in enumerate(answers))
-    starts = tuple(check.field(answer, "answer_start", int, f"{where}.answers[{i}]") for i, answer in enumerate(answers))
+    places = [(answer, f"{where}.answers[{i}]") for i, answer in enumerate(answers)]
+    texts = tuple(check.field(answer, "text", str, place) for answer, place in places)
+    starts = tuple(check.field(answer, "answer_start", int, place) for answer, place in places)
     question = check.field(qa, "question", str, where)
     return SquadExample(check.field(qa, "id", str, where), title, question, context, texts, starts)
 

@@ -56,7 +56,8 @@ def _open_checked(
         except DatasetFormatError:
             raise
         except Exception as error:  # noqa: BLE001 - Pillow signals corrupt data with many exception types
-            raise DatasetFormatError(f"{path}: expected a valid {fmt} file ({type(error).__name__}: {error})") from error
+            found = f"{type(error).__name__}: {error}"
+            raise DatasetFormatError(f"{path}: expected a valid {fmt} file ({found})") from error
 
 
 def read_voc_mask(path: str | Path, size: tuple[int, int] | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
