@@ -83,6 +83,13 @@ def test_lr_trajectory_uses_group_zero_on_a_symlog_axis() -> None:
     assert lines["sgd"] == pytest.approx([0.01] * 5)  # group 1 (lr 5.0) is not mixed in
 
 
+def test_positive_lrs_within_a_decade_stay_on_a_linear_axis() -> None:
+    runs = _runs()
+    runs = runs[runs["optimizer"] != "adam_hd"]  # the others keep lr 0.01 throughout
+    fig = plots.lr_trajectories(runs, _curves(runs), "spiral")
+    assert fig.axes[0].get_yscale() == "linear"
+
+
 def test_one_optimizer_keeps_one_colour_across_figures() -> None:
     runs = _runs()
     colors = plots.optimizer_colors(runs["optimizer"])

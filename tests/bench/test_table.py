@@ -52,8 +52,14 @@ def test_best_optimizer_of_each_task_is_highlighted() -> None:
                                              _run("adam", 0, 0.6, task="digits-mlp")])])
     result, _ = _rendered(runs)
     optimizers = result.columns[1]._cells
-    bold = [optimizers[i] for i, row in enumerate(result.rows) if row.style == "bold green"]
+    bold = [str(optimizers[i]) for i, row in enumerate(result.rows) if row.style == "bold green"]
     assert bold == ["sgd", "adam_hd"]  # digits-mlp sorts first
+
+
+def test_spec_names_with_brackets_are_shown_verbatim_not_as_markup() -> None:
+    runs = _runs().replace({"optimizer": {"adam_hd": "adam_hd[hypergrad_lr=1e-07]"}})
+    _, text = _rendered(runs)
+    assert "adam_hd[hypergrad_lr=1e-07]" in text
 
 
 def test_wall_time_is_optional() -> None:

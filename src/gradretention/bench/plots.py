@@ -112,7 +112,7 @@ def learning_curves(
     loss_ax, metric_ax = fig.subplots(1, 2)
     _band_lines(loss_ax, train, "step", colors)
     _band_lines(metric_ax, val, "epoch", colors)
-    if not train.empty and (train["value"] > 0).all():
+    if _spans_decades(train["value"].to_numpy(float)):
         loss_ax.set_yscale("log")
     loss_ax.set(xlabel="step", ylabel="train loss", title=f"{task}: train loss")
     metric_ax.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"{task}: validation {metric}")
@@ -126,11 +126,12 @@ def lr_trajectories(
     task: str,
     colors: Mapping[str, Color] | None = None,
 ) -> Figure | None:
-    """Learning rate of param group 0 vs step, mean over seeds, on a symlog axis.
+    """Learning rate of param group 0 vs step, mean over seeds.
 
-    Symlog because a hypergradient lr may cross zero; the linear region is sized from the
-    data so that both tiny and large lrs stay readable. Every status is drawn: an lr that
-    ran away is often why a run diverged.
+    The axis is symlog once an lr reaches zero or below (a hypergradient lr may cross
+    zero), its linear region sized from the data so that tiny and large lrs stay readable;
+    log for positive lrs spanning a decade or more; linear otherwise. Every status is
+    drawn: an lr that ran away is often why a run diverged.
     """
     points = _task_curves(runs, curves, task, None)
     lrs = points[(points["split"] == "opt") & (points["name"] == "lr")]
@@ -141,8 +142,12 @@ def lr_trajectories(
     fig = Figure(figsize=_SMALL, layout="constrained")
     ax = fig.subplots()
     _band_lines(ax, lrs, "step", colors)
-    ax.set_yscale("symlog", linthresh=_linthresh(lrs["value"].to_numpy()))
-    ax.axhline(0.0, color="0.6", linewidth=0.8)
+    values = lrs["value"].to_numpy(float)
+    if (values <= 0).any():
+        ax.set_yscale("symlog", linthresh=_linthresh(values))
+        ax.axhline(0.0, color="0.6", linewidth=0.8)
+    elif _spans_decades(values):
+        ax.set_yscale("log")
     ax.set(xlabel="step", ylabel="lr (group 0)", title=f"{task}: learning rate")
     _legend(fig, ax)
     return fig
@@ -258,9 +263,17 @@ def _band_lines(ax: Axes, points: pd.DataFrame, x: str, colors: Mapping[str, Col
         stats = group.groupby(x)["value"].agg(["mean", "std"]).sort_index()
         xs, mean = stats.index.to_numpy(float), stats["mean"].to_numpy(float)
         std = stats["std"].fillna(0.0).to_numpy(float)  # one seed: no band, not a NaN band
-        ax.plot(xs, mean, color=colors[name], linewidth=1.4, label=name)
+        # A short run logs a point or two: a marker keeps it from vanishing.
+        marker = "o" if xs.size <= 5 else None
+        ax.plot(xs, mean, color=colors[name], linewidth=1.4, marker=marker, markersize=3.5, label=name)
         ax.fill_between(xs, mean - std, mean + std, color=colors[name], alpha=0.18, linewidth=0)
     ax.grid(alpha=0.3)
+
+
+def _spans_decades(values: np.ndarray) -> bool:
+    """Log scale pays off for positive values spanning at least a decade; below that its
+    ticks (``9×10⁻¹``) read worse than a linear axis."""
+    return values.size > 0 and bool((values > 0).all()) and values.max() >= 10 * values.min()
 
 
 def _linthresh(values: np.ndarray) -> float:

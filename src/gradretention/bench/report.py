@@ -181,7 +181,8 @@ def _profile_blocks(runs: pd.DataFrame, metrics: dict[str, str], folder: Path, d
     if not reported.loc[reported["task"].isin(tasks) & (reported["status"] == "done"), metric].notna().any():
         return []
     profile = stats.performance_profile(runs[runs["task"].isin(tasks)], metric, higher_is_better(metric))
-    caption = f"Share of tasks where an optimizer's mean {metric_label(metric)} error is within a factor τ of the best."
+    caption = (f"Share of tasks on which an optimizer's mean error (1 − {metric.replace('_', ' ')}, or the loss itself) "
+               "is within a factor τ of the best optimizer's.")
     figures = _saved([(plots.performance_profile_plot(profile, colors), "profile", caption)], folder, dpi)
     return [Heading("Performance profile"), figures] if figures.items else []
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from gradretention.bench import stats
 
@@ -131,26 +132,34 @@ def summary_table(
         metric: force one metric for every task (see :func:`primary_metrics`).
     """
     metrics = primary_metrics(runs, metric)
-    table = Table(title="GradRetentionNet benchmark", header_style="bold", show_lines=False)
-    for header, justify in (("task", "left"), ("optimizer", "left"), ("metric", "left"),
-                            ("mean ± std (n)", "right"), ("best lr", "right"),
-                            ("median steps to target", "right"), ("diverged", "right")):  # fmt: skip
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    rows = summary_rows(runs, metrics)
+    # One metric for every task goes in the title: an 80-column terminal has no room to spare.
+    single = metric_label(rows["metric"].iloc[0]) if rows["metric"].nunique() == 1 else None
+    title = "GradRetentionNet benchmark" + (f": {single}" if single else "")
+    table = Table(title=title, header_style="bold")
+    table.add_column("task", no_wrap=True)
+    table.add_column("optimizer", overflow="fold")
+    if single is None:
+        table.add_column("metric")
+    table.add_column("mean ± std (n)", justify="right", no_wrap=True)
+    for header in ("best lr", "steps to target", "diverged"):
+        table.add_column(header, justify="right")
     previous_task = None
-    for row in summary_rows(runs, metrics).itertuples():
+    for row in rows.itertuples():
         if previous_task is not None and row.task != previous_task:
             table.add_section()
-        style = "bold green" if row.is_best else None
-        cells = (
-            row.task if row.task != previous_task else "",
-            row.optimizer,
-            metric_label(row.metric) if row.task != previous_task else "",
+        first = row.task != previous_task
+        # Text, not str: a spec such as "adam_hd[hypergrad_lr=1e-07]" is not rich markup.
+        cells: list[str | Text] = [Text(row.task if first else ""), Text(row.optimizer)]
+        if single is None:
+            cells.append(metric_label(row.metric) if first else "")
+        cells += [
             f"{_mean_std(row.metric, row.mean, row.std)} ({row.n})",
             f"{row.best_lr:.3g}" if pd.notna(row.best_lr) else "—",
             f"{row.median_steps_to_target:.0f}" if pd.notna(row.median_steps_to_target) else "—",
-            str(int(row.n_diverged)) if row.n_diverged else "0",
-        )
-        table.add_row(*cells, style=style)
+            str(int(row.n_diverged)),
+        ]
+        table.add_row(*cells, style="bold green" if row.is_best else None)
         previous_task = row.task
     table.caption = _caption(wall_seconds)
     if console is not None:
@@ -170,7 +179,7 @@ def format_duration(seconds: float) -> str:
 
 
 def _caption(wall_seconds: float | None) -> str:
-    text = "best per task in bold; n = finished runs"
+    text = "bold: best per task; n: finished runs; steps: median"
     if wall_seconds is not None:
         text += f"; total wall time {format_duration(wall_seconds)}"
     return text
