@@ -1,0 +1,322 @@
+"""The Tk window: widgets, the event-queue pump and ``gui_main`` — no training logic here.
+
+Training runs in :class:`~gradretention.gui.worker.TrainingWorker`'s thread; its events
+arrive through a ``queue.Queue`` that :meth:`GuiApp._poll` drains every
+:data:`POLL_MS` with Tk's ``after``, so the window never blocks on training. The
+presenter turns events into state, :class:`~gradretention.gui.views.Views` draws it,
+and redraws are throttled so a fast run cannot starve the event loop.
+
+Example (a window that trains for 10 s, saves itself and closes)::
+
+    gradretention gui --run-for 10 --screenshot window.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import time
+import tkinter as tk
+from pathlib import Path
+from tkinter import filedialog, ttk
+
+import torch
+from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
+
+from gradretention.gui.controls import (
+    LR_SLIDER_RANGE, lr_from_slider, parse_base_lr, parse_number, slider_from_lr, split_optimizer_list,
+)
+from gradretention.gui.dialogs import SessionForm, show_results
+from gradretention.gui.messages import (
+    GuiEvent, SelectLayer, SessionFinished, SessionStarted, SetBaseLr, SetLr, SetRetainMin,
+)
+from gradretention.gui.presenter import Presenter
+from gradretention.gui.views import Views
+from gradretention.gui.screenshot import save_screenshot
+from gradretention.gui.worker import GuiSession, TrainingWorker, default_optimizers
+
+POLL_MS = 50  # how often the Tk loop drains the event queue
+MAX_EVENTS_PER_POLL = 5000  # bound one drain so the window answers clicks even under a flood
+MIN_REDRAW_SECONDS = 0.4
+
+
+class GuiApp:
+    """The main window; ``session`` fills the form's initial values."""
+
+    def __init__(self, root: tk.Tk, session: GuiSession) -> None:
+        self.root = root
+        self.presenter = Presenter()
+        self.views = Views()
+        self.events: queue.Queue[GuiEvent] = queue.Queue()
+        self.worker: TrainingWorker | None = None
+        self.y_multiplier = 1.0
+        self.closing = False
+        self._last_draw, self._draw_seconds, self._synced_run = 0.0, 0.0, None
+        root.title("GradRetentionNet — live optimizer view")
+        self.form = SessionForm(root, session, self)
+        self._build_controls()
+        self._build_canvases()
+        self._build_status()
+        self.redraw(force=True)
+        root.after(POLL_MS, self._poll)
+
+    def _build_controls(self) -> None:
+        bar = ttk.Frame(self.root, padding=(6, 2))
+        bar.grid(row=1, column=0, sticky="ew")
+        self.lr_position = tk.DoubleVar(value=-2.0)
+        self.lr_label = ttk.Label(bar, width=12, text="lr 0.01")
+        ttk.Label(bar, text="Learning rate").pack(side="left")
+        self.lr_slider = ttk.Scale(bar, from_=LR_SLIDER_RANGE[0], to=LR_SLIDER_RANGE[1], length=180,
+                                   variable=self.lr_position, command=self._on_lr_moved)
+        self.lr_slider.pack(side="left")
+        self.lr_slider.bind("<ButtonRelease-1>", self._on_lr_released)
+        self.lr_label.pack(side="left")
+        self.retain_min = tk.BooleanVar(value=True)
+        ttk.Checkbutton(bar, text="Retain minimum scaling", variable=self.retain_min,
+                        command=lambda: self._send(SetRetainMin(self.retain_min.get()))).pack(side="left", padx=6)
+        self.base_lr = self._entry_with_button(bar, "Base lr", "1e-5", self._on_base_lr)
+        self.y_range = self._entry_with_button(bar, "Y-range ×", "1", self._on_y_range)
+        ttk.Label(bar, text="Layer").pack(side="left", padx=(8, 2))
+        self.layer = ttk.Combobox(bar, width=16, state="readonly", values=())
+        self.layer.pack(side="left")
+        self.layer.bind("<<ComboboxSelected>>", lambda _: self._send(SelectLayer(self.layer.get())))
+
+    def _entry_with_button(self, parent: ttk.Frame, label: str, initial: str, action: object) -> ttk.Entry:
+        ttk.Label(parent, text=label).pack(side="left", padx=(8, 2))
+        entry = ttk.Entry(parent, width=8)
+        entry.insert(0, initial)
+        entry.pack(side="left")
+        entry.bind("<Return>", lambda _: action())
+        ttk.Button(parent, text="Set", width=4, command=action).pack(side="left")
+        return entry
+
+    def _build_canvases(self) -> None:
+        frame = ttk.Frame(self.root)
+        frame.grid(row=2, column=0, sticky="nsew")
+        self.root.rowconfigure(2, weight=1)
+        self.root.columnconfigure(0, weight=1)
+        self.canvases = {}
+        for column, (name, figure) in enumerate(self.views.figures.items()):
+            canvas = FigureCanvasTkAgg(figure, master=frame)
+            canvas.get_tk_widget().grid(row=0, column=column, sticky="nsew")
+            frame.columnconfigure(column, weight=1)
+            self.canvases[name] = canvas
+        frame.rowconfigure(0, weight=1)
+
+    def _build_status(self) -> None:
+        bar = ttk.Frame(self.root, padding=(6, 2))
+        bar.grid(row=3, column=0, sticky="ew")
+        self.progress = ttk.Progressbar(bar, length=260, maximum=1.0, mode="determinate")
+        self.progress.pack(side="left")
+        self.status = ttk.Label(bar, text=self.presenter.status, anchor="w")
+        self.status.pack(side="left", fill="x", expand=True, padx=8)
+
+    # Session buttons (called by the form).
+    def start(self, session: GuiSession) -> None:
+        if self.worker is not None and self.worker.is_alive():
+            self.show_message("refused: a session is running; Stop it first")
+            return
+        self.events = queue.Queue()
+        self.worker = TrainingWorker(session, self.events)
+        self.worker.start()
+        self.show_message(f"starting {', '.join(session.optimizers)} on {session.task}")
+
+    def toggle_pause(self) -> bool:
+        """Pause or resume; returns True when now paused."""
+        if self.worker is None or not self.worker.is_alive():
+            self.show_message("nothing to pause: press Start first")
+            return False
+        paused = self.worker.signals.resume.is_set()
+        self.worker.pause() if paused else self.worker.resume()
+        self.show_message("paused" if paused else "resumed")
+        return paused
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    def skip(self) -> None:
+        if self.worker is not None and self.worker.is_alive():
+            self.worker.skip()
+
+    def save_graphs(self, directory: Path | None = None) -> list[Path]:
+        """One PNG per view into ``directory`` (asked for when ``None``)."""
+        if directory is None:
+            chosen = filedialog.askdirectory(parent=self.root, title="Save graphs into")
+            if not chosen:
+                return []
+            directory = Path(chosen)
+        self.redraw(force=True)
+        paths = self.views.save(directory)
+        self.show_message(f"saved {len(paths)} graphs to {directory}")
+        return paths
+
+    # Controls on the running optimizer.
+    def _on_lr_moved(self, _value: str) -> None:
+        self.lr_label.configure(text=f"lr {lr_from_slider(self.lr_position.get()):.3g}")
+
+    def _on_lr_released(self, _event: object) -> None:
+        self._send(SetLr(lr_from_slider(self.lr_position.get())))
+
+    def _on_base_lr(self) -> None:
+        try:
+            self._send(SetBaseLr(parse_base_lr(self.base_lr.get(), self.presenter.current_lr)))
+        except ValueError as exc:
+            self.show_message(f"refused: {exc}")
+
+    def _on_y_range(self) -> None:
+        try:
+            self.y_multiplier = parse_number(self.y_range.get(), "y-range multiplier", positive=True)
+        except ValueError as exc:
+            self.show_message(f"refused: {exc}")
+            return
+        self.redraw(force=True)
+
+    def _send(self, command: object) -> None:
+        if self.worker is None or not self.worker.is_alive():
+            self.show_message("no run in progress: press Start first")
+            return
+        self.worker.send(command)
+
+    def show_message(self, text: str) -> None:
+        self.presenter.status = text
+        self.status.configure(text=text)
+
+    # The pump.
+    def _poll(self) -> None:
+        if self.closing:
+            return
+        self.drain()
+        self.root.after(POLL_MS, self._poll)
+
+    def drain(self, limit: int | None = MAX_EVENTS_PER_POLL) -> None:
+        """Hand up to ``limit`` queued events (``None``: all) to the presenter; refresh the widgets."""
+        handled = 0
+        while limit is None or handled < limit:
+            handled += 1
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                break
+            self.presenter.handle(event)
+            if isinstance(event, SessionStarted):
+                self.layer.configure(values=event.layers)
+                self.layer.set(self.worker.layer if self.worker is not None and self.worker.layer else "")
+            elif isinstance(event, SessionFinished):
+                self.redraw(force=True)
+                if self.presenter.results and not self.closing:
+                    show_results(self.root, self.presenter.result_rows())
+        self._sync_lr_slider()
+        self.progress.configure(value=self.presenter.progress())
+        self.status.configure(text=self.presenter.status)
+        self.redraw()
+
+    def _sync_lr_slider(self) -> None:
+        """Show a new run's starting lr on the slider (once per run, so a drag is not undone)."""
+        current = self.presenter.current
+        if current is None or current is self._synced_run or self.presenter.current_lr is None:
+            return
+        self._synced_run = current
+        self.lr_position.set(slider_from_lr(self.presenter.current_lr))
+        self._on_lr_moved("")
+
+    def redraw(self, force: bool = False) -> None:
+        """Repaint the views if something changed, at most every few hundred ms unless forced."""
+        now = time.monotonic()
+        wait = max(MIN_REDRAW_SECONDS, 2 * self._draw_seconds)
+        if not force and (not self.presenter.dirty or now - self._last_draw < wait):
+            return
+        self.views.draw(self.presenter, self.y_multiplier)
+        for canvas in self.canvases.values():
+            canvas.draw()
+        self.presenter.dirty = False
+        self._last_draw, self._draw_seconds = time.monotonic(), time.monotonic() - now
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gradretention gui", description="Watch optimizers train, live.")
+    parser.add_argument("--task", default="spiral", help="registered task (default: spiral)")
+    parser.add_argument("--optimizers", default=None,
+                        help="up to 4 comma-separated optimizer specs (default: rescaled_sgd,sgd)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per optimizer (default: 3)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the task's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="0: full batch (default: the task's)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="where file-based tasks find their data")
+    parser.add_argument("--run-for", type=float, default=None, metavar="SECONDS",
+                        help="start training at once and close the window after SECONDS")
+    parser.add_argument("--screenshot", type=Path, default=None, metavar="PATH",
+                        help="save the window as PNG before closing")
+    parser.add_argument("--save-graphs", type=Path, default=None, metavar="DIR",
+                        help="save one PNG per view into DIR before closing")
+    parser.add_argument("--dump-state", type=Path, default=None, metavar="PATH",
+                        help="write what the views show as JSON before closing")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads for training (default 1: the window keeps a core)")
+    return parser
+
+
+def _session_from(args: argparse.Namespace) -> GuiSession:
+    if args.run_for is not None and not args.run_for > 0:
+        raise ValueError(f"--run-for must be > 0 seconds, got {args.run_for}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    optimizers = split_optimizer_list(args.optimizers) if args.optimizers is not None else default_optimizers()
+    return GuiSession(task=args.task, optimizers=optimizers, seeds=args.seeds, epochs=args.epochs,
+                      batch_size=args.batch_size, data_dir=args.data_dir)
+
+
+def gui_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``gradretention gui``; returns the exit status (2: bad flags, 1: no display or a failed session)."""
+    args = _parser().parse_args(argv)
+    try:
+        session = _session_from(args)
+    except ValueError as exc:
+        print(f"gradretention gui: {exc}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    try:
+        root = tk.Tk()
+    except tk.TclError as exc:
+        print(f"gradretention gui: cannot open a window ({exc}); set DISPLAY or run under xvfb-run",
+              file=sys.stderr)
+        return 1
+    app = GuiApp(root, session)
+    root.protocol("WM_DELETE_WINDOW", lambda: _close(app, args))
+    if args.run_for is not None:
+        root.after(0, lambda: app.start(session))
+        root.after(int(args.run_for * 1000), lambda: _close(app, args))
+    root.mainloop()
+    return 1 if app.presenter.session_status == "error" else 0
+
+
+def _close(app: GuiApp, args: argparse.Namespace) -> None:
+    """Stop training, catch up with its last events, write the requested outputs and close."""
+    app.closing = True  # no more polling, no results window popping over the screenshot
+    if app.worker is not None:
+        app.worker.stop()
+        app.worker.join(timeout=10.0)
+    app.drain(limit=None)
+    app.redraw(force=True)
+    state = app.presenter.to_dict()
+    if args.screenshot is not None:
+        state["screenshot_method"] = _screenshot(app, args.screenshot)
+    if args.save_graphs is not None:
+        app.save_graphs(args.save_graphs)
+    if args.dump_state is not None:
+        args.dump_state.parent.mkdir(parents=True, exist_ok=True)
+        args.dump_state.write_text(json.dumps(state, indent=1))
+    app.root.destroy()
+
+
+def _screenshot(app: GuiApp, path: Path) -> str:
+    root = app.root
+    for child in root.winfo_children():
+        if isinstance(child, tk.Toplevel):
+            child.withdraw()  # without a window manager a results window would sit on top of the grab
+    root.lift()
+    root.update()
+    x, y = root.winfo_rootx(), root.winfo_rooty()
+    bbox = (x, y, x + root.winfo_width(), y + root.winfo_height())
+    return save_screenshot(path, bbox, list(app.views.figures.values()), app.presenter.status)

@@ -1,0 +1,108 @@
+"""Tk widgets around the views: the session form (row of buttons) and the results window.
+
+Widgets only: the form parses its entries with :mod:`gradretention.gui.controls` and
+hands a :class:`~gradretention.gui.worker.GuiSession` to the app; a bad entry is
+refused in the status line and nothing else happens.
+"""
+
+from __future__ import annotations
+
+import math
+import tkinter as tk
+from tkinter import ttk
+from typing import Protocol
+
+from gradretention.gui.controls import parse_int, split_optimizer_list
+from gradretention.gui.presenter import ResultRow
+from gradretention.gui.worker import GuiSession
+from gradretention.tasks.registry import available_tasks
+
+
+class SessionOwner(Protocol):
+    """What the form needs from the app."""
+
+    def start(self, session: GuiSession) -> None: ...
+    def toggle_pause(self) -> bool: ...
+    def stop(self) -> None: ...
+    def skip(self) -> None: ...
+    def save_graphs(self) -> object: ...
+    def show_message(self, text: str) -> None: ...
+
+
+class SessionForm:
+    """Row 0 of the window: task, optimizers, seeds, epochs and the session buttons."""
+
+    def __init__(self, root: tk.Tk, session: GuiSession, owner: SessionOwner) -> None:
+        self.owner, self.session = owner, session
+        bar = ttk.Frame(root, padding=(6, 4))
+        bar.grid(row=0, column=0, sticky="ew")
+        ttk.Label(bar, text="Task").pack(side="left")
+        self.task = ttk.Combobox(bar, width=12, state="readonly", values=available_tasks())
+        self.task.set(session.task)
+        self.task.pack(side="left", padx=(2, 8))
+        self.optimizers = self._entry(bar, "Optimizers (≤ 4)", ",".join(session.optimizers), 30)
+        self.seeds = self._entry(bar, "Seeds", str(session.seeds), 4)
+        self.epochs = self._entry(bar, "Epochs", "" if session.epochs is None else str(session.epochs), 5)
+        self.pause_text = tk.StringVar(value="Pause")
+        for text, command in (("Start", self._start), ("Stop", owner.stop),
+                              ("Skip to next optimizer", owner.skip), ("Save graphs", owner.save_graphs)):
+            ttk.Button(bar, text=text, command=command).pack(side="left", padx=2)
+        ttk.Button(bar, textvariable=self.pause_text, command=self._pause).pack(side="left", padx=2)
+
+    @staticmethod
+    def _entry(parent: ttk.Frame, label: str, initial: str, width: int) -> ttk.Entry:
+        ttk.Label(parent, text=label).pack(side="left")
+        entry = ttk.Entry(parent, width=width)
+        entry.insert(0, initial)
+        entry.pack(side="left", padx=(2, 8))
+        return entry
+
+    def read(self) -> GuiSession:
+        """The session the form describes.
+
+        Raises:
+            ValueError: the first bad entry, named, with what is allowed.
+        """
+        epochs_text = self.epochs.get().strip()
+        epochs = None if not epochs_text else parse_int(epochs_text, "epochs")
+        return GuiSession(task=self.task.get(), optimizers=split_optimizer_list(self.optimizers.get()),
+                          seeds=parse_int(self.seeds.get(), "seeds"), epochs=epochs,
+                          batch_size=self.session.batch_size, log_every=self.session.log_every,
+                          data_seed=self.session.data_seed, max_bars=self.session.max_bars,
+                          data_dir=self.session.data_dir)  # fmt: skip
+
+    def _start(self) -> None:
+        try:
+            session = self.read()
+        except ValueError as exc:
+            self.owner.show_message(f"refused: {exc}")
+            return
+        self.pause_text.set("Pause")
+        self.owner.start(session)
+
+    def _pause(self) -> None:
+        self.pause_text.set("Resume" if self.owner.toggle_pause() else "Pause")
+
+
+def format_mean_std(value: tuple[float, float, int]) -> str:
+    """``"0.8512 ± 0.0123 (n=3)"``; ``"—"`` when no run finished."""
+    mean, std, n = value
+    return "—" if n == 0 or math.isnan(mean) else f"{mean:.4f} ± {std:.4f} (n={n})"
+
+
+def show_results(root: tk.Tk, rows: list[ResultRow]) -> tk.Toplevel:
+    """A window with the test loss and accuracy (mean ± std over seeds) per optimizer."""
+    window = tk.Toplevel(root)
+    window.title("Results — test split, mean ± std over seeds")
+    columns = ("optimizer", "runs", "test loss", "test accuracy", "statuses")
+    table = ttk.Treeview(window, columns=columns, show="headings", height=max(len(rows), 1))
+    for column, width in zip(columns, (220, 50, 190, 190, 160)):
+        table.heading(column, text=column)
+        table.column(column, width=width, anchor="w")
+    for row in rows:
+        statuses = ", ".join(f"{status} {count}" for status, count in sorted(row.statuses.items()))
+        table.insert("", "end", values=(row.optimizer, row.runs, format_mean_std(row.test_loss),
+                                        format_mean_std(row.test_accuracy), statuses))
+    table.pack(fill="both", expand=True, padx=6, pady=6)
+    ttk.Button(window, text="Close", command=window.destroy).pack(pady=(0, 6))
+    return window
