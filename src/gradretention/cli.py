@@ -99,6 +99,7 @@ def _add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-seed", type=int, help="which fixed train/val/test split")
     parser.add_argument("--out", help="output folder (runs.db, report)")
     parser.add_argument("--workers", type=int, help="parallel runs (default: the cores)")
+    parser.add_argument("--threads", type=int, help="CPU threads per run; default 1 keeps numbers independent of --workers; 0: cores/workers")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps")
 
 
@@ -135,7 +136,7 @@ def sweep_values(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str
     if args.config is not None:
         values.update(read_config_values(args.config))
     names = ("tasks", "optimizers", "epochs", "max_steps", "batch_size", "lrs", "lr_factors", "seeds",
-             "tune_seeds", "log_every", "data_dir", "data_seed", "out", "workers", "device")  # fmt: skip
+             "tune_seeds", "log_every", "data_dir", "data_seed", "out", "workers", "threads", "device")  # fmt: skip
     flags = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if "epochs" in flags or "max_steps" in flags:  # a budget flag replaces the file's budget
         values.pop("epochs", None)
@@ -208,7 +209,7 @@ def _suite(args: argparse.Namespace) -> int:
     _check_device(config.device)
     configs = suite_configs(suite.name, seeds=config.seeds, epochs=config.epochs, device=config.device)
     started = time.perf_counter()
-    with SweepProgress() as progress, LocalExecutor(config.workers) as executor:
+    with SweepProgress() as progress, LocalExecutor(config.workers, config.threads) as executor:
         data_dir = Path(config.data_dir) if config.data_dir else None
         trained = run_configs(configs, Path(config.out), executor, data_dir, progress=progress)
     _finish(Path(config.out), {c.run_id for c in configs}, time.perf_counter() - started, trained, report=True)
@@ -226,13 +227,17 @@ def _finish(out: Path, run_ids: set[str], wall_seconds: float, trained: int, rep
     runs = runs[runs["run_id"].isin(run_ids)]
     console = Console()
     summary_table(runs, console=console, wall_seconds=wall_seconds)
+
+    def say(text: str, style: str | None = None) -> None:
+        # No markup (specs contain brackets) and no hard wrap (paths and reasons stay whole).
+        console.print(text, style=style, markup=False, soft_wrap=True, highlight=False)
+
     for row in runs[runs["status"].isin(("diverged", "error"))].itertuples():
-        console.print(f"[yellow]{row.status}[/]: {row.optimizer} on {row.task} (seed {row.seed}): {row.reason}")
-    skipped = len(run_ids) - trained
-    console.print(f"{trained} runs trained, {skipped} already recorded; wall time {wall_seconds:.1f} s")
-    console.print(f"Results: {out / 'runs.db'}")
+        say(f"{row.status}: {row.optimizer} on {row.task} (seed {row.seed}): {row.reason}", style="yellow")
+    say(f"{trained} runs trained, {len(run_ids) - trained} already recorded; wall time {wall_seconds:.1f} s")
+    say(f"Results: {out / 'runs.db'}")
     if report:
-        console.print(f"Report: {build_report(out)}")
+        say(f"Report: {build_report(out)}")
 
 
 def interactive_choices(stdin: TextIO, stdout: TextIO) -> dict[str, tuple[str, ...]]:

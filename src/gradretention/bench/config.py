@@ -43,8 +43,10 @@ class SweepConfig:
         seeds: Final-phase seeds, numbered ``0 .. seeds-1``.
         lrs: The absolute learning-rate grid shared by every optimizer. Empty: use
             ``lr_factors``; both empty: each optimizer's own default lr, no tuning.
-        lr_factors: A grid relative to each optimizer's default lr (e.g. ``(0.3, 1, 3)``):
-            the same relative grid for every optimizer, used when ``lrs`` is empty.
+        lr_factors: A grid relative to each optimizer's default lr, the same relative grid
+            for every optimizer, used when ``lrs`` is empty. The default ``(0.1, 1, 10)``
+            spans two decades around each default (the registry's defaults differ by
+            optimizer family: sgd 1e-2, adam 1e-3, ...).
         tune_seeds: Seeds ``0 .. tune_seeds-1`` that score each grid point on validation.
         epochs: Epochs per run; ``None``: the task's default. Exclusive with ``max_steps``.
         max_steps: Optimizer steps per run, instead of epochs.
@@ -54,6 +56,9 @@ class SweepConfig:
         data_seed: Which fixed train / val / test split.
         out: Output folder holding ``runs.db`` and the report.
         workers: Parallel runs; ``None``: the machine's cores.
+        threads: Intra-op CPU threads per run. 1 keeps every number bitwise independent
+            of ``workers``; 0: ``cores // workers`` (faster for big models with few
+            workers, but equal only up to the last digits).
         device: ``cpu``, ``cuda`` (or ``cuda:1``), ``mps``.
     """
 
@@ -61,7 +66,7 @@ class SweepConfig:
     optimizers: tuple[str, ...] = ()
     seeds: int = 3
     lrs: tuple[float, ...] = ()
-    lr_factors: tuple[float, ...] = ()
+    lr_factors: tuple[float, ...] = (0.1, 1.0, 10.0)
     tune_seeds: int = 1
     epochs: int | None = None
     max_steps: int | None = None
@@ -71,6 +76,7 @@ class SweepConfig:
     data_seed: int = 0
     out: str = "bench-out"
     workers: int | None = None
+    threads: int = 1
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -81,6 +87,7 @@ class SweepConfig:
                 _check_at_least(name, getattr(self, name), 1)
         if self.batch_size is not None:
             _check_at_least("batch_size", self.batch_size, 0)
+        _check_at_least("threads", self.threads, 0)
         _check_at_least("data_seed", self.data_seed, 0)
         if self.epochs is not None and self.max_steps is not None:
             raise ValueError(f"set epochs or max_steps, not both (got epochs={self.epochs}, max_steps={self.max_steps})")

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import multiprocessing.context
 import os
@@ -53,19 +54,27 @@ class LocalExecutor:
 
     The pool starts on first use and lives until :meth:`close`, so a sweep's tune and
     final phases share it. Workers fork from a forkserver that imported torch and the
-    runner once (they are spawned fresh where there is no forkserver); each gets
-    ``max(1, cores // workers)`` intra-op threads, so together they use the machine
-    without oversubscribing it. Every run is seeded by its config alone: the results do
-    not depend on ``workers``.
+    runner once (they are spawned fresh where there is no forkserver).
+
+    Every run is seeded by its config alone. Its numbers are bitwise independent of
+    ``workers`` only if the intra-op thread count is too: a matrix product split over
+    two threads sums in another order than over one (digits-mlp's test loss moved in
+    the 7th digit), hence ``threads``.
 
     Args:
         workers: Parallel runs; ``None`` means :func:`available_cores`.
+        threads: Intra-op CPU threads per run, in-process and in every worker; ``None``
+            or 0 means ``max(1, cores // workers)`` (fastest, but numbers then depend on
+            ``workers`` in the last digits).
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if threads is not None and threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: cores // workers), got {threads}")
         self.workers = workers or available_cores()
+        self.threads = threads or max(1, available_cores() // self.workers)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._stop: Any = None
 
@@ -90,41 +99,45 @@ class LocalExecutor:
             KeyboardInterrupt: after the interrupted runs have been yielded.
         """
         if self.workers == 1 or (len(configs) <= 1 and self._pool is None):
-            yield from _in_process(configs, data_dir)
+            yield from _in_process(configs, data_dir, self.threads)
         elif configs:
             yield from self._in_pool(configs, data_dir)
 
     def _in_pool(self, configs: Sequence[RunConfig], data_dir: Path | None) -> Iterator[RunResult]:
-        pool, stop = self._started_pool()
-        futures = [pool.submit(_run_in_worker, config, data_dir) for config in configs]
+        futures: list[cf.Future] = []
         yielded: set[cf.Future] = set()
-        try:
+        try:  # starting the pool can take seconds: Ctrl-C there must stop the runs too
+            pool = self._started_pool()
+            futures = [pool.submit(_run_in_worker, config, data_dir) for config in configs]
             for future in cf.as_completed(futures):
                 result = future.result()
                 yielded.add(future)
                 yield result
         except KeyboardInterrupt:
-            stop.set()
-            # Pending runs are dropped; running ones see the flag at their next log step.
-            for future in futures:
-                future.cancel()
+            self._stop_runs(futures)
             yield from _remaining_results([f for f in futures if f not in yielded])
             self.close()
             raise
         except BaseException:
-            stop.set()
+            self._stop_runs(futures)
             self.close()
             raise
 
-    def _started_pool(self) -> tuple[cf.ProcessPoolExecutor, Any]:
+    def _stop_runs(self, futures: list[cf.Future]) -> None:
+        # Pending runs are dropped; running ones see the flag at their next log step.
+        if self._stop is not None:
+            self._stop.set()
+        for future in futures:
+            future.cancel()
+
+    def _started_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
             context = _pool_context()
             self._stop = context.Event()
-            threads = max(1, available_cores() // self.workers)
             self._pool = cf.ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_init_worker, initargs=(threads, self._stop)
+                self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads, self._stop)
             )
-        return self._pool, self._stop
+        return self._pool
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -137,14 +150,26 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _in_process(configs: Sequence[RunConfig], data_dir: Path | None) -> Iterator[RunResult]:
+def _in_process(configs: Sequence[RunConfig], data_dir: Path | None, threads: int) -> Iterator[RunResult]:
     for config in configs:
         try:
-            result = train(config, data_dir=data_dir)
+            with _torch_threads(threads):
+                result = train(config, data_dir=data_dir)
         except RunInterrupted as stop:
             yield stop.result
             raise KeyboardInterrupt from None
         yield result
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    # Restored afterwards: the caller (a GUI, a notebook) keeps its own setting.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _remaining_results(futures: list[cf.Future]) -> Iterator[RunResult]:

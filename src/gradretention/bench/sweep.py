@@ -129,7 +129,7 @@ def run_sweep(config: SweepConfig, executor: Executor | None = None, listeners: 
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(ResultsStore(Path(config.out)))
         if executor is None:
-            executor = stack.enter_context(LocalExecutor(config.workers))
+            executor = stack.enter_context(LocalExecutor(config.workers, config.threads))
         driver = _Driver(store, executor, data_dir, tuple(listeners), progress)
         tune = [run for task in tasks for spec in specs if len(grids[spec]) > 1 for lr in grids[spec]
                 for run in plan_runs(config, task, spec, lr, range(config.tune_seeds), "tune")]  # fmt: skip

@@ -1,0 +1,91 @@
+"""SweepConfig: TOML keys map 1:1 to fields, typos and wrong types are clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gradretention.bench.config import SweepConfig, config_fields, load_sweep_config, sweep_config_from_mapping
+from gradretention.cli import build_parser, sweep_values
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "sweep.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_toml_keys_map_to_fields_with_lists_as_tuples(tmp_path):
+    path = write(tmp_path, """
+tasks = ["spiral", "digits-mlp"]
+optimizers = ["adam", "adam_hd[hypergrad_lr=1e-07]"]
+seeds = 2
+lrs = [1, 0.01]
+max_steps = 50
+batch_size = 0
+out = "x"
+""")
+    config = load_sweep_config(path)
+    assert config == SweepConfig(tasks=("spiral", "digits-mlp"), optimizers=("adam", "adam_hd[hypergrad_lr=1e-07]"),
+                                 seeds=2, lrs=(1.0, 0.01), max_steps=50, batch_size=0, out="x")  # fmt: skip
+    assert isinstance(config.lrs[0], float)
+    hash(config)  # frozen and hashable: usable as a key
+
+
+def test_unknown_key_lists_every_valid_key(tmp_path):
+    path = write(tmp_path, 'tasks = ["spiral"]\nlearning_rates = [0.1]\n')
+    with pytest.raises(ValueError) as caught:
+        load_sweep_config(path)
+    message = str(caught.value)
+    assert "unknown key(s) 'learning_rates'" in message and str(path) in message
+    for name in config_fields():
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ('seeds = "three"', r"'seeds' must be int, got 'three' \(str\)"),
+        ("seeds = true", r"'seeds' must be int, got True \(bool\)"),
+        ('lrs = 0.1', r"'lrs' must be a list of float, got 0.1"),
+        ('lrs = [0.1, "x"]', r"'lrs' must be float, got 'x'"),
+        ('tasks = "spiral"', r"'tasks' must be a list of str"),
+        ("seeds = 0", r"seeds must be >= 1, got 0"),
+        ("lrs = [-0.1]", r"lrs must be positive finite numbers, got -0.1"),
+        ("epochs = 3\nmax_steps = 10", r"set epochs or max_steps, not both"),
+        ('device = "tpu"', r"device must be one of cpu, cuda, mps"),
+        ("seeds = [", r"invalid TOML"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_was_expected(tmp_path, text, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        load_sweep_config(write(tmp_path, text))
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.toml"):
+        load_sweep_config(tmp_path / "nothing.toml")
+
+
+def test_every_field_is_a_cli_flag_of_run_and_bench():
+    parser = build_parser()
+    for command in ("run", "bench"):
+        sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001 - argparse has no public lookup
+        dests = {action.dest for action in sub._actions}
+        skipped = {"tasks", "optimizers"} if command == "run" else set()
+        assert set(config_fields()) - skipped <= dests, command
+
+
+def test_flags_override_the_file_and_the_file_overrides_command_defaults(tmp_path):
+    path = write(tmp_path, "seeds = 2\nepochs = 4\nlrs = [0.1, 0.2]\n")
+    args = build_parser().parse_args(["bench", "--config", str(path), "--seeds", "5", "--max-steps", "7"])
+    values = sweep_values(args, {"seeds": 1, "out": "default-out"})
+    config = sweep_config_from_mapping(values)
+    # --max-steps replaces the file's epochs budget rather than clashing with it.
+    assert (config.seeds, config.epochs, config.max_steps, config.lrs, config.out) == (5, None, 7, (0.1, 0.2), "default-out")
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SweepConfig().seeds = 4  # type: ignore[misc]

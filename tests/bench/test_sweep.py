@@ -1,0 +1,148 @@
+"""Sweeps: the tuning protocol, resuming, the store's columns, workers, Ctrl-C in a pool."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+import torch
+
+from gradretention.bench.config import SweepConfig
+from gradretention.bench.events import RunFinished
+from gradretention.bench.executors import LocalExecutor
+from gradretention.bench.results import RunConfig
+from gradretention.bench.runner import train
+from gradretention.bench.store import RUN_COLUMNS, ResultsStore
+from gradretention.bench.sweep import lr_grid, plan_runs, resolve_optimizers, run_sweep
+
+FINAL_KEYS = ("train_loss", "val_loss", "val_accuracy", "val_f1", "test_loss", "test_accuracy", "test_f1",
+              "best_val_accuracy", "samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb",
+              "optimizer_state_bytes")  # fmt: skip
+NUMBERS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "test_f1", "steps")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+class Counter:
+    """A listener counting the runs the driver recorded."""
+
+    def __init__(self) -> None:
+        self.finished: list[str] = []
+
+    def __call__(self, event) -> None:
+        if isinstance(event, RunFinished):
+            self.finished.append(event.result.run_id)
+
+
+def tiny(tmp_path, **changes) -> SweepConfig:
+    settings = {"tasks": ("spiral",), "optimizers": ("sgd", "adam"), "seeds": 2, "lrs": (0.03, 0.3),
+                "max_steps": 12, "log_every": 4, "out": str(tmp_path / "out"), "workers": 1, **changes}  # fmt: skip
+    return SweepConfig(**settings)
+
+
+def test_tiny_sweep_tunes_on_validation_and_reruns_the_best_lr_on_every_seed(tmp_path):
+    config = tiny(tmp_path)
+    outcome = run_sweep(config)
+    with ResultsStore(config.out) as store:
+        runs = store.runs()
+
+    assert set(RUN_COLUMNS) | set(FINAL_KEYS) <= set(runs.columns)
+    assert len(runs) == 8 and outcome.trained == 8 and (runs["status"] == "done").all()
+    tune, final = runs[runs["phase"] == "tune"], runs[runs["phase"] == "final"]
+    assert sorted(zip(tune["optimizer"], tune["lr"], tune["seed"])) == [
+        ("adam", 0.03, 0), ("adam", 0.3, 0), ("sgd", 0.03, 0), ("sgd", 0.3, 0)]  # fmt: skip
+    for optimizer in ("sgd", "adam"):
+        rows = tune[tune["optimizer"] == optimizer].sort_values("lr")
+        # Highest validation accuracy wins; on a tie the smaller lr.
+        expected = rows.loc[rows["val_accuracy"].idxmax(), "lr"]
+        assert outcome.best_lrs[("spiral", optimizer)] == expected
+        picked = final[final["optimizer"] == optimizer]
+        assert sorted(picked["seed"]) == [0, 1] and set(picked["lr"]) == {expected}
+    assert set(outcome.final_ids) == set(final["run_id"])
+
+
+def test_rerunning_a_finished_sweep_trains_nothing(tmp_path):
+    config = tiny(tmp_path, optimizers=("adam",))
+    run_sweep(config)
+    with ResultsStore(config.out) as store:
+        before = store.runs()[["run_id", "created_at"]]
+    counter = Counter()
+    outcome = run_sweep(config, listeners=[counter])
+    with ResultsStore(config.out) as store:
+        after = store.runs()[["run_id", "created_at"]]
+    assert counter.finished == [] and outcome.trained == 0
+    assert before.equals(after)
+
+
+def test_interrupted_runs_are_trained_again_on_resume(tmp_path):
+    config = tiny(tmp_path, optimizers=("adam",), lrs=(0.1,))
+    planned = plan_runs(config, "spiral", "adam", 0.1, range(2), "final")
+    with ResultsStore(config.out) as store:
+        store.record(train(planned[1], should_stop=lambda: True))
+        assert store.get(planned[1].run_id).status == "interrupted"
+    counter = Counter()
+    run_sweep(config, listeners=[counter])
+    assert sorted(counter.finished) == sorted(r.run_id for r in planned)
+    with ResultsStore(config.out) as store:
+        assert list(store.runs()["status"]) == ["done", "done"]
+
+
+def test_a_single_lr_skips_the_tune_phase(tmp_path):
+    outcome = run_sweep(tiny(tmp_path, optimizers=("sgd",), lrs=(0.1,), seeds=3))
+    assert outcome.tune_ids == () and len(outcome.final_ids) == 3
+    with ResultsStore(tmp_path / "out") as store:
+        runs = store.runs()
+    assert set(runs["phase"]) == {"final"} and set(runs["lr"]) == {0.1}
+
+
+def test_relative_grid_scales_each_optimizers_default_lr():
+    config = SweepConfig(lr_factors=(0.1, 1.0, 10.0))
+    assert lr_grid(config, "sgd") == (0.001, 0.01, 0.1)  # sgd's registry default is 1e-2
+    assert lr_grid(config, "adam") == (0.0001, 0.001, 0.01)
+    assert lr_grid(SweepConfig(lrs=(0.5,)), "adam") == (0.5,)
+    assert lr_grid(SweepConfig(lr_factors=()), "adam[lr=0.02]") == (0.02,)
+
+
+def test_unknown_optimizer_or_bad_hyperparameter_fails_before_any_run(tmp_path):
+    with pytest.raises(ValueError, match=r"Did you mean 'adam'"):
+        resolve_optimizers(["adma"])
+    with pytest.raises(ValueError, match=r"Invalid lr value: -1"):
+        run_sweep(tiny(tmp_path, optimizers=("sgd[lr=-1]",), lrs=()))
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
+    config = tiny(tmp_path, optimizers=("adam", "sgd"), lrs=(0.1,), max_steps=20)
+    run_sweep(config)
+    run_sweep(tiny(tmp_path, optimizers=("adam", "sgd"), lrs=(0.1,), max_steps=20, workers=2, out=str(tmp_path / "two")))
+    with ResultsStore(tmp_path / "out") as one, ResultsStore(tmp_path / "two") as two:
+        a = one.runs().set_index("run_id").sort_index()
+        b = two.runs().set_index("run_id").sort_index()
+    assert len(a) == 4
+    assert a[list(NUMBERS)].equals(b[list(NUMBERS)])
+
+
+def test_ctrl_c_stops_pool_runs_and_still_yields_them_as_interrupted():
+    long_runs = [RunConfig(task="spiral", optimizer="adam", seed=s, epochs=500, log_every=5) for s in range(2)]
+    results = []
+    with LocalExecutor(workers=2) as executor:
+        # Warm the pool first so that the signal lands while both long runs are training.
+        warm = [RunConfig(task="spiral", optimizer="sgd", seed=s, max_steps=1) for s in range(2)]
+        assert [r.status for r in executor.submit_all(warm, None)] == ["done", "done"]
+        main_thread = threading.main_thread().ident
+        timer = threading.Timer(1.0, signal.pthread_kill, (main_thread, signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            for result in executor.submit_all(long_runs, None):
+                results.append(result)
+        timer.join()
+    assert sorted(r.config.seed for r in results) == [0, 1]
+    assert {r.status for r in results} == {"interrupted"}
+    assert all(r.reason.startswith("stop requested at step") for r in results)
