@@ -53,10 +53,18 @@ def load_encoder(model_path: str | Path | None = None) -> tuple[nn.Module, Any]:
             "model weights (model.safetensors) and tokenizer files"
         )
     from transformers import AutoModel, AutoTokenizer  # heavy import, only for text tasks
+    from transformers.utils import logging as hf_logging
 
-    # local_files_only is the per-call form of HF_HUB_OFFLINE=1: no hub lookups at all.
-    encoder = AutoModel.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    # A weight-loading progress bar would cut through the harness's own progress display.
+    bar_was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        # local_files_only is the per-call form of HF_HUB_OFFLINE=1: no hub lookups at all.
+        encoder = AutoModel.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    finally:
+        if bar_was_enabled:
+            hf_logging.enable_progress_bar()
     return encoder, tokenizer
 
 
