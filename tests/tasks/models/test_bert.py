@@ -73,8 +73,8 @@ def test_squad_features_map_character_answers_to_their_tokens(minilm):
     tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in features["input_ids"].tolist()]
     spans = [row[s : e + 1] for row, s, e in zip(tokens, features["start_positions"], features["end_positions"])]
     assert spans == [["paris"], ["paris", ",", "france"], ["1889"]]
-    decoded = decode_spans([CONTEXT] * 3, features["offset_mapping"], features["start_positions"], features["end_positions"])
-    assert decoded == answers
+    positions = features["start_positions"], features["end_positions"]
+    assert decode_spans([CONTEXT] * 3, features["offset_mapping"], *positions) == answers
     # The question's own "tower" is not context; the context's is.
     tower = [i for i, token in enumerate(tokens[0]) if token == "tower"]
     assert [bool(features["context_mask"][0, i]) for i in tower] == [False, True]
@@ -82,7 +82,10 @@ def test_squad_features_map_character_answers_to_their_tokens(minilm):
 
 def test_answers_cut_off_by_the_window_map_to_the_cls_position(minilm):
     _, tokenizer = minilm
-    features = squad_features(tokenizer, [QUESTION, QUESTION], [CONTEXT, CONTEXT], [CONTEXT.index("1889"), 0], ["1889", ""], max_len=16)
+    # At 16 tokens the window ends before "1889"; the second answer is empty.
+    starts, answers = [CONTEXT.index("1889"), 0], ["1889", ""]
+    features = squad_features(tokenizer, [QUESTION] * 2, [CONTEXT] * 2, starts, answers, max_len=16)
+    assert "1889" not in tokenizer.convert_ids_to_tokens(features["input_ids"][0].tolist())
     assert features["start_positions"].tolist() == [0, 0] and features["end_positions"].tolist() == [0, 0]
 
 

@@ -5,6 +5,7 @@ import torch
 
 from gradretention.tasks.models.text import PAD_ID, UNK_ID, LSTMClassifier, Vocabulary, tokenize
 
+HEADER = {"format": "gradretention.vocabulary", "version": 1}
 TEXTS = ["The film was good, the cast was GOOD.", "A bad film.<br /><br />Bad, bad!", "It's the end."]
 
 
@@ -44,8 +45,8 @@ def test_vocabulary_survives_a_json_round_trip():
     ({"format": "other", "version": 1, "tokens": ["<pad>", "<unk>"]}, "not a vocabulary dict: format='other'"),
     ({"format": "gradretention.vocabulary", "version": 9, "tokens": []}, "version=9"),
     ({"format": "gradretention.vocabulary", "version": 1, "tokens": "abc"}, "must be a list of strings"),
-    ({"format": "gradretention.vocabulary", "version": 1, "tokens": ["a", "b"]}, r"must start with \['<pad>', '<unk>'\]"),
-    ({"format": "gradretention.vocabulary", "version": 1, "tokens": ["<pad>", "<unk>", "x", "x"]}, r"duplicates \['x'\]"),
+    ({**HEADER, "tokens": ["a", "b"]}, r"must start with \['<pad>', '<unk>'\]"),
+    ({**HEADER, "tokens": ["<pad>", "<unk>", "x", "x"]}, r"duplicates \['x'\]"),
 ])
 def test_from_dict_rejects_foreign_or_broken_data(data, message):
     with pytest.raises(ValueError, match=message):

@@ -75,7 +75,9 @@ def _hidden_size(encoder: nn.Module) -> int:
     return size
 
 
-def _encode(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+def _encode(
+    encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+) -> torch.Tensor:
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
     if token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids
@@ -267,7 +269,9 @@ def best_span(
     return flat // length, flat % length
 
 
-def decode_spans(contexts: list[str], offset_mapping: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor) -> list[str]:
+def decode_spans(
+    contexts: list[str], offset_mapping: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor
+) -> list[str]:
     """The context text of each token span; ``""`` for the (0, 0) no-answer span."""
     answers = []
     for context, offsets, start, end in zip(contexts, offset_mapping.tolist(), starts.tolist(), ends.tolist()):

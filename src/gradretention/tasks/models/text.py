@@ -145,7 +145,8 @@ class LSTMClassifier(nn.Module):
         self, vocab_size: int, num_classes: int = 2, embed_dim: int = 128, hidden: int = 128, padding_idx: int = PAD_ID
     ) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("num_classes", num_classes), ("embed_dim", embed_dim), ("hidden", hidden)):
+        sizes = {"vocab_size": vocab_size, "num_classes": num_classes, "embed_dim": embed_dim, "hidden": hidden}
+        for name, value in sizes.items():
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if not 0 <= padding_idx < vocab_size:
