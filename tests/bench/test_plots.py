@@ -94,6 +94,7 @@ def test_one_optimizer_keeps_one_colour_across_figures() -> None:
     runs = _runs()
     colors = plots.optimizer_colors(runs["optimizer"])
     assert len(set(colors.values())) == len(OPTIMIZERS)
+    assert len(set(plots.optimizer_colors(f"opt{i}" for i in range(20)).values())) == 20
     curves_fig = plots.learning_curves(runs, _curves(runs), "spiral", colors=colors)
     lr_fig = plots.lr_trajectories(runs, _curves(runs), "spiral", colors=colors)
     for fig in (curves_fig, lr_fig):

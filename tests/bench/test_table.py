@@ -75,6 +75,18 @@ def test_primary_metric_prefers_accuracy_then_any_other_test_metric() -> None:
     assert table.primary_metrics(runs, "f1") == {"spiral": "test_f1", "squad": "test_f1"}
 
 
+def test_primary_metric_is_the_registered_tasks_target_when_measured(monkeypatch) -> None:
+    from gradretention.tasks import registry
+    from gradretention.tasks.base import Task
+
+    segmentation = Task(name="voc-seg", description="", load=lambda *_: None, build_model=lambda *_: None,
+                        target_metric="miou", metrics=("accuracy", "miou"))  # fmt: skip
+    monkeypatch.setitem(registry.TASKS, "voc-seg", segmentation)
+    runs = pd.DataFrame([dict(run_id="s", task="voc-seg", optimizer="adam", phase="final", status="done",
+                              test_accuracy=0.9, test_miou=0.6)])  # fmt: skip
+    assert table.primary_metrics(runs) == {"voc-seg": "test_miou"}
+
+
 def test_unknown_metric_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown metric 'bleu'.*test_accuracy, test_f1"):
         table.primary_metrics(_runs(), "bleu")

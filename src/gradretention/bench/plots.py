@@ -30,14 +30,16 @@ matplotlib.use("Agg")  # headless by construction: no display, no window
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 Color = tuple[float, float, float, float]
 
-# tab10 first (the familiar order), then Dark2 and Set1: 27 distinct hues before a repeat,
-# unlike tab20 whose light/dark pairs read as one colour in a legend.
-_PALETTES = ("tab10", "Dark2", "Set1")
+# tab10 first (the familiar order), then ten colours from Kelly's maximum-contrast set that
+# no tab10 hue resembles; tab20's light/dark pairs would read as one colour in a legend.
+_EXTRA_COLORS = ("#222222", "#f3c300", "#a1caf1", "#c2b280", "#882d17",
+                 "#8db600", "#b3446c", "#604e97", "#f99379", "#2b3d26")  # fmt: skip
 # Runs that blew up carry no usable curve; they are listed in the report instead.
 _PLOTTED_STATUSES = ("done", "interrupted")
 _SMALL = (6.4, 3.6)
@@ -55,9 +57,8 @@ def optimizer_colors(optimizers: Iterable[str]) -> dict[str, Color]:
     Returns:
         ``{spec: RGBA}``; the same set of specs always gets the same colours.
     """
-    colors: list[Color] = []
-    for name in _PALETTES:
-        colors.extend(tuple(c) for c in colormaps[name].colors)  # type: ignore[attr-defined]
+    colors: list[Color] = [to_rgba(c) for c in colormaps["tab10"].colors]  # type: ignore[attr-defined]
+    colors += [to_rgba(c) for c in _EXTRA_COLORS]
     names = sorted({str(name) for name in optimizers})
     return {name: colors[index % len(colors)] for index, name in enumerate(names)}
 

@@ -118,9 +118,7 @@ def _overview(runs: pd.DataFrame, metrics: dict[str, str]) -> list[Block]:
 def protocol_text(runs: pd.DataFrame, metrics: dict[str, str]) -> str:
     """The tuning protocol in one paragraph, with the grid and seed count actually used."""
     final = runs[runs["phase"] == "final"]
-    seeds = final.groupby(["task", "optimizer"])["seed"].nunique()
-    n_seeds = int(seeds.max()) if len(seeds) else int(reported_runs(runs)["seed"].nunique())
-    n_text = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}" + (" (fewer where runs are missing)" if len(seeds) and seeds.min() < n_seeds else "")
+    n_text = _seed_count(final if len(final) else reported_runs(runs))
     tune = runs[(runs["phase"] == "tune") & runs["lr"].notna()]
     if tune.empty:
         return (f"No learning-rate tuning in these results: each optimizer ran at its configured lr on {n_text}; "
@@ -128,12 +126,24 @@ def protocol_text(runs: pd.DataFrame, metrics: dict[str, str]) -> str:
     grids = tune.groupby(["task", "optimizer"])["lr"].agg(lambda lrs: tuple(sorted(set(lrs))))
     grid = ", ".join(f"{lr:g}" for lr in sorted(set(tune["lr"])))
     same = "the same lr grid" if grids.nunique() == 1 else "the lr grid (not every optimizer ran every value)"
-    scored = sorted({re.sub(r"^val ", "validation ", validation_metric(runs, m).replace("_", " ")) for m in metrics.values()})
+    scored = sorted({validation_metric(runs, m).replace("_", " ") for m in metrics.values()})
+    scored = [re.sub(r"^val ", "validation ", name) for name in scored]
     tune_seeds = int(tune.groupby(["task", "optimizer", "lr"])["seed"].nunique().max())
     return (f"Tuning protocol, the same for every optimizer: each optimizer gets {same} ({grid}), scored on "
-            f"{' / '.join(scored)} (mean over {tune_seeds} seed{'s' if tune_seeds != 1 else ''}; an lr with a "
+            f"{' / '.join(scored)} (mean over {_plural(tune_seeds, 'seed')}; an lr with a "
             f"diverged seed ranks last); the best lr is rerun on {n_text}; test numbers are reported. "
             "Splits are fixed per data seed: validation chooses, test reports." + _rerun_check(runs, final, metrics))
+
+
+def _seed_count(runs: pd.DataFrame) -> str:
+    """``3 seeds``, or ``3 seeds (fewer where runs are missing)`` when some pairs have fewer."""
+    seeds = runs.groupby(["task", "optimizer"])["seed"].nunique()
+    most = int(seeds.max()) if len(seeds) else 0
+    return _plural(most, "seed") + (" (fewer where runs are missing)" if len(seeds) and seeds.min() < most else "")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def _rerun_check(runs: pd.DataFrame, final: pd.DataFrame, metrics: dict[str, str]) -> str:
@@ -181,8 +191,8 @@ def _profile_blocks(runs: pd.DataFrame, metrics: dict[str, str], folder: Path, d
     if not reported.loc[reported["task"].isin(tasks) & (reported["status"] == "done"), metric].notna().any():
         return []
     profile = stats.performance_profile(runs[runs["task"].isin(tasks)], metric, higher_is_better(metric))
-    caption = (f"Share of tasks on which an optimizer's mean error (1 − {metric.replace('_', ' ')}, or the loss itself) "
-               "is within a factor τ of the best optimizer's.")
+    error = "the loss itself" if not higher_is_better(metric) else f"1 − {metric.replace('_', ' ')}"
+    caption = f"Share of tasks on which an optimizer's mean error ({error}) is within a factor τ of the best one's."
     figures = _saved([(plots.performance_profile_plot(profile, colors), "profile", caption)], folder, dpi)
     return [Heading("Performance profile"), figures] if figures.items else []
 
@@ -198,7 +208,7 @@ def _task_blocks(
             (plots.learning_curves(runs, curves, task, metric.removeprefix("test_") if metric else "accuracy", colors),
              f"curves-{slug}", "Train loss and the validation metric, mean ± std over seeds; diverged runs left out."),
             (plots.lr_trajectories(runs, curves, task, colors), f"lr-{slug}",
-             "Learning rate of parameter group 0, mean over seeds (symlog: hypergradient lrs can turn negative)."),
+             "Learning rate of parameter group 0, mean over seeds (symlog axis once an lr reaches zero or below)."),
         ]  # fmt: skip
         if metric is not None:
             score = validation_metric(runs, metric)
@@ -206,7 +216,8 @@ def _task_blocks(
                 (plots.metric_boxplot(runs, task, metric, colors), f"box-{slug}",
                  f"{metric_label(metric)} of every seed (dots) and its spread (boxes)."),
                 (plots.sensitivity_curves(runs, task, score, colors), f"sensitivity-{slug}",
-                 f"{metric_label(score)} against the initial lr in the tuning runs; × marks an lr where every seed diverged."),
+                 f"{metric_label(score)} against the initial lr in the tuning runs; "
+                 "× marks an lr where every seed diverged."),
             ]  # fmt: skip
         figures = _saved(drawn, folder, dpi)
         if figures.items:
@@ -258,7 +269,8 @@ def _markdown(blocks: list[Block], subtitle: str, out_dir: Path) -> str:
         elif isinstance(block, TextTable):
             lines += [*_md_table(block), ""]
         else:
-            lines += [f"![{_md(caption)}]({path.relative_to(out_dir).as_posix()})\n\n*{_md(caption)}*\n" for path, caption in block.items]
+            for path, caption in block.items:
+                lines += [f"![{_md(caption)}]({path.relative_to(out_dir).as_posix()})", "", f"*{_md(caption)}*", ""]
     return "\n".join(lines)
 
 
@@ -295,7 +307,8 @@ def _html(blocks: list[Block], subtitle: str) -> str:
             body.append(_html_table(block))
         else:
             body.append('<div class="figures">' + "".join(_html_figure(p, c) for p, c in block.items) + "</div>")
-    template = string.Template(resources.files("gradretention.bench").joinpath("report_template.html").read_text("utf-8"))
+    template_file = resources.files("gradretention.bench").joinpath("report_template.html")
+    template = string.Template(template_file.read_text("utf-8"))
     return template.substitute(title=html.escape(TITLE), subtitle=html.escape(subtitle), nav="".join(nav),
                                body="\n".join(body), version=html.escape(gradretention.__version__), generated=_now())
 
@@ -308,10 +321,12 @@ def _html_table(table: TextTable) -> str:
         for j, cell in enumerate(cells):
             classes = " ".join(c for c in ("num" if j in table.numeric else "", "best" if (i, j) in table.bold else "",
                                            "reason" if table.headers[j] == "reason" else "") if c)  # fmt: skip
-            tds.append(f'<td class="{classes}">{html.escape(cell)}</td>' if classes else f"<td>{html.escape(cell)}</td>")
+            attribute = f' class="{classes}"' if classes else ""
+            tds.append(f"<td{attribute}>{html.escape(cell)}</td>")
         rows.append("<tr>" + "".join(tds) + "</tr>")
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return f'<div class="table-wrap"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    body = "".join(rows)
+    return f'<div class="table-wrap"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _html_figure(path: Path, caption: str) -> str:

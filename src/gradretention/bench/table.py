@@ -34,9 +34,9 @@ def reported_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def primary_metrics(runs: pd.DataFrame, metric: str | None = None) -> dict[str, str]:
-    """The metric each task is judged on: ``test_accuracy`` when the task has it, else the
-    first other ``test_*`` column with values, else ``test_loss``. Tasks are left out only
-    when the runs hold no ``test_*`` column at all.
+    """The metric each task is judged on: ``test_<its target metric>`` (the metric the
+    sweep tuned on), else ``test_accuracy``, else the first other ``test_*`` column with
+    values, else ``test_loss``. Tasks are left out only when there is no ``test_*`` column.
 
     Args:
         metric: force one metric for every task, with or without the ``test_`` prefix.
@@ -51,15 +51,24 @@ def primary_metrics(runs: pd.DataFrame, metric: str | None = None) -> dict[str, 
         if column not in runs.columns:
             raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(candidates) or 'none'}")
         return {task: column for task in tasks}
-    # Accuracy first, losses last: a loss is only the judge when nothing else was measured.
-    ranked = sorted(candidates, key=lambda c: (c != "test_accuracy", c == "test_loss", c))
     chosen = {}
     for task in tasks:
+        # Target first, then accuracy, losses last: a loss is the judge only when nothing else was measured.
+        target = f"test_{_target_metric(task)}"
+        ranked = sorted(candidates, key=lambda c: (c != target, c != "test_accuracy", c == "test_loss", c))
         values = runs.loc[runs["task"] == task, ranked].apply(pd.to_numeric, errors="coerce")
         present = [c for c in ranked if values[c].notna().any()]
-        if present or ranked:  # a task whose every run failed is still judged on accuracy
+        if present or ranked:  # a task whose every run failed is still judged on its target
             chosen[task] = (present or ranked)[0]
     return chosen
+
+
+def _target_metric(task: str) -> str:
+    """The registered task's target metric; ``accuracy`` for a task this install lacks."""
+    from gradretention.tasks.registry import TASKS  # imported late: it loads torch
+
+    registered = TASKS.get(task)
+    return registered.target_metric if registered is not None else "accuracy"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -148,23 +157,26 @@ def summary_table(
     for row in rows.itertuples():
         if previous_task is not None and row.task != previous_task:
             table.add_section()
-        first = row.task != previous_task
-        # Text, not str: a spec such as "adam_hd[hypergrad_lr=1e-07]" is not rich markup.
-        cells: list[str | Text] = [Text(row.task if first else ""), Text(row.optimizer)]
-        if single is None:
-            cells.append(metric_label(row.metric) if first else "")
-        cells += [
-            f"{_mean_std(row.metric, row.mean, row.std)} ({row.n})",
-            f"{row.best_lr:.3g}" if pd.notna(row.best_lr) else "—",
-            f"{row.median_steps_to_target:.0f}" if pd.notna(row.median_steps_to_target) else "—",
-            str(int(row.n_diverged)),
-        ]
-        table.add_row(*cells, style="bold green" if row.is_best else None)
+        table.add_row(*_terminal_cells(row, row.task != previous_task, single is None),
+                      style="bold green" if row.is_best else None)  # fmt: skip
         previous_task = row.task
     table.caption = _caption(wall_seconds)
     if console is not None:
         console.print(table)
     return table
+
+
+def _terminal_cells(row: tuple, first_of_task: bool, with_metric: bool) -> list[str | Text]:
+    # Text, not str: a spec such as "adam_hd[hypergrad_lr=1e-07]" is not rich markup.
+    cells: list[str | Text] = [Text(row.task if first_of_task else ""), Text(row.optimizer)]
+    if with_metric:
+        cells.append(metric_label(row.metric) if first_of_task else "")
+    return cells + [
+        f"{_mean_std(row.metric, row.mean, row.std)} ({row.n})",
+        f"{row.best_lr:.3g}" if pd.notna(row.best_lr) else "—",
+        f"{row.median_steps_to_target:.0f}" if pd.notna(row.median_steps_to_target) else "—",
+        str(int(row.n_diverged)),
+    ]
 
 
 def format_duration(seconds: float) -> str:
@@ -206,7 +218,8 @@ def results_table(runs: pd.DataFrame, metrics: dict[str, str]) -> TextTable:
     if "test_f1" in runs.columns and "test_f1" not in metrics.values():
         f1 = stats.summarize(reported_runs(runs), "test_f1")[["task", "optimizer", "mean", "std"]]
         rows = rows.merge(f1.rename(columns={"mean": "f1_mean", "std": "f1_std"}), how="left")
-        rows["f1_best"] = rows["f1_mean"].notna() & (rows["f1_mean"] == rows.groupby("task")["f1_mean"].transform("max"))
+        best_f1 = rows.groupby("task")["f1_mean"].transform("max")
+        rows["f1_best"] = rows["f1_mean"].notna() & (rows["f1_mean"] == best_f1)
     # (header, cell, column of the bold flag); one metric for all tasks goes in the header.
     single = rows["metric"].iloc[0] if rows["metric"].nunique() == 1 else None
     columns = [("task", lambda r: r.task, None), ("optimizer", lambda r: r.optimizer, "is_best")]
@@ -220,7 +233,8 @@ def results_table(runs: pd.DataFrame, metrics: dict[str, str]) -> TextTable:
     columns += [("n", lambda r: str(r.n), None), ("diverged", lambda r: str(int(r.n_diverged)), None)]
     records = list(rows.itertuples())
     cells = tuple(tuple(cell(r) for _, cell, _ in columns) for r in records)
-    bold = {(i, j) for i, r in enumerate(records) for j, (_, _, flag) in enumerate(columns) if flag and getattr(r, flag)}
+    flags = [(j, flag) for j, (_, _, flag) in enumerate(columns) if flag]
+    bold = {(i, j) for i, r in enumerate(records) for j, flag in flags if getattr(r, flag)}
     caption = "Reported runs (final reruns at the chosen lr); n counts finished runs, diverged runs are not averaged."
     numeric = frozenset(range(len(columns) - 4 - ("f1_mean" in rows.columns), len(columns)))
     return TextTable(tuple(h for h, _, _ in columns), cells, frozenset(bold), numeric, caption)
@@ -267,7 +281,8 @@ def time_to_target_table(runs: pd.DataFrame) -> TextTable | None:
         for row in frame.itertuples()
     )  # fmt: skip
     headers = ("task", "optimizer", "reached target", "median steps", "median seconds")
-    return TextTable(headers, cells, numeric=frozenset({2, 3, 4}), caption="Medians over the runs that reached the target.")
+    caption = "Medians over the runs that reached the target."
+    return TextTable(headers, cells, numeric=frozenset({2, 3, 4}), caption=caption)
 
 
 def sensitivity_table(runs: pd.DataFrame, metrics: dict[str, str]) -> TextTable | None:
