@@ -126,7 +126,8 @@ class EnhancedSGD(torch.optim.Optimizer):
     def _warn_once(self) -> None:
         if not self._warned:
             self._warned = True
-            warnings.warn(NO_LOSS_WARNING, UserWarning, stacklevel=3)
+            # 5: past this method, step(), torch.no_grad and torch.optim's step hook, to the caller's line.
+            warnings.warn(NO_LOSS_WARNING, UserWarning, stacklevel=5)
 
     def _update_group(self, group: dict[str, Any], pairs: list[tuple[Tensor, Tensor]]) -> None:
         scales = self.controller.scales

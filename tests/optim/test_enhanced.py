@@ -1,0 +1,229 @@
+"""EnhancedSGD and its Q-learning controller: hand-made transitions, clamps, seeds, the momentum-SGD oracle."""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import warnings
+
+import pytest
+import torch
+
+from gradretention.optim import EnhancedSGD
+from gradretention.optim.qlearning import (
+    SCALE_BOUNDS,
+    QConfig,
+    ScaleController,
+    choose_action,
+    greedy_action,
+    loss_reward,
+    state_index,
+    td_update,
+)
+from tests.optim.conftest import make_regression_problem, regression_loss
+
+
+def test_td_update_on_a_hand_made_transition():
+    # Q = 0.5, r = 0.2, max Q(s') = 1.0: 0.5 + 0.1·(0.2 + 0.9·1.0 − 0.5) = 0.56
+    assert td_update(0.5, 0.2, 1.0, q_lr=0.1, discount=0.9) == pytest.approx(0.56, abs=1e-15)
+
+
+def test_controller_applies_the_q_update_to_the_pending_transition():
+    controller = ScaleController(QConfig(q_lr=0.1, discount=0.9), epsilon=0.0, seed=0)
+    controller.loss_ema, controller.variance = 2.0, 1.0
+    controller.pending = {"state": 3, "actions": [0, 1, 2], "loss": 2.0}
+    controller.tables["lr_scale"][3][0] = 0.4
+    controller.tables["lr_scale"][1] = [0.0, 0.6, -0.1]
+    controller.observe(1.5, 1.0)
+    # EMA 0.9·2 + 0.1·1.5 = 1.95: change −2.5 % → "falling fast" (bin 0); variance flat (bin 1): s' = 0·3 + 1.
+    # r = −(1.5 − 2)/2 = 0.25; Q ← 0.4 + 0.1·(0.25 + 0.9·0.6 − 0.4) = 0.439.
+    assert controller.last_reward == pytest.approx(0.25, abs=1e-12)  # the 1e-12 in |L_t| + 1e-12
+    assert controller.tables["lr_scale"][3][0] == pytest.approx(0.439, abs=1e-13)
+    # The other tables saw the same reward on their own actions, with max Q(s') = 0.
+    assert controller.tables["momentum_scale"][3][1] == pytest.approx(0.025, abs=1e-13)
+    assert controller.tables["grad_scale"][3][2] == pytest.approx(0.025, abs=1e-13)
+    assert controller.pending["state"] == 1
+
+
+def test_state_index_bins_loss_and_variance_trends():
+    assert state_index(-0.05, -0.05) == 0
+    assert state_index(-0.005, 0.0) == 4
+    assert state_index(0.0, 0.0) == 7
+    assert state_index(0.01, 0.05) == 11
+
+
+def test_epsilon_zero_picks_the_argmax_and_ties_hold():
+    assert choose_action([0.1, -0.2, 0.7], epsilon=0.0, draw=0.0, random_action=0) == 2
+    assert greedy_action([0.0, 0.0, 0.0]) == 1
+    assert greedy_action([0.3, 0.1, 0.3]) == 0
+    assert choose_action([0.1, -0.2, 0.7], epsilon=1.0, draw=0.999, random_action=0) == 0
+
+
+def test_epsilon_zero_controller_follows_its_tables():
+    controller = ScaleController(QConfig(nudge=0.05), epsilon=0.0, seed=0)
+    for name in SCALE_BOUNDS:
+        controller.tables[name][7] = [0.0, 0.0, 1.0]  # state 7: flat loss, flat variance → grow
+    controller.observe(1.0, 1.0)
+    assert controller.scales == {name: pytest.approx(1.05) for name in SCALE_BOUNDS}
+    assert controller.last_actions == {name: 1.0 for name in SCALE_BOUNDS}
+
+
+def test_falling_loss_gives_a_positive_reward():
+    assert loss_reward(2.0, 1.5) > 0 > loss_reward(1.5, 2.0)
+    controller = ScaleController(QConfig(), epsilon=0.5, seed=0)
+    controller.observe(1.0, 1.0)
+    controller.observe(0.8, 1.0)
+    assert controller.last_reward == pytest.approx(0.2)
+
+
+def test_scales_stay_inside_their_clamps_over_10000_random_steps():
+    controller = ScaleController(QConfig(nudge=0.5, epsilon_decay=1.0), epsilon=1.0, seed=1, bayesian_init_std=5.0)
+    generator = torch.Generator().manual_seed(2)
+    losses = (torch.rand(10_000, generator=generator, dtype=torch.float64) * 10).tolist()
+    variances = (torch.rand(10_000, generator=generator, dtype=torch.float64) * 5).tolist()
+    for loss, variance in zip(losses, variances):
+        controller.observe(loss, variance)
+        for name, (low, high) in SCALE_BOUNDS.items():
+            assert low <= controller.scales[name] <= high
+    assert controller.scales["lr_scale"] != 1.0
+
+
+def test_a_loss_spike_halves_lr_scale():
+    controller = ScaleController(QConfig(spike_factor=1.5), epsilon=0.0, seed=0)
+    for _ in range(5):
+        controller.observe(1.0, 1.0)
+    assert controller.scales["lr_scale"] == 1.0  # greedy on untrained rows holds
+    controller.observe(10.0, 1.0)
+    assert controller.scales["lr_scale"] == 0.5
+    controller.observe(float("nan"), 1.0)  # a non-finite loss counts as a spike and teaches nothing
+    assert controller.scales["lr_scale"] == 0.25 and controller.pending is None
+    assert all(math.isfinite(q) for row in controller.tables["lr_scale"] for q in row)
+
+
+def test_bayesian_init_draws_the_scales_from_the_seed():
+    first = ScaleController(QConfig(), epsilon=0.5, seed=4, bayesian_init_std=0.1)
+    again = ScaleController(QConfig(), epsilon=0.5, seed=4, bayesian_init_std=0.1)
+    assert first.scales == again.scales and first.scales["lr_scale"] != 1.0
+
+
+def train(opt: EnhancedSGD, model: torch.nn.Module, inputs, targets, steps: int, with_loss: bool = True) -> None:
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = regression_loss(model, inputs, targets)
+        loss.backward()
+        opt.step(loss=loss) if with_loss else opt.step()
+
+
+def trajectory(seed: int, steps: int = 15) -> tuple[list[torch.Tensor], dict[str, float]]:
+    model, inputs, targets = make_regression_problem()
+    opt = EnhancedSGD(model.parameters(), lr=0.05, seed=seed, noise_scale=1e-3, bayesian_init_std=0.05)
+    train(opt, model, inputs, targets, steps)
+    return [p.detach().clone() for p in model.parameters()], opt.telemetry()
+
+
+def test_same_seed_same_trajectory_and_different_seeds_differ():
+    params, telemetry = trajectory(0)
+    again, telemetry_again = trajectory(0)
+    other, _ = trajectory(1)
+    assert all(torch.equal(a, b) for a, b in zip(params, again)) and telemetry == telemetry_again
+    assert not all(torch.equal(a, b) for a, b in zip(params, other))
+
+
+def test_without_a_loss_it_warns_once_and_is_momentum_sgd():
+    model, inputs, targets = make_regression_problem()
+    twin = copy.deepcopy(model)
+    ours = EnhancedSGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01, noise_scale=0.0,
+                       centering=False, clip_factor=None)
+    theirs = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(ours, model, inputs, targets, 25, with_loss=False)
+    train(theirs, twin, inputs, targets, 25, with_loss=False)
+    assert [str(w.message)[:40] for w in caught] == ["EnhancedSGD.step() got neither a closure"]
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
+
+
+def one_step(grad: list[list[float]] | list[float], **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    param = torch.nn.Parameter(torch.zeros(torch.tensor(grad).shape, dtype=torch.float64))
+    opt = EnhancedSGD([param], lr=1.0, momentum=0.0, noise_scale=0.0, epsilon=0.0, **kwargs)  # greedy: scales hold
+    param.grad = torch.tensor(grad, dtype=torch.float64)
+    opt.step(loss=1.0)
+    return param.detach(), param.grad
+
+
+def test_outliers_are_clipped_at_clip_factor_sigma():
+    grad = [0.0] * 9 + [100.0]
+    # Var = (9·10² + 90²)/9 = 1000, so 3σ = 3·√1000 ≈ 94.87 caps the outlier.
+    theta, _ = one_step(grad, centering=False)
+    assert theta.tolist() == pytest.approx([0.0] * 9 + [-3 * math.sqrt(1000.0)], abs=1e-12)
+
+
+def test_matrices_are_centred_and_grad_is_left_alone():
+    grad = [[1.0, 2.0], [3.0, 6.0]]  # mean 3: centred [[-2, -1], [0, 3]], well inside 3σ
+    theta, raw = one_step(grad, clip_factor=None)
+    assert theta.tolist() == [[2.0, 1.0], [0.0, -3.0]]
+    assert raw.tolist() == grad
+
+
+def test_first_step_scales_hold_and_the_loss_is_returned_from_the_closure():
+    model, inputs, targets = make_regression_problem()
+    opt = EnhancedSGD(model.parameters(), epsilon=0.0)
+
+    def closure():
+        opt.zero_grad()
+        loss = regression_loss(model, inputs, targets)
+        loss.backward()
+        return loss
+
+    assert opt.step(closure).ndim == 0
+    telemetry = opt.telemetry()
+    for key in ("lr", "momentum", "grad_scale", "grad_variance", "epsilon", "action_lr_scale", "reward"):
+        assert type(telemetry[f"{key}/g0"]) is float
+    assert telemetry["lr/g0"] == 0.01 and telemetry["momentum/g0"] == 0.9
+    assert telemetry["epsilon/g0"] == 0.01  # ε = max(ε_min, 0·decay)
+
+
+def test_state_dict_survives_a_safe_torch_save_and_continues_bit_for_bit():
+    model, inputs, targets = make_regression_problem()
+    opt = EnhancedSGD(model.parameters(), lr=0.05, noise_scale=1e-3, bayesian_init_std=0.1, seed=7)
+    train(opt, model, inputs, targets, 8)
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    twin = copy.deepcopy(model)
+    fresh = EnhancedSGD(twin.parameters(), lr=0.05, noise_scale=1e-3, bayesian_init_std=0.1, seed=7)
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    train(opt, model, inputs, targets, 8)
+    train(fresh, twin, inputs, targets, 8)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
+    assert opt.telemetry() == fresh.telemetry()
+    assert opt.controller.tables == fresh.controller.tables and list(opt.controller.history) == \
+        list(fresh.controller.history)
+
+
+ERRORS = [
+    ({"epsilon": 1.5}, r"Invalid epsilon value: 1.5 \(valid: in \[0, 1\]\)"),
+    ({"clip_factor": 0.0}, r"Invalid clip_factor value: 0.0 \(valid: None \(no clipping\) or > 0\)"),
+    ({"seed": -1}, r"Invalid seed value: -1 \(valid: an integer >= 0\)"),
+    ({"nudge": 1.0}, r"Invalid nudge value: 1.0"),
+    ({"spike_factor": 0.5}, r"Invalid spike_factor value: 0.5 \(valid: >= 1\)"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", ERRORS, ids=[next(iter(k)) for k, _ in ERRORS])
+def test_bad_hyperparameters_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EnhancedSGD([torch.nn.Parameter(torch.zeros(2))], **kwargs)
+
+
+def test_controller_hyperparameters_cannot_differ_per_group():
+    with pytest.raises(ValueError, match=r"q_lr cannot be set per param group .*per-group keys: .*clip_factor"):
+        EnhancedSGD([{"params": [torch.nn.Parameter(torch.zeros(2))], "q_lr": 0.5}])
+
+
+def test_loading_a_foreign_state_dict_is_a_clear_error():
+    param = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="no 'controller' entry"):
+        EnhancedSGD([param]).load_state_dict(torch.optim.SGD([param], lr=0.1).state_dict())
