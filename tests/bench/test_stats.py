@@ -246,3 +246,10 @@ def test_stats_read_the_frame_the_store_writes(tmp_path: Path) -> None:
     reach = stats.time_to_target(runs).set_index("optimizer")
     assert reach.loc["adam", "median_steps_to_target"] == 51
     assert reach.loc[HD, "reached"] == pytest.approx(1 / 3)
+
+
+def test_performance_profile_of_no_finished_runs_is_empty_not_an_error():
+    runs = pd.DataFrame({"task": ["t"], "optimizer": ["adam"], "status": ["diverged"], "phase": ["final"],
+                         "test_accuracy": [float("nan")]}).iloc[0:0]
+    profile = stats.performance_profile(runs, "test_accuracy")
+    assert list(profile.columns) == ["optimizer", "tau", "fraction"] and profile.empty

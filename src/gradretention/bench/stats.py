@@ -275,6 +275,8 @@ def performance_profile(
     mean = done.groupby(["task", "optimizer"])[metric].mean().unstack("optimizer")
     # Every task and optimizer seen, finished or not: a missing mean is an infinite ratio.
     tasks, optimizers = sorted(rows["task"].unique()), sorted(rows["optimizer"].unique())
+    if not tasks or not optimizers:
+        return pd.DataFrame(columns=["optimizer", "tau", "fraction"])
     mean = mean.reindex(index=tasks, columns=optimizers)
     cost = (1.0 - mean if higher_is_better else mean).to_numpy(float)
     if (cost < 0).any():
