@@ -227,3 +227,24 @@ def test_loading_a_foreign_state_dict_is_a_clear_error():
     param = torch.nn.Parameter(torch.zeros(2))
     with pytest.raises(ValueError, match="no 'controller' entry"):
         EnhancedSGD([param]).load_state_dict(torch.optim.SGD([param], lr=0.1).state_dict())
+
+
+def test_the_no_loss_warning_points_at_the_callers_line():
+    param = torch.nn.Parameter(torch.zeros(2))
+    param.grad = torch.ones(2)
+    opt = EnhancedSGD([param])
+    with pytest.warns(UserWarning, match="neither a closure nor loss") as caught:
+        opt.step()
+    assert caught[0].filename == __file__
+
+
+def test_a_scheduler_scales_alpha_through_the_group_lr():
+    param = torch.nn.Parameter(torch.zeros(2))
+    opt = EnhancedSGD([param], lr=0.1, epsilon=0.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(2):
+        param.grad = torch.tensor([1.0, -1.0])
+        opt.step(loss=1.0)
+        scheduler.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.025)
+    assert opt.telemetry()["lr/g0"] == pytest.approx(0.025 * opt.controller.scales["lr_scale"])

@@ -156,3 +156,17 @@ ERRORS = [
 def test_bad_hyperparameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         create_optimizer("sgd_var", [torch.nn.Parameter(torch.zeros(2))], **kwargs)
+
+
+def test_a_scheduler_composes_down_to_the_floor_anchored_at_alpha0():
+    param = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    opt = ComposedOptimizer([param], rule="sgd", controller="variance", lr=0.1, lr_scaling=0.0)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
+    used = []
+    for _ in range(4):
+        param.grad = torch.tensor([1.0, -1.0], dtype=torch.float64)
+        opt.step()
+        used.append(opt.param_groups[0]["lr"])
+        scheduler.step()
+    # The scheduler's 1e-4 at step 4 is lifted to α_0·min_factor = 1e-3 (documented in the class note).
+    assert used == pytest.approx([0.1, 0.01, 0.001, 0.001])
