@@ -49,11 +49,12 @@ def run_both(ours_factory, theirs_factory, steps: int = STEPS) -> float:
     return worst
 
 
+@pytest.mark.parametrize("fused", [False, None], ids=["reference", "auto"])
 @pytest.mark.parametrize("case", ORACLE_CASES, ids=[c[0] for c in ORACLE_CASES])
-def test_base_rule_matches_torch_optim_in_float64(case):
+def test_base_rule_matches_torch_optim_in_float64(case, fused):
     _, rule, kwargs, torch_cls, torch_kwargs = case
     lr = 0.05
-    deviation = run_both(lambda p: ComposedOptimizer(p, rule=rule, lr=lr, **kwargs),
+    deviation = run_both(lambda p: ComposedOptimizer(p, rule=rule, lr=lr, fused=fused, **kwargs),
                          lambda p: torch_cls(p, lr=lr, **torch_kwargs))
     assert deviation < 1e-12
 

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import math
+
 import torch
 from torch import Tensor
 
+from gradretention.optim import fastpath
 from gradretention.optim.controllers import ConstantController, HypergradientController, LRController, StepSignals
+from gradretention.optim.controllers.hypergradient import hypergradient_terms
 from gradretention.optim.hyperparams import check_hyperparameters
 from gradretention.optim.rules import BaseRule, Group, make_rule
 
@@ -47,6 +51,8 @@ class ComposedOptimizer(torch.optim.Optimizer):
         controller: ``constant``, ``hypergradient`` or ``variance``, or an :class:`LRController`.
         lr: the initial learning rate α_0.
         lr_optimizer: for ``controller="hypergradient"``: ``sgd``, ``sgdn`` or ``adam``.
+        fused: None picks torch's fused kernels (``fastpath.py``) where eligible, False forces
+            the readable reference loop, True requires the fused path.
         **hyperparameters: the rule's and the controller's (e.g. ``momentum``, ``betas``,
             ``hypergrad_lr``); an unknown name is a ``ValueError`` listing the valid ones.
 
@@ -59,7 +65,7 @@ class ComposedOptimizer(torch.optim.Optimizer):
                  lr: float = 1e-3, lr_optimizer: str = "sgd", **hyperparameters: Any) -> None:
         self.rule = make_rule(rule) if isinstance(rule, str) else rule
         self.controller = make_controller(controller, lr_optimizer) if isinstance(controller, str) else controller
-        defaults = {"lr": lr, **self.rule.defaults, **self.controller.defaults}
+        defaults = {"lr": lr, "fused": None, **self.rule.defaults, **self.controller.defaults}
         unknown = sorted(set(hyperparameters) - set(defaults))
         if unknown:
             raise ValueError(
@@ -91,38 +97,71 @@ class ComposedOptimizer(torch.optim.Optimizer):
         params = [p for p in group["params"] if p.grad is not None]
         if not params:
             return
-        grads = [_effective_grad(p, group["weight_decay"]) for p in params]
-        group_step = group.get("step_count", 0) + 1
-        group["step_count"] = group_step
-        previous = [self._previous_direction(p, group, group_step) for p in params] \
-            if self.controller.needs_previous_direction else [None] * len(params)
-        alpha = self.controller.next_lr(group, StepSignals(params, grads, previous, loss), self.rule)
-        group["lr"] = alpha
-        for param, grad in zip(params, grads):
-            state = self.state[param]
+        grads = [effective_grad(p, group["weight_decay"]) for p in params]
+        states = [self.state[p] for p in params]
+        group_step = group["step_count"] = group.get("step_count", 0) + 1
+        fast = group["fused"] is not False and fastpath.eligible(self.rule.name, params)
+        if group["fused"] and not fast:
+            raise RuntimeError(f"fused=True needs dense contiguous params of one dtype and device and a rule in "
+                               f"{fastpath.FAST_RULES}; got rule {self.rule.name!r}")
+        signals = StepSignals(params, grads, loss)
+        if self.controller.needs_previous_direction:
+            h, scale = self._hypergradient(group, params, grads, states, group_step, fast)
+            signals = StepSignals(params, grads, loss, h, scale)
+        alpha = group["lr"] = self.controller.next_lr(group, signals, self.rule)
+        if fast:
+            self._fast_update(group, params, states, alpha)
+        else:
+            self._reference_update(group, params, grads, states, alpha)
+        if self.controller.needs_previous_direction:
+            for state in states:
+                state["updated_at"] = group_step
+
+    def _reference_update(self, group: Group, params: list[Tensor], grads: list[Tensor],
+                          states: list[dict[str, Any]], alpha: float) -> None:
+        keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
+        for param, grad, state in zip(params, grads, states):
             direction = self.rule.direction(param, grad, state, group)
             param.add_(direction, alpha=-alpha)
-            if self.controller.needs_previous_direction:
-                self._remember_direction(param, state, direction, group, group_step)
+            if keep:
+                _store_direction(state, direction)
 
-    def _previous_direction(self, param: Tensor, group: Group, group_step: int) -> Tensor | None:
-        state = self.state[param]
+    def _fast_update(self, group: Group, params: list[Tensor], states: list[dict[str, Any]], alpha: float) -> None:
+        raw_grads = [p.grad for p in params]  # the fused kernels apply weight decay themselves
+        if self.rule.name == "adam":
+            fastpath.adam_update(params, raw_grads, states, group, alpha)
+        else:
+            keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
+            fastpath.sgd_update(params, raw_grads, states, group, alpha, keep_direction=keep)
+
+    def _hypergradient(self, group: Group, params: list[Tensor], grads: list[Tensor],
+                       states: list[dict[str, Any]], group_step: int, fast: bool) -> tuple[float | None, float]:
+        """(h_t, ‖g_t‖‖d_{t-1}‖ or 1) for the group, with one host sync."""
         # A param skipped at step t-1 (no grad) did not move then: its d_{t-1} is zero.
-        if state.get("updated_at") != group_step - 1:
-            return None
+        usable = [state.get("updated_at") == group_step - 1 for state in states]
+        if not any(usable):
+            return None, 1.0
+        if not fast:
+            pairs = [(g, self._previous_direction(s, group)) for g, s, use in zip(grads, states, usable) if use]
+            return hypergradient_terms(pairs, group.get("multiplicative", False))
+        raw_grads = [p.grad for p in params]
+        if self.rule.name == "adam":
+            dots = fastpath.adam_direction_dots(raw_grads, params, states, group, usable)
+        else:
+            stored = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
+            dots = fastpath.stored_direction_dots(raw_grads, params, stored, group["weight_decay"])
+        if not group.get("multiplicative", False):
+            return float(dots), 1.0
+        previous = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
+        dtype = torch.promote_types(params[0].dtype, torch.float32)
+        g_sq = torch.stack([g.to(dtype).square().sum() for g, use in zip(grads, usable) if use]).sum()
+        d_sq = torch.stack([d.to(dtype).square().sum() for d in previous if d is not None]).sum()
+        h, g_sq_value, d_sq_value = torch.stack([dots.to(dtype), g_sq, d_sq]).tolist()
+        return h, math.sqrt(g_sq_value) * math.sqrt(d_sq_value)
+
+    def _previous_direction(self, state: dict[str, Any], group: Group) -> Tensor | None:
         stored = state.get("previous_direction")
         return stored if stored is not None else self.rule.previous_direction(state, group)
-
-    def _remember_direction(self, param: Tensor, state: dict[str, Any], direction: Tensor,
-                            group: Group, group_step: int) -> None:
-        state["updated_at"] = group_step
-        if self.rule.rebuilds_previous_direction(group):
-            return  # the rule rebuilds d_t from its own state: no extra buffer
-        stored = state.get("previous_direction")
-        if stored is None:
-            state["previous_direction"] = direction.detach().clone(memory_format=torch.preserve_format)
-        else:
-            stored.copy_(direction)
 
     def telemetry(self) -> dict[str, float]:
         """Per group ``i``: ``lr/g{i}`` and the controller's scalars, as plain floats."""
@@ -134,7 +173,16 @@ class ComposedOptimizer(torch.optim.Optimizer):
         return values
 
 
-def _effective_grad(param: Tensor, weight_decay: float) -> Tensor:
+def _store_direction(state: dict[str, Any], direction: Tensor) -> None:
+    stored = state.get("previous_direction")
+    if stored is None:
+        state["previous_direction"] = direction.detach().clone(memory_format=torch.preserve_format)
+    else:
+        stored.copy_(direction)
+
+
+def effective_grad(param: Tensor, weight_decay: float) -> Tensor:
+    """``grad + weight_decay·θ`` out of place (``p.grad`` is never written); sparse grads are refused."""
     grad = param.grad
     if grad.is_sparse:
         raise RuntimeError("gradretention optimizers do not support sparse gradients; use torch.optim.SparseAdam "

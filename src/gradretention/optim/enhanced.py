@@ -10,7 +10,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gradretention.optim.composed import _effective_grad
+from gradretention.optim.composed import effective_grad
 from gradretention.optim.controllers.variance import gradient_variance
 from gradretention.optim.hyperparams import check_hyperparameters
 from gradretention.optim.qlearning import QConfig, ScaleController
@@ -103,7 +103,7 @@ class EnhancedSGD(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = [(group, [(p, _effective_grad(p, group["weight_decay"])) for p in group["params"]
+        work = [(group, [(p, effective_grad(p, group["weight_decay"])) for p in group["params"]
                          if p.grad is not None]) for group in self.param_groups]
         work = [(group, pairs) for group, pairs in work if pairs]
         if not work:

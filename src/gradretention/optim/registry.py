@@ -79,7 +79,8 @@ def create_optimizer(spec: str, params: Any, **overrides: Any) -> torch.optim.Op
     """
     name, values = parse_spec(spec)
     entry = get_entry(name)
-    values.update({key: value for key, value in overrides.items() if value is not None or key == "lr_bounds"})
+    # lr=None means "the default" (the harness passes it when no grid is set); any other None is a value.
+    values.update({key: value for key, value in overrides.items() if value is not None or key != "lr"})
     unknown = sorted(set(values) - set(entry.defaults))
     if unknown:
         raise ValueError(f"Unknown hyperparameter(s) {', '.join(unknown)} for optimizer {name!r}; "
@@ -140,7 +141,7 @@ def _register_hypergradient_family() -> None:
             name = f"{rule_name}_hd" if lop == "sgd" else f"{rule_name}_hd_{lop}"
             lr, beta, beta_adam = _HD_DEFAULTS[rule_name]
             controller = HypergradientController(lop)
-            defaults = {"lr": lr, **make_rule(rule_name).defaults, **controller.defaults,
+            defaults = {"lr": lr, "fused": None, **make_rule(rule_name).defaults, **controller.defaults,
                         "hypergrad_lr": beta_adam if lop == "adam" else beta}
             factory = partial(ComposedOptimizer, rule=rule_name, controller="hypergradient", lr_optimizer=lop)
             summary = f"{rule_name} base rule, α driven by hypergradient descent with {lop} as the lr optimizer"
@@ -177,7 +178,7 @@ def _register_issue3() -> None:
         "Momentum SGD with variance clipping; tabular Q-learning nudges lr, momentum and gradient scale",
         ENHANCED_SEED, "q-learning", EnhancedSGD))
     for rule_name in ("adam", "sgd", "sgdn", "rmsprop", "adagrad"):
-        defaults = {"lr": _VAR_LRS[rule_name], **make_rule(rule_name).defaults, **VarianceController().defaults}
+        defaults = {"lr": _VAR_LRS[rule_name], "fused": None, **make_rule(rule_name).defaults, **VarianceController().defaults}
         factory = partial(ComposedOptimizer, rule=rule_name, controller="variance")
         summary = f"{rule_name} base rule, α scaled by the relative change of the smoothed gradient variance"
         register_optimizer(OptimizerEntry(f"{rule_name}_var", factory, defaults, summary, VARIANCE_SEED,

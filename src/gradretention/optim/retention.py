@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gradretention.optim.composed import _effective_grad
+from gradretention.optim.composed import effective_grad
 from gradretention.optim.hyperparams import check_hyperparameters
 
 FLAT_SPREAD = 1e-12
@@ -115,7 +115,7 @@ class RescaledSGD(torch.optim.Optimizer):
         return loss
 
     def _update(self, param: Tensor, group: dict[str, Any]) -> None:
-        grad = _effective_grad(param, group["weight_decay"])
+        grad = effective_grad(param, group["weight_decay"])
         state = self.state[param]
         retained = state.get("retained_grad")
         if retained is None:

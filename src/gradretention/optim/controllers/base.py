@@ -21,14 +21,17 @@ class StepSignals:
     """What a controller may look at for one group at step t.
 
     ``grads`` are the effective gradients ``g_t`` (after coupled weight decay);
-    ``previous_directions`` the ``d_{t-1}`` per param (None where there is none);
-    ``loss`` the loss of this step when the caller passed one.
+    ``loss`` the loss of this step when the caller passed one. For controllers that
+    set ``needs_previous_direction``, the optimizer also reduces ``hypergradient``
+    ``h_t = Σ⟨g_t, d_{t-1}⟩`` (None when no param has a d_{t-1}) and, for the
+    multiplicative form, ``direction_scale = ‖g_t‖·‖d_{t-1}‖`` (else 1).
     """
 
     params: list[Tensor]
     grads: list[Tensor]
-    previous_directions: list[Tensor | None]
     loss: float | None
+    hypergradient: float | None = None
+    direction_scale: float = 1.0
 
 
 class LRController(Protocol):

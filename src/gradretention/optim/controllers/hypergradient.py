@@ -74,15 +74,11 @@ class HypergradientController:
 
     def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
         group["hd_steps"] = group.get("hd_steps", 0) + 1
-        pairs = [(g, d) for g, d in zip(signals.grads, signals.previous_directions) if d is not None]
-        if not pairs:
-            group["hypergradient"] = 0.0
+        h = signals.hypergradient
+        group["hypergradient"] = 0.0 if h is None else h
+        if h is None or signals.direction_scale == 0.0 or group["hypergrad_lr"] == 0.0:
             return group["lr"]
-        h, scale = _hypergradient(pairs, group["multiplicative"])
-        group["hypergradient"] = h
-        if scale == 0.0 or group["hypergrad_lr"] == 0.0:
-            return group["lr"]
-        change = self._change(group, h / scale)
+        change = self._change(group, h / signals.direction_scale)
         alpha = group["lr"] * (1 + change) if group["multiplicative"] else group["lr"] + change
         if group["lr_bounds"] is not None:
             low, high = group["lr_bounds"]
@@ -107,8 +103,11 @@ class HypergradientController:
         return {key: float(group[key]) for key in keys if key in group}
 
 
-def _hypergradient(pairs: list[tuple[torch.Tensor, torch.Tensor]], normalise: bool) -> tuple[float, float]:
-    """(h, scale) with one host sync: scale is ‖g‖‖d‖ for HDM, else 1."""
+def hypergradient_terms(pairs: list[tuple[torch.Tensor, torch.Tensor]], normalise: bool) -> tuple[float, float]:
+    """(h, scale) from (g_t, d_{t-1}) pairs with one host sync: scale is ‖g‖‖d‖ for HDM, else 1.
+
+    The reference reduction; the fused path in ``fastpath.py`` computes the same sums in chunks.
+    """
     # Accumulate in float32 at least, so bfloat16 params still give a usable h.
     dtype = torch.promote_types(pairs[0][0].dtype, torch.float32)
     dots = torch.stack([torch.sum(g.to(dtype) * d.to(dtype)) for g, d in pairs]).sum()
