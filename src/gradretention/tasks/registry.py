@@ -23,6 +23,11 @@ TASK_MODULES: tuple[str, ...] = (
     "gradretention.tasks.spiral",
     "gradretention.tasks.digits",
     "gradretention.tasks.mnist1d_task",
+    "gradretention.tasks.mnist_tasks",
+    "gradretention.tasks.cifar_tasks",
+    "gradretention.tasks.text_tasks",
+    "gradretention.tasks.squad_task",
+    "gradretention.tasks.voc_task",
 )
 
 TASKS: dict[str, Task] = {}
