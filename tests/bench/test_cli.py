@@ -74,6 +74,13 @@ def test_bad_input_exits_2_with_the_valid_choices(tmp_path, capsys, argv, expect
     assert not (tmp_path / "out" / "runs.db").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_exits_2(tmp_path, capsys):
+    argv = ["run", "--task", "spiral", "--optimizer", "adam", "--device", "cuda", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
 def test_unknown_toml_key_exits_2_listing_the_valid_keys(tmp_path, capsys):
     config = tmp_path / "sweep.toml"
     config.write_text('optimizer = ["adam"]\n', encoding="utf-8")

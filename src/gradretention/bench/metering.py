@@ -37,9 +37,10 @@ class Diverged(Exception):
 class StepMeter:
     """Training losses since the last log step, kept on the device until read.
 
-    A loss that is non-finite, or above ``limit`` (:data:`DIVERGENCE_FACTOR` times the
-    first step's loss: with ReLU networks a huge step often leaves every unit dead and
-    the loss finite but stuck far above its starting value), counts as divergence.
+    A loss that is non-finite, or above ``limit``, counts as divergence. ``limit`` is
+    :data:`DIVERGENCE_FACTOR` times the first loss ever added (measured before any
+    update) when not given: after a huge step a ReLU network often has every unit dead
+    and a loss that is finite but stuck far above where it started.
     """
 
     def __init__(self, steps_before: int, limit: torch.Tensor | None = None) -> None:

@@ -7,7 +7,8 @@ log steps; gradient statistics, learning rates and optimizer telemetry are taken
 log steps only. Every ``eval_every`` epochs (and at the last step) the train,
 validation and test splits are evaluated. Listeners receive :mod:`~gradretention.bench.events`.
 
-Statuses: ``done``; ``diverged`` (a non-finite training loss ends the run); ``error``
+Statuses: ``done``; ``diverged`` (a training loss that is non-finite or above 100× the
+first step's loss ends the run; the reason names the step and the value); ``error``
 (an exception while training, recorded with the run's context); ``interrupted``
 (``should_stop()`` became true, or Ctrl-C — then :class:`RunInterrupted` carries the
 recorded result up so the caller can store it and stop). Problems found *before*
@@ -183,7 +184,7 @@ class _TrainingLoop:
                     losses = StepMeter(self.step, losses.limit)
                     if should_stop():
                         raise _StopRequested
-            losses.mean()  # a loss that went non-finite since the last log step ends the run here
+            losses.mean()  # a loss that blew up since the last log step ends the run here
             meter.end_epoch(self.step, self.step / self.steps_per_epoch, tick, samples)
             if epoch % self.eval_every == 0 or self.step >= self.total_steps:
                 meter.evaluate(self.step, self.step / self.steps_per_epoch, self.model, self.data)
