@@ -222,3 +222,7 @@ def animate_main(argv: list[str] | None = None) -> int:
     summary = ", ".join(f"{run.optimizer} {run.accuracies[-1]:.2f}" for run in runs)
     print(f"wrote {args.out} ({args.frames} frames); final validation accuracy: {summary}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(animate_main(sys.argv[1:]))

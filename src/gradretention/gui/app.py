@@ -25,13 +25,10 @@ from tkinter import filedialog, ttk
 import torch
 from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
 
-from gradretention.gui.controls import (
-    LR_SLIDER_RANGE, lr_from_slider, parse_base_lr, parse_number, slider_from_lr, split_optimizer_list,
-)
+from gradretention.gui.control_bar import OptimizerControls
+from gradretention.gui.controls import split_optimizer_list
 from gradretention.gui.dialogs import SessionForm, show_results
-from gradretention.gui.messages import (
-    GuiEvent, SelectLayer, SessionFinished, SessionStarted, SetBaseLr, SetLr, SetRetainMin,
-)
+from gradretention.gui.messages import Command, GuiEvent, SessionFinished, SessionStarted
 from gradretention.gui.presenter import Presenter
 from gradretention.gui.views import Views
 from gradretention.gui.screenshot import save_screenshot
@@ -55,42 +52,14 @@ class GuiApp:
         self.closing = False
         self._last_draw, self._draw_seconds, self._synced_run = 0.0, 0.0, None
         root.title("GradRetentionNet — live optimizer view")
+        if "clam" in ttk.Style(root).theme_names():
+            ttk.Style(root).theme_use("clam")  # X11's default theme looks dated; clam ships with Tk
         self.form = SessionForm(root, session, self)
-        self._build_controls()
+        self.controls = OptimizerControls(root, self)
         self._build_canvases()
         self._build_status()
         self.redraw(force=True)
         root.after(POLL_MS, self._poll)
-
-    def _build_controls(self) -> None:
-        bar = ttk.Frame(self.root, padding=(6, 2))
-        bar.grid(row=1, column=0, sticky="ew")
-        self.lr_position = tk.DoubleVar(value=-2.0)
-        self.lr_label = ttk.Label(bar, width=12, text="lr 0.01")
-        ttk.Label(bar, text="Learning rate").pack(side="left")
-        self.lr_slider = ttk.Scale(bar, from_=LR_SLIDER_RANGE[0], to=LR_SLIDER_RANGE[1], length=180,
-                                   variable=self.lr_position, command=self._on_lr_moved)
-        self.lr_slider.pack(side="left")
-        self.lr_slider.bind("<ButtonRelease-1>", self._on_lr_released)
-        self.lr_label.pack(side="left")
-        self.retain_min = tk.BooleanVar(value=True)
-        ttk.Checkbutton(bar, text="Retain minimum scaling", variable=self.retain_min,
-                        command=lambda: self._send(SetRetainMin(self.retain_min.get()))).pack(side="left", padx=6)
-        self.base_lr = self._entry_with_button(bar, "Base lr", "1e-5", self._on_base_lr)
-        self.y_range = self._entry_with_button(bar, "Y-range ×", "1", self._on_y_range)
-        ttk.Label(bar, text="Layer").pack(side="left", padx=(8, 2))
-        self.layer = ttk.Combobox(bar, width=16, state="readonly", values=())
-        self.layer.pack(side="left")
-        self.layer.bind("<<ComboboxSelected>>", lambda _: self._send(SelectLayer(self.layer.get())))
-
-    def _entry_with_button(self, parent: ttk.Frame, label: str, initial: str, action: object) -> ttk.Entry:
-        ttk.Label(parent, text=label).pack(side="left", padx=(8, 2))
-        entry = ttk.Entry(parent, width=8)
-        entry.insert(0, initial)
-        entry.pack(side="left")
-        entry.bind("<Return>", lambda _: action())
-        ttk.Button(parent, text="Set", width=4, command=action).pack(side="left")
-        return entry
 
     def _build_canvases(self) -> None:
         frame = ttk.Frame(self.root)
@@ -153,28 +122,8 @@ class GuiApp:
         self.show_message(f"saved {len(paths)} graphs to {directory}")
         return paths
 
-    # Controls on the running optimizer.
-    def _on_lr_moved(self, _value: str) -> None:
-        self.lr_label.configure(text=f"lr {lr_from_slider(self.lr_position.get()):.3g}")
-
-    def _on_lr_released(self, _event: object) -> None:
-        self._send(SetLr(lr_from_slider(self.lr_position.get())))
-
-    def _on_base_lr(self) -> None:
-        try:
-            self._send(SetBaseLr(parse_base_lr(self.base_lr.get(), self.presenter.current_lr)))
-        except ValueError as exc:
-            self.show_message(f"refused: {exc}")
-
-    def _on_y_range(self) -> None:
-        try:
-            self.y_multiplier = parse_number(self.y_range.get(), "y-range multiplier", positive=True)
-        except ValueError as exc:
-            self.show_message(f"refused: {exc}")
-            return
-        self.redraw(force=True)
-
-    def _send(self, command: object) -> None:
+    def send(self, command: Command) -> None:
+        """Queue ``command`` for the running optimizer, or say there is none."""
         if self.worker is None or not self.worker.is_alive():
             self.show_message("no run in progress: press Start first")
             return
@@ -202,8 +151,7 @@ class GuiApp:
                 break
             self.presenter.handle(event)
             if isinstance(event, SessionStarted):
-                self.layer.configure(values=event.layers)
-                self.layer.set(self.worker.layer if self.worker is not None and self.worker.layer else "")
+                self.controls.show_layers(event.layers, self.worker.layer if self.worker is not None else None)
             elif isinstance(event, SessionFinished):
                 self.redraw(force=True)
                 if self.presenter.results and not self.closing:
@@ -219,8 +167,7 @@ class GuiApp:
         if current is None or current is self._synced_run or self.presenter.current_lr is None:
             return
         self._synced_run = current
-        self.lr_position.set(slider_from_lr(self.presenter.current_lr))
-        self._on_lr_moved("")
+        self.controls.show_lr(self.presenter.current_lr)
 
     def redraw(self, force: bool = False) -> None:
         """Repaint the views if something changed, at most every few hundred ms unless forced."""
@@ -320,3 +267,7 @@ def _screenshot(app: GuiApp, path: Path) -> str:
     x, y = root.winfo_rootx(), root.winfo_rooty()
     bbox = (x, y, x + root.winfo_width(), y + root.winfo_height())
     return save_screenshot(path, bbox, list(app.views.figures.values()), app.presenter.status)
+
+
+if __name__ == "__main__":
+    sys.exit(gui_main(sys.argv[1:]))

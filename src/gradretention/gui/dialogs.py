@@ -44,9 +44,11 @@ class SessionForm:
         self.seeds = self._entry(bar, "Seeds", str(session.seeds), 4)
         self.epochs = self._entry(bar, "Epochs", "" if session.epochs is None else str(session.epochs), 5)
         self.pause_text = tk.StringVar(value="Pause")
-        for text, command in (("Start", self._start), ("Stop", owner.stop),
+        self.buttons: dict[str, ttk.Button] = {}
+        for text, command in (("Start", self.submit), ("Stop", owner.stop),
                               ("Skip to next optimizer", owner.skip), ("Save graphs", owner.save_graphs)):
-            ttk.Button(bar, text=text, command=command).pack(side="left", padx=2)
+            self.buttons[text] = ttk.Button(bar, text=text, command=command)
+            self.buttons[text].pack(side="left", padx=2)
         ttk.Button(bar, textvariable=self.pause_text, command=self._pause).pack(side="left", padx=2)
 
     @staticmethod
@@ -71,7 +73,8 @@ class SessionForm:
                           data_seed=self.session.data_seed, max_bars=self.session.max_bars,
                           data_dir=self.session.data_dir)  # fmt: skip
 
-    def _start(self) -> None:
+    def submit(self) -> None:
+        """Start the session the entries describe, or show why not."""
         try:
             session = self.read()
         except ValueError as exc:

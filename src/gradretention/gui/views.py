@@ -76,8 +76,7 @@ def _draw_weights(figure: Figure, presenter: Presenter, colours: dict[str, str],
         ax.set_ylim(*symmetric_limits([v for series in values.values() for v in series], multiplier))
         ax.axhline(0.0, color="black", linewidth=0.5)
     bottom.set_xlabel("element")
-    if presenter.bars("update"):
-        top.legend(fontsize=8, loc="upper right")
+    _legend(top, fontsize=8, loc="upper right")
 
 
 def _draw_learning_rates(figure: Figure, presenter: Presenter, colours: dict[str, str], multiplier: float) -> None:
@@ -94,6 +93,7 @@ def _draw_learning_rates(figure: Figure, presenter: Presenter, colours: dict[str
     for opt in presenter.optimizers:
         _plot_band(alpha, presenter.band(opt, "lr"), colours[opt], opt)
         _plot_band(alpha, presenter.band(opt, "lr_mean"), colours[opt], f"{opt}: mean η", linestyle="--")
+        _shade_range(alpha, presenter.band(opt, "lr_min"), presenter.band(opt, "lr_max"), colours[opt])
     alpha.set_yscale("log")
     scalars.set_title("controller scalars (scales, ε, hypergradient)", fontsize=10)
     drawn = 0
@@ -104,12 +104,11 @@ def _draw_learning_rates(figure: Figure, presenter: Presenter, colours: dict[str
             drawn += 1
     if drawn:
         scalars.set_yscale("symlog", linthresh=1e-3)
-        scalars.legend(fontsize=7, loc="best")
+        _legend(scalars, fontsize=7, loc="best")
     else:
         _placeholder(scalars, "no controller scalars for these optimizers")
     scalars.set_xlabel("step")
-    if presenter.optimizers:
-        alpha.legend(fontsize=7, loc="best")
+    _legend(alpha, fontsize=7, loc="best")
 
 
 def _draw_curves(figure: Figure, presenter: Presenter, colours: dict[str, str]) -> None:
@@ -121,8 +120,7 @@ def _draw_curves(figure: Figure, presenter: Presenter, colours: dict[str, str]) 
             _plot_band(ax, presenter.band(opt, name), colours[opt], opt)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
-    if presenter.optimizers:
-        axes[0, 0].legend(fontsize=8, loc="upper right")
+    _legend(axes[0, 0], fontsize=8, loc="upper right")
 
 
 def _plot_band(ax: Axes, band: Band, colour: str, label: str, linestyle: str = "-") -> None:
@@ -132,3 +130,16 @@ def _plot_band(ax: Axes, band: Band, colour: str, label: str, linestyle: str = "
     ax.plot(x, mean, color=colour, label=label, linestyle=linestyle, linewidth=1.2)
     if std.any():
         ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+
+
+def _shade_range(ax: Axes, low: Band, high: Band, colour: str) -> None:
+    """RescaledSGD's η from its smallest to its largest element, seed means, lightly shaded."""
+    n = min(len(low.x), len(high.x))
+    if n:
+        ax.fill_between(low.x[:n], low.mean[:n], high.mean[:n], color=colour, alpha=0.08, linewidth=0)
+
+
+def _legend(ax: Axes, **kwargs: object) -> None:
+    """A legend only where something labelled was drawn (matplotlib warns otherwise)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
