@@ -5,10 +5,10 @@ or a run id under ``--results``), rebuilds the task's model, and writes one PNG 
 image into ``OUT``: the image on the left, the Grad-CAM heat map blended over it on the
 right (red = evidence for the explained class).
 
-The layer explained is the last spatial convolution of the model (the last ``Conv2d``
-whose kernel is larger than 1x1): the second conv of ``MnistCNN``, the last 3x3 conv of
-the CIFAR models, the last 3x3 conv of the U-Net's final decoder block (its 1x1 head only
-maps each pixel's features to classes). Classifiers explain their predicted class. For
+The layer explained is the last spatial convolution the model runs (the last ``Conv2d``
+whose kernel is larger than 1x1, in execution order): the second conv of ``MnistCNN``,
+the last 3x3 conv of the CIFAR models, the last 3x3 conv of the U-Net's full-resolution
+decoder block (its 1x1 head only maps each pixel's features to classes). Classifiers explain their predicted class. For
 segmentation the explained score is, as in the usual segmentation Grad-CAM, the sum of
 one class's logits over the pixels predicted as that class; the class is the most
 frequent non-background class in the prediction (background if there is none).
@@ -33,16 +33,30 @@ from torch import nn
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-def gradcam_layer(model: nn.Module) -> nn.Conv2d:
-    """The last ``Conv2d`` with a kernel larger than 1x1 in ``model`` (module order).
+def gradcam_layer(model: nn.Module, images: torch.Tensor) -> nn.Conv2d:
+    """The last ``Conv2d`` with a kernel larger than 1x1 that runs when ``model`` sees ``images``.
+
+    Execution order, not registration order: a U-Net registers its decoder blocks
+    coarsest-last but runs the full-resolution one last.
 
     Raises:
-        ValueError: the model has no such convolution (e.g. an MLP).
+        ValueError: the model runs no such convolution (e.g. an MLP).
     """
-    convolutions = [m for m in model.modules() if isinstance(m, nn.Conv2d) and tuple(m.kernel_size) != (1, 1)]
-    if not convolutions:
+    executed: list[nn.Conv2d] = []
+    hooks = [
+        module.register_forward_hook(lambda module, args, output: executed.append(module))
+        for module in model.modules()
+        if isinstance(module, nn.Conv2d) and tuple(module.kernel_size) != (1, 1)
+    ]
+    try:
+        with torch.no_grad():
+            model(images[:1])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not executed:
         raise ValueError(f"{type(model).__name__} has no spatial convolution; Grad-CAM needs a CNN or the U-Net")
-    return convolutions[-1]
+    return executed[-1]
 
 
 class _PixelClassScores(nn.Module):
@@ -78,7 +92,7 @@ def gradcam_maps(model: nn.Module, images: torch.Tensor, segmentation: bool = Fa
     else:
         classes, forward = logits.argmax(dim=1), model
     with torch.enable_grad():
-        attributions = LayerGradCam(forward, gradcam_layer(model)).attribute(
+        attributions = LayerGradCam(forward, gradcam_layer(model, images)).attribute(
             images, target=classes.tolist(), relu_attributions=True
         )
     heat = LayerAttribution.interpolate(attributions.detach(), tuple(images.shape[2:]), "bilinear")[:, 0]
@@ -182,11 +196,11 @@ def run_gradcam(out: Path, task_name: str, run: str, results: Path, data_dir: Pa
     if saved.extra.get("task", task_name) != task_name:
         raise ValueError(f"{path} is a checkpoint of task {saved.extra['task']!r}, not {task_name!r}")
     data = task.load(int(saved.extra.get("data_seed", 0)), data_dir)
-    model = task.build_model(data.num_classes)
-    gradcam_layer(model)  # refuse MLPs before loading anything large
-    load_checkpoint(path, model, None, restore_rng=False)
     images = data.test.inputs[:count]
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         raise ValueError(f"task {task_name!r} has no image inputs; Grad-CAM applies to image tasks")
+    model = task.build_model(data.num_classes).eval()
+    gradcam_layer(model, images)  # refuse models without convolutions before writing anything
+    load_checkpoint(path, model, None, restore_rng=False)
     segmentation = task.metric_fn is not None and "miou" in task.metrics
     return write_overlays(out, task_name, model, images, data.info.get("normalization"), segmentation, path.stem)

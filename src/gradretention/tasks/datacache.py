@@ -262,6 +262,6 @@ def checked_labels(values: list[Any], num_classes: int, where: str) -> np.ndarra
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
         raise DatasetFormatError(
-            f"{where}: labels must be 0..{num_classes - 1}, found {labels[bad[0]]!r} at row {bad[0]}"
+            f"{where}: labels must be 0..{num_classes - 1}, found {labels[bad[0]].item()!r} at row {int(bad[0])}"
         )
     return labels.astype(np.int64)

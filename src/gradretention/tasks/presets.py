@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gradretention.optim import canonical_spec
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ SUITES: dict[str, PresetSuite] = {
 }
 
 
-def _lookup(table: dict, kind: str, name: str):  # type: ignore[no-untyped-def]
+def _lookup(table: dict[str, T], kind: str, name: str) -> T:
     if name in table:
         return table[name]
     close = difflib.get_close_matches(name, list(table), n=1)

@@ -189,7 +189,8 @@ def _text_data(dataset: str, payload: Payload, inputs: tuple[str, ...], seed: in
     num_classes, fraction = DATASETS[dataset]
     train_index, val_index = carve_validation(len(payload["train_labels"]), fraction, seed)
     if "vocabulary" in payload:
-        info = {**info, "vocab_size": len(payload["vocabulary"])}
+        # The token list (shared, not copied) lets reports and the GUI decode ids back to words.
+        info = {**info, "vocab_size": len(payload["vocabulary"]), "vocabulary": payload["vocabulary"]}
     return TaskData(
         train=split_of("train", train_index), val=split_of("train", val_index), test=split_of("test"),
         num_classes=num_classes, info={**info, "dataset": dataset, "data_seed": seed},
