@@ -28,7 +28,7 @@ from typing import Any, TextIO
 import torch
 from rich.console import Console
 
-from gradretention.bench.config import checked_values, read_config_values, sweep_config_from_mapping
+from gradretention.bench.config import SweepConfig, checked_values, read_config_values, sweep_config_from_mapping
 from gradretention.bench.store import StoreError
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -185,7 +185,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return _sweep(sweep_config_from_mapping(values, source="command line"), report=True)
 
 
-def _sweep(config: Any, report: bool) -> int:
+def _sweep(config: SweepConfig, report: bool) -> int:
     from gradretention.bench.progress import SweepProgress
     from gradretention.bench.sweep import run_sweep
 
@@ -204,6 +204,11 @@ def _suite(args: argparse.Namespace) -> int:
     from gradretention.bench.sweep import run_configs
 
     suite = get_suite(args.suite)
+    fixed = ("tasks", "optimizers", "lrs", "lr_factors", "max_steps", "batch_size", "interactive")
+    clashing = [f"--{name.replace('_', '-')}" for name in fixed if getattr(args, name)]
+    if clashing:
+        raise ValueError(f"--suite {suite.name} fixes its task, optimizers, lrs and batch; "
+                         f"drop {', '.join(clashing)} (it takes --epochs, --seeds, --out, --workers, --device)")  # fmt: skip
     values = sweep_values(args, {"seeds": 1, "out": str(Path("bench-out") / suite.name)})
     config = sweep_config_from_mapping(values, source="command line")
     _check_device(config.device)

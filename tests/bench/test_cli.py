@@ -60,8 +60,10 @@ def test_run_with_a_huge_lr_records_diverged(tmp_path, capsys):
          ["Invalid hypergrad_lr value: -1e-05 (valid: >= 0)"]),
         (["bench", "--tasks", "spiral", "--optimizers", "adam", "--lrs", "0.1,-1"], ["lrs must be positive"]),
         (["bench", "--suite", "adagrad-lectur"], ["Did you mean 'adagrad-lecture'"]),
+        (["bench", "--suite", "adagrad-lecture", "--optimizers", "adam"], ["drop --optimizers"]),
         (["bench", "--epochs", "2", "--max-steps", "3"], ["not allowed with argument"]),
         (["report", "nowhere"], ["no results store at nowhere"]),
+        (["export", "nowhere", "--format", "csv"], ["no results store at nowhere"]),
     ],
 )
 def test_bad_input_exits_2_with_the_valid_choices(tmp_path, capsys, argv, expected):
