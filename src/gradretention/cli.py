@@ -34,9 +34,20 @@ from gradretention.bench.store import StoreError
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 LIST_KINDS = ("optimizers", "tasks", "suites")
 
+# Commands with their own parsers, imported only when used (Tk, captum, ... stay unloaded otherwise).
+DELEGATED: dict[str, tuple[str, str, str]] = {
+    "gui": ("gradretention.gui.app", "gui_main", "the live Tkinter window (training in a worker thread)"),
+    "animate": ("gradretention.gui.animate", "animate_main", "the decision boundary over training, as GIF/MP4"),
+    "data": ("gradretention.tasks.data_report", "data_main", "per task: data found / missing, files looked for"),
+    "gradcam": ("gradretention.bench.gradcam", "gradcam_main", "Grad-CAM overlay PNGs of a finished run"),
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -53,10 +64,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _delegate(command: str, argv: list[str]) -> int:
+    import importlib
+
+    module_name, function_name, _ = DELEGATED[command]
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except ImportError as exc:
+        print(f"gradretention {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return int(function(argv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="gradretention", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, _, summary) in DELEGATED.items():
+        # Listed for --help only: main() hands these commands their argv before parsing.
+        commands.add_parser(name, help=summary, add_help=False)
     listing = commands.add_parser("list", help="list optimizers, tasks or suites")
     listing.add_argument("kind", nargs="?", choices=LIST_KINDS, help="what to list (default: all)")
     listing.set_defaults(handler=_cmd_list)

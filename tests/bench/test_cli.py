@@ -191,3 +191,12 @@ def test_sweep_killed_with_sigkill_resumes_with_every_run_once(tmp_path):
     assert len(runs) == 10 and runs["run_id"].is_unique
     assert set(runs["status"]) == {"done"}
     assert sorted(runs["phase"].value_counts().items()) == [("final", 4), ("tune", 6)]
+
+
+def test_delegated_commands_are_listed_and_dispatched(capsys, tmp_path):
+    from gradretention.cli import DELEGATED, build_parser, main
+
+    help_text = build_parser().format_help()
+    assert all(name in help_text for name in DELEGATED)
+    assert main(["data", "--data-dir", str(tmp_path)]) == 0
+    assert "missing" in capsys.readouterr().out
