@@ -27,8 +27,9 @@ TIMEOUT = 240.0  # seconds; a shared CI machine may be slow to import torch and 
 def display() -> Iterator[str]:
     """A fresh Xvfb server; ``-displayfd`` lets it pick a free display number itself."""
     read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                              pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_end)
     try:
         ready, _, _ = select.select([read_end], [], [], 30.0)
@@ -45,9 +46,8 @@ def display() -> Iterator[str]:
 @needs_xvfb
 def test_window_runs_for_five_seconds_and_saves_a_screenshot_of_live_data(display: str, tmp_path: Path) -> None:
     shot, state_path = tmp_path / "window.png", tmp_path / "state.json"
-    command = [sys.executable, "-c", "import sys; from gradretention.gui.app import gui_main; sys.exit(gui_main(sys.argv[1:]))",
-               "--run-for", "5", "--screenshot", str(shot), "--dump-state", str(state_path),
-               "--epochs", "3", "--seeds", "2"]
+    command = [sys.executable, "-m", "gradretention.gui.app", "--run-for", "5", "--screenshot", str(shot),
+               "--dump-state", str(state_path), "--epochs", "3", "--seeds", "2"]  # gui_main(argv) in a subprocess
     done = subprocess.run(command, env={**os.environ, "DISPLAY": display}, capture_output=True, text=True,
                           timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
@@ -76,7 +76,9 @@ def pump(root: object, until: Callable[[], bool]) -> None:
 
 
 @needs_xvfb
-def test_invalid_entries_are_refused_in_the_window_and_the_run_goes_on(display: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_entries_are_refused_in_the_window_and_the_run_goes_on(
+    display: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tkinter as tk
 
     from gradretention.gui.app import GuiApp
@@ -92,18 +94,19 @@ def test_invalid_entries_are_refused_in_the_window_and_the_run_goes_on(display: 
         app.worker.pause()  # hold the run so the refusals below land while it is live
         for entry, button, text, message in (
             (app.controls.base_lr, app.controls.base_lr_button, "abc", "refused: base lr must be a number, got 'abc'"),
-            (app.controls.y_range, app.controls.y_range_button, "-2", "refused: y-range multiplier must be > 0, got '-2'"),
+            (app.controls.y_range, app.controls.y_range_button, "-2",
+             "refused: y-range multiplier must be > 0, got '-2'"),
             (app.form.seeds, app.form.buttons["Start"], "two", "refused: seeds must be a whole number, got 'two'"),
         ):
             entry.delete(0, "end")
             entry.insert(0, text)
             button.invoke()
-            assert app.status.cget("text") == message
+            assert app.notice.cget("text") == message
         # Above the peak: refused by the window once it knows the peak, else by the worker a moment later.
         app.controls.base_lr.delete(0, "end")
         app.controls.base_lr.insert(0, "5")
         app.controls.base_lr_button.invoke()
-        pump(root, lambda: app.status.cget("text").startswith("refused: base lr 5 is above the peak lr 0.01; "))
+        pump(root, lambda: app.notice.cget("text").startswith("refused: base lr 5 is above the peak lr 0.01; "))
         app.worker.resume()
         pump(root, lambda: app.presenter.session_status is not None)
         assert app.presenter.session_status == "done"

@@ -124,10 +124,20 @@ def test_result_rows_summarise_done_runs_and_count_every_status() -> None:
     assert sgd.statuses == {"diverged": 1} and sgd.test_accuracy[2] == 0
 
 
-def test_refused_notice_and_failed_session_show_in_the_status_line() -> None:
+def test_refused_notice_stays_up_while_steps_update_the_status() -> None:
     presenter = Presenter()
+    presenter.handle(session(("sgd",), seeds=1, steps=10))
+    presenter.handle(RunStarted(config("sgd"), 10))
     presenter.handle(Notice("base lr 1 is above the peak lr 0.01", refused=True))
-    assert presenter.status == "refused: base lr 1 is above the peak lr 0.01"
+    presenter.handle(step("sgd", at=3, loss=0.5))
+    assert presenter.notice == "refused: base lr 1 is above the peak lr 0.01"
+    assert presenter.status.startswith("sgd · seed 1/1 · epoch 0.6 · step 3/10 · loss 0.5000")
+    presenter.handle(Notice("lr set to 0.05"))
+    assert presenter.notice == "lr set to 0.05"
+
+
+def test_failed_session_shows_why_in_the_status_line() -> None:
+    presenter = Presenter()
     presenter.handle(SessionFinished("error", "Unknown task 'x'"))
     assert presenter.status == "session error: Unknown task 'x'"
     assert presenter.session_status == "error"

@@ -33,7 +33,8 @@ def presenter() -> Presenter:
                 presenter.handle(EvalLogged(config(optimizer, seed), 2 * epoch, epoch, "val",
                                             {"loss": 1.0 / epoch, "accuracy": 0.3 * epoch + 0.05 * seed}))
     lrs = (0.001, 0.004, 0.002)
-    presenter.handle(LayerSnapshot(config("rescaled_sgd", 1), 6, "layers.0.weight", (0.1, -0.4, 0.2), (1.0, 2.0, -3.0), lrs))
+    presenter.handle(LayerSnapshot(config("rescaled_sgd", 1), 6, "layers.0.weight", (0.1, -0.4, 0.2),
+                                   (1.0, 2.0, -3.0), lrs))
     presenter.handle(LayerSnapshot(config("sgd_hd", 1), 6, "layers.0.weight", (0.3, 0.0, -0.1), (0.5, 0.5, 0.5), None))
     return presenter
 
@@ -89,3 +90,13 @@ def test_empty_presenter_draws_placeholders_without_error() -> None:
     views.draw(Presenter())
     update_ax = views.figures["weights"].axes[0]
     assert [text.get_text() for text in update_ax.texts] == ["waiting for the first step"]
+
+
+def test_learning_rate_view_drops_the_scalar_panel_when_no_controller_reports_one() -> None:
+    presenter = Presenter()
+    presenter.handle(SessionStarted("spiral", ("sgd",), (0,), 6, ("layers.0.weight",)))
+    presenter.handle(RunStarted(config("sgd", 0), 6))
+    presenter.handle(StepLogged(config("sgd", 0), 1, 0.2, 1.0, (0.01,), {}))
+    views = Views()
+    views.draw(presenter)
+    assert len(views.figures["learning_rates"].axes) == 2

@@ -52,8 +52,11 @@ class GuiApp:
         self.closing = False
         self._last_draw, self._draw_seconds, self._synced_run = 0.0, 0.0, None
         root.title("GradRetentionNet — live optimizer view")
-        if "clam" in ttk.Style(root).theme_names():
-            ttk.Style(root).theme_use("clam")  # X11's default theme looks dated; clam ships with Tk
+        style = ttk.Style(root)
+        if "clam" in style.theme_names():
+            style.theme_use("clam")  # X11's default theme looks dated; clam ships with Tk
+        # clam's own bar colour is barely darker than its trough: a finished bar looked empty.
+        style.configure("Horizontal.TProgressbar", background="#4a7fb5", troughcolor="#e8e8e8")
         self.form = SessionForm(root, session, self)
         self.controls = OptimizerControls(root, self)
         self._build_canvases()
@@ -79,8 +82,10 @@ class GuiApp:
         bar.grid(row=3, column=0, sticky="ew")
         self.progress = ttk.Progressbar(bar, length=260, maximum=1.0, mode="determinate")
         self.progress.pack(side="left")
-        self.status = ttk.Label(bar, text=self.presenter.status, anchor="w")
-        self.status.pack(side="left", fill="x", expand=True, padx=8)
+        self.status = ttk.Label(bar, text=self.presenter.status, anchor="w", width=60)
+        self.status.pack(side="left", padx=8)
+        self.notice = ttk.Label(bar, text="", anchor="w")
+        self.notice.pack(side="left", fill="x", expand=True, padx=8)
 
     # Session buttons (called by the form).
     def start(self, session: GuiSession) -> None:
@@ -130,8 +135,13 @@ class GuiApp:
         self.worker.send(command)
 
     def show_message(self, text: str) -> None:
-        self.presenter.status = text
-        self.status.configure(text=text)
+        """Show ``text`` beside the status line until the next message (refusals in red)."""
+        self.presenter.notice = text
+        self._show_notice()
+
+    def _show_notice(self) -> None:
+        text = self.presenter.notice
+        self.notice.configure(text=text, foreground="#b00020" if text.startswith("refused") else "#1f4e79")
 
     # The pump.
     def _poll(self) -> None:
@@ -159,6 +169,7 @@ class GuiApp:
         self._sync_lr_slider()
         self.progress.configure(value=self.presenter.progress())
         self.status.configure(text=self.presenter.status)
+        self._show_notice()
         self.redraw()
 
     def _sync_lr_slider(self) -> None:
@@ -215,7 +226,11 @@ def _session_from(args: argparse.Namespace) -> GuiSession:
 
 
 def gui_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``gradretention gui``; returns the exit status (2: bad flags, 1: no display or a failed session)."""
+    """Entry point of ``gradretention gui``.
+
+    Returns:
+        The exit status: 0, 2 for bad flags, 1 without a display or when the session failed.
+    """
     args = _parser().parse_args(argv)
     try:
         session = _session_from(args)

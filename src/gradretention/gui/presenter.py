@@ -85,6 +85,8 @@ class Presenter:
     def __init__(self) -> None:
         self._reset()
         self.status = "ready: choose optimizers and press Start"
+        # The last control message stays up while step updates rewrite ``status`` many times a second.
+        self.notice = ""
 
     def _reset(self) -> None:
         self.optimizers: list[str] = []
@@ -137,7 +139,8 @@ class Presenter:
             elif key not in LR_KEYS and key not in SKIPPED_TELEMETRY and not key.startswith("action_"):
                 self._add(config.optimizer, f"telemetry/{key}", config.seed, event.step, value)
         self.status = (f"{config.optimizer} · seed {config.seed + 1}/{max(len(self.seeds), 1)} · "
-                       f"epoch {event.epoch:.1f} · step {event.step}/{self.planned_run_steps} · loss {event.loss:.4f}")
+                       f"epoch {event.epoch:.1f} · step {event.step}/{self.planned_run_steps} · "
+                       f"loss {event.loss:.4f}")
 
     def _on_eval(self, event: EvalLogged) -> None:
         for metric in ("loss", "accuracy"):
@@ -157,7 +160,7 @@ class Presenter:
             self.status = f"{result.config.optimizer} seed {result.config.seed}: {result.status} ({result.reason})"
 
     def _on_notice(self, event: Notice) -> None:
-        self.status = ("refused: " if event.refused else "") + event.message
+        self.notice = ("refused: " if event.refused else "") + event.message
 
     def _on_session_finished(self, event: SessionFinished) -> None:
         self.session_status = event.status
@@ -210,8 +213,8 @@ class Presenter:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dump of what the views show (``--dump-state``; NaN becomes null)."""
         series = {f"{opt}:{name}": asdict(self.band(opt, name)) for opt, name in sorted(self._series)}
-        state = {"optimizers": self.optimizers, "status": self.status, "progress": self.progress(),
-                 "session_status": self.session_status, "layer": self.watched_layer(),
+        state = {"optimizers": self.optimizers, "status": self.status, "notice": self.notice,
+                 "progress": self.progress(), "session_status": self.session_status, "layer": self.watched_layer(),
                  "bars": {kind: self.bars(kind) for kind in BAR_KINDS}, "series": series,
                  "results": [asdict(row) for row in self.result_rows()]}
         return _json_ready(state)

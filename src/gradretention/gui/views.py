@@ -81,7 +81,11 @@ def _draw_weights(figure: Figure, presenter: Presenter, colours: dict[str, str],
 
 def _draw_learning_rates(figure: Figure, presenter: Presenter, colours: dict[str, str], multiplier: float) -> None:
     figure.clear()
-    per_element, alpha, scalars = figure.subplots(3, 1)
+    scalar_names = {opt: presenter.series_names(opt, "telemetry/") for opt in presenter.optimizers}
+    has_scalars = any(scalar_names.values())
+    # A third panel only when a controller reports scalars: an empty box helps nobody.
+    axes = figure.subplots(3 if has_scalars else 2, 1)
+    per_element, alpha = axes[0], axes[1]
     values = presenter.bars("effective_lr")
     per_element.set_title("per-element lr η (RescaledSGD)", fontsize=10)
     if values:
@@ -89,26 +93,28 @@ def _draw_learning_rates(figure: Figure, presenter: Presenter, colours: dict[str
         per_element.set_ylim(*upper_limits([v for series in values.values() for v in series], multiplier))
     else:
         _placeholder(per_element, "no per-element lr: none of the optimizers is RescaledSGD")
-    alpha.set_title("lr α per step (mean ± std over seeds)", fontsize=10)
+    alpha.set_title("lr α per step, mean ± std over seeds (shaded: η min–max)", fontsize=10)
     for opt in presenter.optimizers:
         _plot_band(alpha, presenter.band(opt, "lr"), colours[opt], opt)
         _plot_band(alpha, presenter.band(opt, "lr_mean"), colours[opt], f"{opt}: mean η", linestyle="--")
         _shade_range(alpha, presenter.band(opt, "lr_min"), presenter.band(opt, "lr_max"), colours[opt])
     alpha.set_yscale("log")
-    scalars.set_title("controller scalars (scales, ε, hypergradient)", fontsize=10)
+    _legend(alpha, fontsize=7, loc="best")
+    axes[-1].set_xlabel("step")
+    if has_scalars:
+        _draw_scalars(axes[2], presenter, colours, scalar_names)
+
+
+def _draw_scalars(ax: Axes, presenter: Presenter, colours: dict[str, str], names: dict[str, list[str]]) -> None:
+    ax.set_title("controller scalars (scales, ε, hypergradient)", fontsize=10)
     drawn = 0
-    for opt in presenter.optimizers:
-        for name in presenter.series_names(opt, "telemetry/"):
-            _plot_band(scalars, presenter.band(opt, name), colours[opt], f"{opt}: {name.split('/', 1)[1]}",
+    for opt, opt_names in names.items():
+        for name in opt_names:
+            _plot_band(ax, presenter.band(opt, name), colours[opt], f"{opt}: {name.split('/', 1)[1]}",
                        linestyle=("-", "--", ":", "-.")[drawn % 4])
             drawn += 1
-    if drawn:
-        scalars.set_yscale("symlog", linthresh=1e-3)
-        _legend(scalars, fontsize=7, loc="best")
-    else:
-        _placeholder(scalars, "no controller scalars for these optimizers")
-    scalars.set_xlabel("step")
-    _legend(alpha, fontsize=7, loc="best")
+    ax.set_yscale("symlog", linthresh=1e-3)  # scales near 1, ε near 0, hypergradients of either sign
+    _legend(ax, fontsize=7, loc="best")
 
 
 def _draw_curves(figure: Figure, presenter: Presenter, colours: dict[str, str]) -> None:
