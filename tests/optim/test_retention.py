@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
 
-from gradretention.optim import RescaledSGD, create_optimizer
+from gradretention.optim import RescaledSGD, create_optimizer, retention
 
 
 def reference_trajectory(theta: list[float], grads: list[list[float]], lr: float, base_lr: float, decay: float,
@@ -176,3 +177,110 @@ def test_registry_spec_builds_the_configured_optimizer():
     assert isinstance(opt, RescaledSGD)
     assert opt.param_groups[0]["update"] == "magnitude" and opt.param_groups[0]["retain_min"] is False
     assert opt.param_groups[0]["lr"] == 1e-2
+
+
+# --- The fast path (in place, block by block, one host sync per group) equals the reference loop. ---
+# Tolerance: float32 params rtol 1e-5 / atol 1e-6 after 12 steps (η·sign m is formed as two
+# terms instead of one product); float64 rtol 1e-12 / atol 1e-14. The retained gradient m
+# takes the reference's roundings, so without weight decay (no feedback from θ) it is equal
+# bit for bit.
+
+FAST_SETTINGS = [
+    {},
+    {"update": "magnitude"},
+    {"retain_min": False},
+    {"retain_min": False, "update": "magnitude"},
+    {"weight_decay": 0.1, "decay": 0.5},
+    {"weight_decay": 0.1, "update": "magnitude"},
+]
+
+
+def fast_problem(dtype: torch.dtype) -> tuple[list[torch.nn.Parameter], list[list[torch.Tensor]]]:
+    """Params of assorted shapes and 12 steps of gradients, including the rate rule's edge cases."""
+    generator = torch.Generator().manual_seed(3)
+    shapes = [(40, 30), (257,), (1,), (6,), (5, 4), (3,)]
+    params = [torch.nn.Parameter(torch.randn(shape, generator=generator, dtype=dtype)) for shape in shapes]
+    steps = []
+    for _ in range(12):
+        grads = [torch.randn(shape, generator=generator, dtype=dtype) for shape in shapes]
+        grads[0][:, :3] = 0.0  # dead units: m stays exactly 0 there (sign 0, no move)
+        grads[3] = 2.0 + 1e-3 * grads[3]  # all |m| within a factor 2: the narrow-range form
+        grads[4] = torch.full((5, 4), -0.5, dtype=dtype)  # equal magnitudes: η = base_lr
+        grads[5] = torch.zeros(3, dtype=dtype)
+        steps.append(grads)
+    return params, steps
+
+
+def run_rescaled(fused: bool, settings: dict, dtype: torch.dtype, block: int | None = None,
+                 monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[list[torch.Tensor], RescaledSGD]:
+    if block is not None:
+        monkeypatch.setattr(retention, "BLOCK", block)
+    params, steps = fast_problem(dtype)
+    opt = RescaledSGD([{"params": params[:4]}, {"params": params[4:], "lr": 0.02}], lr=0.1, base_lr=0.005,
+                      fused=fused, **settings)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.1)  # takes lr below base_lr
+    for index, grads in enumerate(steps):
+        for param, grad in zip(params, grads):
+            param.grad = None if index == 5 and param is params[2] else grad  # one skipped step
+        opt.step()
+        scheduler.step()
+    return [p.detach().clone() for p in params], opt
+
+
+@pytest.mark.parametrize("block", [None, 64], ids=["one-block", "many-blocks"])
+@pytest.mark.parametrize("settings", FAST_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
+def test_fast_path_equals_reference_in_float32(settings, block, monkeypatch):
+    fast, fast_opt = run_rescaled(None, settings, torch.float32, block, monkeypatch)
+    reference, reference_opt = run_rescaled(False, settings, torch.float32)
+    for a, b in zip(fast, reference):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    if "weight_decay" not in settings:
+        for param_fast, param_ref in zip(fast_opt.state, reference_opt.state):
+            assert torch.equal(fast_opt.state[param_fast]["retained_grad"],
+                               reference_opt.state[param_ref]["retained_grad"])
+
+
+@pytest.mark.parametrize("settings", FAST_SETTINGS[:2] + FAST_SETTINGS[4:5])
+def test_fast_path_equals_reference_in_float64(settings, monkeypatch):
+    fast, fast_opt = run_rescaled(True, settings, torch.float64, 100, monkeypatch)
+    reference, reference_opt = run_rescaled(False, settings, torch.float64)
+    for a, b in zip(fast, reference):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    for param_fast, param_ref in zip(fast_opt.state, reference_opt.state):
+        torch.testing.assert_close(fast_opt.state[param_fast]["retained_grad"],
+                                   reference_opt.state[param_ref]["retained_grad"], rtol=1e-12, atol=1e-14)
+
+
+def test_fast_and_reference_state_dicts_are_interchangeable():
+    params, steps = fast_problem(torch.float64)
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    fast = RescaledSGD(params, lr=0.1, base_lr=0.005, fused=True)
+    for grads in steps[:3]:
+        for param, grad in zip(params, grads):
+            param.grad = grad
+        fast.step()
+    reference = RescaledSGD(twins, lr=0.1, base_lr=0.005, fused=False)
+    state = copy.deepcopy(fast.state_dict())  # load_state_dict would share the tensors
+    assert set(state["state"][0]) == {"retained_grad"}
+    state["param_groups"][0]["fused"] = False
+    reference.load_state_dict(state)
+    for twin, param in zip(twins, params):
+        twin.data.copy_(param.detach())
+    for opt, tensors in ((fast, params), (reference, twins)):
+        for tensor, grad in zip(tensors, steps[3]):
+            tensor.grad = grad
+        opt.step()
+    for a, b in zip(params, twins):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_non_contiguous_params_take_the_reference_loop_and_fused_true_refuses_them():
+    weight = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64).t())
+    weight.grad = torch.randn(3, 4, dtype=torch.float64)
+    twin = torch.nn.Parameter(weight.detach().clone())  # contiguous copy
+    twin.grad = weight.grad.clone()
+    RescaledSGD([weight], lr=0.1, base_lr=0.01).step()
+    RescaledSGD([twin], lr=0.1, base_lr=0.01, fused=False).step()
+    assert torch.equal(weight, twin)
+    with pytest.raises(RuntimeError, match="fused=True needs dense, contiguous"):
+        RescaledSGD([weight], lr=0.1, base_lr=0.01, fused=True).step()

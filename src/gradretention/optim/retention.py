@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
 from gradretention.optim.composed import effective_grad
+from gradretention.optim.fastpath import BLOCK
 from gradretention.optim.hyperparams import check_hyperparameters
 
 FLAT_SPREAD = 1e-12
 """Relative spread below which a tensor's retained magnitudes count as all equal (s = 0)."""
+
 
 UPDATES: tuple[str, ...] = ("sign", "magnitude")
 
@@ -79,6 +82,9 @@ class RescaledSGD(torch.optim.Optimizer):
         retain_min: rescale rates by relative magnitude (else η = lr everywhere).
         update: ``"sign"`` (the reference's final code) or ``"magnitude"``.
         weight_decay: coupled L2 coefficient.
+        fused: None or True: the fast path (in-place ops on cache-sized blocks, one host sync
+            per group for the magnitude bounds) where the group is dense and contiguous; True
+            requires it; False: the readable reference loop. Both keep the same state.
 
     Example:
         >>> opt = RescaledSGD(model.parameters(), lr=1e-2, base_lr=1e-5, decay=0.9)
@@ -87,12 +93,14 @@ class RescaledSGD(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Any, lr: float = 1e-3, base_lr: float = 1e-5, decay: float = 0.9,
-                 retain_min: bool = True, update: str = "sign", weight_decay: float = 0.0) -> None:
+                 retain_min: bool = True, update: str = "sign", weight_decay: float = 0.0,
+                 fused: bool | None = None) -> None:
         defaults = {"lr": lr, "base_lr": base_lr, "decay": decay, "retain_min": retain_min, "update": update,
-                    "weight_decay": weight_decay}
+                    "weight_decay": weight_decay, "fused": fused}
         check_hyperparameters(defaults)
         check_rate_range(base_lr, lr)
         super().__init__(params, defaults)
+        self._scratch: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Validate the group's own values (``base_lr <= lr`` included) before adding it."""
@@ -109,10 +117,39 @@ class RescaledSGD(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is not None and param.numel() > 0:
+            params = [p for p in group["params"] if p.grad is not None and p.numel() > 0]
+            fast = group["fused"] is not False and fast_path_eligible(params, self.state)
+            if group["fused"] and not fast:
+                raise RuntimeError("fused=True needs dense, contiguous params and grads (and retained_grad)")
+            if fast:
+                self._fast_update(params, group)
+            else:
+                for param in params:
                     self._update(param, group)
         return loss
+
+    def _fast_update(self, params: list[Tensor], group: dict[str, Any]) -> None:
+        """The reference update of a whole group in two passes over each tensor, one host sync."""
+        rescale = group["retain_min"]
+        scratch = [self._block_buffer(p) for p in params]
+        found = [retain_(p, self.state[p], group["decay"], group["weight_decay"], buffer, rescale)
+                 for p, buffer in zip(params, scratch)]
+        bounds = magnitude_bounds(found) if rescale and params else [(0.0, 0.0)] * len(params)
+        lr, floor = group["lr"], min(group["base_lr"], group["lr"])
+        base = floor if rescale else lr
+        retained = [self.state[p]["retained_grad"] for p in params]
+        for param, m, block, (low, high) in zip(params, retained, scratch, bounds):
+            # The reference's s = (|m| − low)/spread, with s = 0 for (nearly) equal magnitudes.
+            slope = (lr - floor) / (high - low) if group["retain_min"] and high - low > FLAT_SPREAD * high else 0.0
+            apply_retained_update(param, m, block, base, slope, (low, high), group["update"])
+
+    def _block_buffer(self, like: Tensor) -> Tensor:
+        """A reusable 1-D buffer of ``min(BLOCK, numel)`` elements on ``like``'s device and dtype."""
+        key = (like.device, like.dtype)
+        buffer = self._scratch.get(key)
+        if buffer is None or buffer.numel() < min(BLOCK, like.numel()):
+            buffer = self._scratch[key] = torch.empty(min(BLOCK, like.numel()), device=like.device, dtype=like.dtype)
+        return buffer
 
     def _update(self, param: Tensor, group: dict[str, Any]) -> None:
         grad = effective_grad(param, group["weight_decay"])
@@ -160,6 +197,85 @@ class RescaledSGD(torch.optim.Optimizer):
             low, mean, high = _rate_summary([self.effective_lr(p) for p in params])
             values.update({f"lr_min/g{index}": low, f"lr_mean/g{index}": mean, f"lr_max/g{index}": high})
         return values
+
+
+def fast_path_eligible(params: list[Tensor], state: dict[Tensor, dict[str, Any]]) -> bool:
+    """Whether :meth:`RescaledSGD._fast_update` can run these params (dense, contiguous, float)."""
+    for param in params:
+        retained = state[param].get("retained_grad") if param in state else None
+        if param.grad.is_sparse or not param.is_floating_point() or not param.is_contiguous() \
+                or not param.grad.is_contiguous() or (retained is not None and not retained.is_contiguous()):
+            return False
+    return True
+
+
+def retain_(param: Tensor, state: dict[str, Any], decay: float, weight_decay: float, buffer: Tensor,
+            bounds: bool) -> list[Tensor]:
+    """``m ← γ m + (g + wd·θ)`` in place, block by block, with the reference's roundings.
+
+    Returns, when ``bounds``, ``[min|m|, max|m|]`` of each block (0-dim device tensors) taken
+    while the block is in cache; else ``[]``. ``m`` is bit for bit the reference's: the
+    rule's rate is ill-conditioned when all |m| are close, so the last bit matters there.
+    """
+    grad, m = param.grad, state.get("retained_grad")
+    first = m is None
+    if first:
+        m = state["retained_grad"] = grad.detach().clone(memory_format=torch.preserve_format)
+        if weight_decay != 0:
+            m.add_(param, alpha=weight_decay)
+    flat_m, flat_grad, flat_param = m.view(-1), grad.view(-1), param.view(-1)
+    found = []
+    for start in range(0, flat_m.numel(), BLOCK):
+        block = flat_m[start:start + BLOCK]
+        temp = buffer[:block.numel()]
+        if not first:
+            part = flat_grad[start:start + BLOCK]
+            if weight_decay != 0:
+                part = torch.add(part, flat_param[start:start + BLOCK], alpha=weight_decay, out=temp)
+            block.mul_(decay).add_(part)
+        if bounds:
+            found.extend(torch.aminmax(torch.abs(block, out=temp)))
+    return found
+
+
+def magnitude_bounds(found: list[list[Tensor]]) -> list[tuple[float, float]]:
+    """Per tensor ``(min |m|, max |m|)`` from its blocks' bounds, with one host sync for all."""
+    values = torch.stack([value for blocks in found for value in blocks]).tolist()
+    bounds, position = [], 0
+    for blocks in found:
+        pairs = values[position:position + len(blocks)]
+        bounds.append((min(pairs[0::2]), max(pairs[1::2])))
+        position += len(blocks)
+    return bounds
+
+
+def apply_retained_update(param: Tensor, m: Tensor, buffer: Tensor, floor: float, slope: float,
+                          bounds: tuple[float, float], update: str) -> None:
+    """θ ← θ − η ⊙ u with ``η = floor + slope·(|m| − low)`` and ``u = sign m`` or ``m``, block by block.
+
+    ``η ⊙ sign m = (floor − slope·low)·sign m + slope·m`` needs one temporary (sign m) and
+    stays accurate while ``low <= high − low`` (then ``slope·low <= lr − floor``). When all
+    magnitudes lie within a factor of two, ``m − low·sign m`` is formed first instead, so the
+    two large terms never cancel.
+    """
+    low, high = bounds
+    narrow = slope != 0 and low > high - low
+    offset = floor if narrow else floor - slope * low
+    flat_param, flat_m = param.view(-1), m.view(-1)
+    for start in range(0, flat_m.numel(), BLOCK):
+        block_m, block_p = flat_m[start:start + BLOCK], flat_param[start:start + BLOCK]
+        temp = buffer[:block_m.numel()]
+        if update == "sign":
+            block_p.add_(torch.sign(block_m, out=temp), alpha=-offset)
+            if narrow:
+                block_p.add_(torch.add(block_m, temp, alpha=-low, out=temp), alpha=-slope)
+            elif slope != 0:
+                block_p.add_(block_m, alpha=-slope)
+        else:
+            block_p.add_(block_m, alpha=-offset)
+            if slope != 0:
+                magnitude = torch.abs(block_m, out=temp)
+                block_p.addcmul_(magnitude.sub_(low) if narrow else magnitude, block_m, value=-slope)
 
 
 def _rate_summary(rates: list[Tensor]) -> tuple[float, float, float]:
