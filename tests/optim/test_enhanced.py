@@ -10,7 +10,8 @@ import warnings
 import pytest
 import torch
 
-from gradretention.optim import EnhancedSGD
+from gradretention.optim import EnhancedSGD, fastpath
+from gradretention.optim.controllers.variance import gradient_variance
 from gradretention.optim.qlearning import (
     SCALE_BOUNDS,
     QConfig,
@@ -130,11 +131,12 @@ def test_same_seed_same_trajectory_and_different_seeds_differ():
     assert not all(torch.equal(a, b) for a, b in zip(params, other))
 
 
-def test_without_a_loss_it_warns_once_and_is_momentum_sgd():
+@pytest.mark.parametrize("fused", [False, None], ids=["reference", "auto"])
+def test_without_a_loss_it_warns_once_and_is_momentum_sgd(fused):
     model, inputs, targets = make_regression_problem()
     twin = copy.deepcopy(model)
     ours = EnhancedSGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01, noise_scale=0.0,
-                       centering=False, clip_factor=None)
+                       centering=False, clip_factor=None, fused=fused)
     theirs = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9, weight_decay=0.01)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -142,7 +144,10 @@ def test_without_a_loss_it_warns_once_and_is_momentum_sgd():
     train(theirs, twin, inputs, targets, 25, with_loss=False)
     assert [str(w.message)[:40] for w in caught] == ["EnhancedSGD.step() got neither a closure"]
     for a, b in zip(model.parameters(), twin.parameters()):
-        assert torch.equal(a, b)
+        if fused is False:
+            assert torch.equal(a, b)
+        else:  # torch's fused SGD kernel may round a tensor's scalar tail differently (FMA)
+            torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
 
 
 def one_step(grad: list[list[float]] | list[float], **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,3 +253,142 @@ def test_a_scheduler_scales_alpha_through_the_group_lr():
         scheduler.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.025)
     assert opt.telemetry()["lr/g0"] == pytest.approx(0.025 * opt.controller.scales["lr_scale"])
+
+
+# --- The fast path (moments from Σg and Σg², in-place blocks, torch's fused SGD kernel) equals the reference. ---
+# Tolerance: float32 params rtol 1e-5 / atol 1e-6 after 15 steps (σ² comes from sums instead of
+# Welford's update, so the clip threshold differs in the last bits); float64 rtol 1e-12 / atol 1e-14.
+
+FAST_SETTINGS = [
+    {},
+    {"noise_scale": 1e-2, "noise_pool": 37},  # a pool shorter than the tensors: the noise wraps inside them
+    {"noise_scale": 1e-2, "noise_pool": None, "weight_decay": 0.05},
+    {"centering": False, "clip_factor": 0.5},  # clipping bites
+    {"momentum": 0.0, "bayesian_init_std": 0.2},  # grad_scale != 1; no momentum
+]
+
+
+def fast_problem(dtype: torch.dtype):
+    generator = torch.Generator().manual_seed(5)
+    inputs = torch.randn(64, 30, generator=generator, dtype=dtype)
+    targets = torch.randn(64, 3, generator=generator, dtype=dtype)
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 20), torch.nn.Tanh(), torch.nn.Linear(20, 3)).to(dtype)
+    return model, inputs, targets
+
+
+def make_enhanced(model: torch.nn.Module, fused: bool | None, settings: dict) -> EnhancedSGD:
+    """Two groups (the second without noise, its own lr), seed 2, some exploration."""
+    return EnhancedSGD([{"params": list(model[0].parameters())},
+                        {"params": list(model[2].parameters()), "lr": 0.02, "noise_scale": 0.0}],
+                       lr=0.05, seed=2, epsilon=0.3, fused=fused, **settings)
+
+
+def train_with_loss(model: torch.nn.Module, opt: EnhancedSGD, inputs, targets, steps: int) -> None:
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = regression_loss(model, inputs, targets)
+        loss.backward()
+        opt.step(loss=loss)
+
+
+def run_enhanced(fused: bool | None, settings: dict, dtype: torch.dtype, steps: int = 15) -> tuple:
+    model, inputs, targets = fast_problem(dtype)
+    opt = make_enhanced(model, fused, settings)
+    train_with_loss(model, opt, inputs, targets, steps)
+    return [p.detach().clone() for p in model.parameters()], opt
+
+
+@pytest.mark.parametrize("block", [None, 50], ids=["one-block", "many-blocks"])
+@pytest.mark.parametrize("settings", FAST_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
+def test_fast_path_equals_reference_in_float32(settings, block, monkeypatch):
+    if block is not None:
+        monkeypatch.setattr(fastpath, "BLOCK", block)
+    fast, fast_opt = run_enhanced(None, settings, torch.float32)
+    reference, reference_opt = run_enhanced(False, settings, torch.float32)
+    for a, b in zip(fast, reference):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert fast_opt.controller.scales == pytest.approx(reference_opt.controller.scales, rel=1e-12)
+    assert fast_opt.param_groups[0]["grad_variance"] == pytest.approx(reference_opt.param_groups[0]["grad_variance"],
+                                                                      rel=1e-5)
+
+
+@pytest.mark.parametrize("settings", FAST_SETTINGS[:3], ids=["default", "short-pool", "iid-noise-wd"])
+def test_fast_path_equals_reference_in_float64(settings, monkeypatch):
+    monkeypatch.setattr(fastpath, "BLOCK", 64)
+    fast, fast_opt = run_enhanced(True, settings, torch.float64)
+    reference, reference_opt = run_enhanced(False, settings, torch.float64)
+    for a, b in zip(fast, reference):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    for param_fast, param_ref in zip(fast_opt.state, reference_opt.state):
+        torch.testing.assert_close(fast_opt.state[param_fast]["momentum_buffer"],
+                                   reference_opt.state[param_ref]["momentum_buffer"], rtol=1e-12, atol=1e-14)
+
+
+def test_fast_and_reference_state_dicts_are_interchangeable():
+    settings = {"noise_scale": 1e-2}
+    model, inputs, targets = fast_problem(torch.float64)
+    fast = make_enhanced(model, True, settings)
+    train_with_loss(model, fast, inputs, targets, 4)
+    twin = copy.deepcopy(model)
+    reference = make_enhanced(twin, False, settings)
+    state = copy.deepcopy(fast.state_dict())  # load_state_dict would share the buffers
+    for group in state["param_groups"]:
+        group["fused"] = False
+    reference.load_state_dict(state)
+    train_with_loss(model, fast, inputs, targets, 3)
+    train_with_loss(twin, reference, inputs, targets, 3)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_gradient_moments_equal_the_welford_variance_and_torch_means():
+    generator = torch.Generator().manual_seed(0)
+    grads = [torch.randn(shape, generator=generator, dtype=torch.float64) * scale + shift
+             for shape, scale, shift in [((7, 5), 0.1, 3.0), ((11,), 2.0, -1.0), ((1,), 1.0, 0.5), ((300,), 1e-3, 0.0)]]
+    means, variance = fastpath.gradient_moments(grads)
+    assert float(variance) == pytest.approx(float(gradient_variance(grads)), rel=1e-12)
+    assert float(variance) == pytest.approx(float(torch.cat([g.view(-1) for g in grads]).var()), rel=1e-12)
+    assert means.tolist() == pytest.approx([float(g.mean()) for g in grads], rel=1e-14)
+    assert float(fastpath.gradient_moments([torch.tensor([4.0])])[1]) == 0.0  # one entry has no spread
+
+
+def test_step_noise_repeats_its_pool_cyclically_across_tensors():
+    pool = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
+    reference, fast = fastpath.StepNoise(pool), fastpath.StepNoise(pool)
+    first = reference.like(torch.empty(3))
+    second = reference.like(torch.empty(2, 6))
+    assert first.tolist() == [0.0, 1.0, 2.0]
+    assert second.view(-1).tolist() == [3.0, 4.0, 0.0, 1.0, 2.0, 3.0, 4.0, 0.0, 1.0, 2.0, 3.0, 4.0]
+    assert reference.position == 0  # 15 entries, period 5
+    targets = [torch.zeros(3), torch.zeros(12)]
+    for target in targets:
+        fast.add_to_(target, 2.0)
+    assert targets[0].tolist() == (2 * first).tolist() and targets[1].tolist() == (2 * second.view(-1)).tolist()
+
+
+@pytest.mark.parametrize("pool", [5, None])
+def test_noise_pool_sets_the_period_of_the_noise(pool):
+    param = torch.nn.Parameter(torch.zeros(12, dtype=torch.float64))
+    opt = EnhancedSGD([param], lr=1.0, momentum=0.0, clip_factor=None, centering=False, noise_scale=1.0,
+                      epsilon=0.0, noise_pool=pool)
+    param.grad = torch.zeros(12, dtype=torch.float64)
+    opt.step(loss=1.0)
+    noise = (-param.detach()).tolist()  # θ = −α·(0 + 1·z)
+    if pool == 5:
+        assert noise[:7] == noise[5:12] and len(set(noise[:5])) == 5
+    else:
+        assert len(set(noise)) == 12
+
+
+@pytest.mark.parametrize("value", [0, -3, True, 2.5])
+def test_bad_noise_pool_is_a_value_error(value):
+    with pytest.raises(ValueError, match=rf"Invalid noise_pool value: {value!r} \(valid: None or an integer >= 1\)"):
+        EnhancedSGD([torch.nn.Parameter(torch.zeros(2))], noise_pool=value)
+
+
+def test_fused_true_refuses_a_non_contiguous_param():
+    weight = torch.nn.Parameter(torch.randn(4, 3).t())
+    weight.grad = torch.ones(3, 4)
+    with pytest.raises(RuntimeError, match="fused=True needs dense, contiguous"):
+        EnhancedSGD([weight], fused=True).step(loss=1.0)

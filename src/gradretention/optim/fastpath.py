@@ -205,3 +205,41 @@ def momentum_update(param: Tensor, direction: Tensor, buffer: Tensor, alpha: flo
         return
     torch._fused_sgd_([param], [direction], [buffer], weight_decay=0.0, momentum=momentum, lr=alpha,
                       dampening=0.0, nesterov=False, maximize=False, is_first_step=first)
+
+
+def preprocess_block(grad: Tensor, out: Tensor, mean: Tensor | None, clip: float | None,
+                     grad_scale: float) -> Tensor:
+    """``out = clamp(grad − mean, ±clip) · grad_scale`` in place (each step optional), the
+    reference's ops in its order, so the result is the same bit for bit."""
+    if mean is not None:
+        torch.sub(grad, mean, out=out)
+        if clip is not None:
+            out.clamp_(-clip, clip)
+    elif clip is not None:
+        torch.clamp(grad, -clip, clip, out=out)
+    else:
+        out.copy_(grad)
+    if grad_scale != 1.0:
+        out.mul_(grad_scale)
+    return out
+
+
+class StepNoise:
+    """One step's noise: a pool of P standard normals, read with period P over the entries in order."""
+
+    def __init__(self, pool: Tensor) -> None:
+        self.pool = pool
+        self.position = 0
+
+    def like(self, tensor: Tensor) -> Tensor:
+        """The next ``tensor.numel()`` draws (cyclically), shaped like ``tensor`` (the reference path)."""
+        size = self.pool.numel()
+        index = torch.arange(self.position, self.position + tensor.numel(), device=self.pool.device) % size
+        self.position = (self.position + tensor.numel()) % size
+        return self.pool[index].view(tensor.shape).to(tensor)
+
+    def add_to_(self, target: Tensor, scale: float) -> None:
+        """``target += scale · like(target)`` for a 1-D contiguous ``target``, without the gather."""
+        pool = self.pool.to(target)
+        add_periodic_(target, pool, self.position, scale)
+        self.position = (self.position + target.numel()) % pool.numel()
