@@ -1,7 +1,8 @@
 """Tidy tables out of the results store: ``runs`` and ``curves`` as CSV or Parquet.
 
 Files land in ``<out_dir>/export/`` and appear atomically (written to a temporary file in
-the same folder, then ``os.replace``d), so a reader never opens half a table.
+the same folder, flushed to disk, then ``os.replace``d), so a reader never opens half a
+table and a crash or a full disk leaves the previous export whole.
 
 Example:
     >>> export_results(Path("bench-out"), "csv")  # doctest: +SKIP
@@ -10,15 +11,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
-from gradretention.bench.store import ResultsStore
+from gradretention.bench.store import OutputError, ResultsStore
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
 EXPORT_DIR = "export"
@@ -38,6 +41,8 @@ def export_results(out_dir: Path | str, fmt: str = "csv") -> list[Path]:
         ValueError: ``fmt`` is not one of :data:`EXPORT_FORMATS`.
         FileNotFoundError: ``out_dir`` holds no results store.
         ImportError: Parquet was asked for and pyarrow is not installed.
+        OutputError: a table cannot be written (read-only folder, full disk); the
+            message names the file, and the previous export, if any, is left whole.
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(EXPORT_FORMATS)}")
@@ -47,21 +52,32 @@ def export_results(out_dir: Path | str, fmt: str = "csv") -> list[Path]:
     with ResultsStore(out_dir, read_only=True) as store:
         tables = {"runs": store.runs(), "curves": store.curves()}
     target = Path(out_dir) / EXPORT_DIR
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the export folder {target}: {exc.strerror or exc}") from exc
     return [_write_atomic(frame, target / f"{name}.{fmt}", fmt) for name, frame in tables.items()]
 
 
 def _write_atomic(frame: pd.DataFrame, path: Path, fmt: str) -> Path:
-    writers: dict[str, Callable[[str], object]] = {
-        "csv": lambda tmp: frame.to_csv(tmp, index=False),
-        "parquet": lambda tmp: frame.to_parquet(tmp, index=False, engine="pyarrow"),
+    writers: dict[str, Callable[[BinaryIO], object]] = {
+        "csv": lambda stream: frame.to_csv(stream, index=False, mode="wb"),
+        "parquet": lambda stream: frame.to_parquet(stream, index=False, engine="pyarrow"),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    # Not mkstemp: its 0600 mode would make the tables unreadable to anyone else.
+    temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        writers[fmt](tmp)
-        os.replace(tmp, path)
+        with open(temp, "xb") as stream:
+            writers[fmt](stream)
+            stream.flush()
+            os.fsync(stream.fileno())  # on disk before the rename makes it the export
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # the folder may refuse the clean-up too
+            temp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; the previous export, if any, is "
+                          "unchanged") from exc  # fmt: skip
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     return path

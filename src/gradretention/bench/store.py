@@ -64,6 +64,10 @@ class StoreError(RuntimeError):
     """The results store cannot be opened, read or written."""
 
 
+class OutputError(StoreError):
+    """A file beside the store (an export, a report) could not be written; the store is untouched."""
+
+
 class IncompatibleStoreError(StoreError):
     """The file was written with another schema version; it is left untouched."""
 
@@ -194,8 +198,9 @@ class ResultsStore:
         except (sqlite3.Error, OverflowError, TypeError, ValueError) as exc:
             raise StoreError(
                 f"could not record run {result.run_id} ({result.config.optimizer!r} on task "
-                f"{result.config.task!r}, seed {result.config.seed}) in {self.path}: {exc}; "
-                "nothing was written"
+                f"{result.config.task!r}, seed {result.config.seed}) in {self.path}: {exc}; nothing of "
+                "this run was written and the runs recorded before are intact: fix the cause (a full disk, a "
+                "read-only folder) and rerun the same command to resume"
             ) from exc
 
     def runs(self) -> pd.DataFrame:

@@ -11,7 +11,9 @@
 With one lr (or none: each optimizer's default) there is nothing to tune and only the
 final phase runs. The driver is the store's only writer: it records each result the
 moment it arrives, and skips runs the store already holds as finished, so rerunning a
-sweep does no training and an interrupted sweep resumes where it stopped. Since each
+sweep does no training and an interrupted sweep resumes where it stopped (even after a
+SIGKILL: each result is one SQLite transaction). A second sweep on the same folder is
+refused while the first runs (:mod:`~gradretention.bench.lock`). Since each
 run depends on its config alone, the numbers do not depend on the executor or workers.
 """
 
@@ -28,6 +30,7 @@ from gradretention.bench import stats
 from gradretention.bench.config import SweepConfig
 from gradretention.bench.events import Listener, RunFinished
 from gradretention.bench.executors import Executor, LocalExecutor
+from gradretention.bench.lock import SweepLock
 from gradretention.bench.progress import SweepProgress
 from gradretention.bench.results import Phase, RunConfig, RunResult
 from gradretention.bench.store import ResultsStore
@@ -120,6 +123,7 @@ def run_sweep(config: SweepConfig, executor: Executor | None = None, listeners: 
 
     Raises:
         ValueError: an unknown task or optimizer, or a bad hyperparameter (before training).
+        SweepLockedError: another sweep holds ``<config.out>/.lock`` (the message names it).
         StoreError: the output folder or store cannot be used (nothing is overwritten).
         KeyboardInterrupt: after the interrupted runs were recorded.
     """
@@ -127,6 +131,7 @@ def run_sweep(config: SweepConfig, executor: Executor | None = None, listeners: 
     grids = {spec: lr_grid(config, spec) for spec in specs}
     data_dir = Path(config.data_dir) if config.data_dir else None
     with contextlib.ExitStack() as stack:
+        stack.enter_context(SweepLock(config.out))  # held until the last result is recorded
         store = stack.enter_context(ResultsStore(Path(config.out)))
         if executor is None:
             executor = stack.enter_context(LocalExecutor(config.workers, config.threads))
@@ -146,8 +151,12 @@ def run_sweep(config: SweepConfig, executor: Executor | None = None, listeners: 
 
 def run_configs(configs: Sequence[RunConfig], out: Path, executor: Executor, data_dir: Path | None = None,
                 listeners: Iterable[Listener] = (), progress: SweepProgress | None = None) -> int:  # fmt: skip
-    """Train the given configs that ``out``'s store does not hold yet; returns how many trained."""
-    with ResultsStore(out) as store:
+    """Train the given configs that ``out``'s store does not hold yet; returns how many trained.
+
+    Raises:
+        SweepLockedError: another sweep holds ``<out>/.lock``.
+    """
+    with SweepLock(out), ResultsStore(out) as store:
         driver = _Driver(store, executor, data_dir, tuple(listeners), progress)
         driver.execute(configs)
     return driver.trained

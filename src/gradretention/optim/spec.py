@@ -2,7 +2,10 @@
 
 One name per configuration, used in the CLI, the results store, legends and the GUI.
 Values are parsed by a small grammar — numbers, booleans, ``None``, bare or quoted words,
-and parenthesised tuples — never by ``eval``.
+and parenthesised tuples — never by ``eval``: a spec is untrusted text (a results table, a
+shared config), so any input either parses into plain values or raises ``ValueError``.
+Integers must fit in 64 bits and tuples nest at most :data:`MAX_DEPTH` deep, so that no
+value can overflow a later float conversion or the parser's recursion.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _LITERALS = {"true": True, "false": False, "none": None, "null": None}
+MAX_DEPTH = 8
+"""Deepest tuple nesting a value may have; ``betas=(0.9,0.999)`` is depth 1."""
+_INT64_MAX = 2**63 - 1
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -43,11 +49,18 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, values
 
 
-def parse_value(raw: str, context: str = "") -> Any:
-    """One value: int, float, bool, None, a (possibly quoted) word, or a tuple of values."""
+def parse_value(raw: str, context: str = "", depth: int = 0) -> Any:
+    """One value: int, float, bool, None, a (possibly quoted) word, or a tuple of values.
+
+    Raises:
+        ValueError: unparsable text, an integer outside the 64-bit range, or tuples
+            nested deeper than :data:`MAX_DEPTH`, naming the value and ``context``.
+    """
     text = raw.strip()
     if text.startswith("(") and text.endswith(")"):
-        return tuple(parse_value(part, context) for part in _split_top_level(text[1:-1], context))
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"Tuples nested more than {MAX_DEPTH} deep in {context!r}")
+        return tuple(parse_value(part, context, depth + 1) for part in _split_top_level(text[1:-1], context))
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     if text.lower() in _LITERALS:
@@ -55,13 +68,21 @@ def parse_value(raw: str, context: str = "") -> Any:
     if _NUMBER.match(text):
         number = float(text)
         is_integer = re.fullmatch(r"[+-]?\d+", text) is not None
-        return int(text) if is_integer else number
+        return _checked_int(text, context) if is_integer else number
     if text.lower() in ("inf", "+inf", "-inf", "nan"):
         return float(text) if text.lower() != "nan" else math.nan
     if _WORD.match(text):
         return text
     raise ValueError(f"Cannot parse value {text!r} in {context!r}: expected a number, true/false, none, "
                      "a word or a (tuple)")
+
+
+def _checked_int(text: str, context: str) -> int:
+    # Digits first: int() of a huge literal is slow, and Python refuses > 4300 digits with a cryptic message.
+    if len(text.lstrip("+-0")) > 19 or abs(value := int(text)) > _INT64_MAX:
+        shown = text if len(text) <= 30 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
+        raise ValueError(f"Integer {shown} in {context!r} is out of range: integers must lie within ±{_INT64_MAX}")
+    return value
 
 
 def format_spec(name: str, values: dict[str, Any]) -> str:

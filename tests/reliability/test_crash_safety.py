@@ -1,0 +1,89 @@
+"""SIGKILL a sweep at random moments, rerun it: every run once, the same numbers, a sound store.
+
+The sweep is the real command line (``gradretention bench``, ``main([...])``) in a forked
+child, killed with SIGKILL after a seeded random delay. Trials share an output folder,
+so each rerun resumes from whatever the previous kill left; the delay is drawn over the
+time the *remaining* work takes (runs still missing, then the report), so kills land in
+store creation, training, recording and report writing alike. A folder whose sweep
+finished before its kill, or whose last kill could only hit the report, is set aside and
+the next trial starts a fresh one. At the end
+a clean rerun finishes every folder, whose store must then equal, bit for bit, that of a
+sweep that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from gradretention.bench.store import DB_NAME
+from gradretention.cli import main
+
+from . import forked
+from .sweeps import (
+    PLANNED_RUNS,
+    bench_args,
+    curve_indices_are_whole,
+    deterministic_view,
+    eval_metrics,
+    integrity,
+    recorded_runs,
+)
+
+TRIALS = 20
+
+
+def _timed_run(out: Path, log: Path) -> float:
+    started = time.perf_counter()
+    child = forked.run(lambda: main(bench_args(out)), log)
+    assert child.returncode == 0, child.output()
+    return time.perf_counter() - started
+
+
+def test_sigkill_at_random_moments_then_a_rerun_keeps_every_run_exactly_once(tmp_path, capsys):
+    assert main(bench_args(tmp_path / "warm-up", epochs=1)) == 0  # imports and caches the children inherit
+    capsys.readouterr()
+    reference = tmp_path / "reference"
+    sweep_seconds = _timed_run(reference, tmp_path / "reference.log")
+    report_seconds = _timed_run(reference, tmp_path / "reference-rerun.log")  # trains nothing: startup + report
+
+    rng = random.Random(20240909)
+    folders = [tmp_path / "crashed-0"]
+    observations = []
+    for trial in range(TRIALS):
+        out = folders[-1]
+        missing = PLANNED_RUNS - recorded_runs(out)[0]
+        remaining = report_seconds + max(sweep_seconds - report_seconds, 0.0) * missing / PLANNED_RUNS
+        delay = rng.uniform(0.0, 1.1 * remaining)
+        child = forked.start(lambda: main(bench_args(out)), tmp_path / f"trial-{trial}.log")
+        time.sleep(delay)
+        killed = child.kill()
+        if not killed:  # it finished first, so it must have succeeded (a stale lock would exit 2)
+            assert child.returncode == 0, child.output()
+        if not killed or missing == 0:  # sweep over (this kill hit the report at most): next folder
+            folders.append(tmp_path / f"crashed-{len(folders)}")
+        if (out / DB_NAME).exists():
+            assert integrity(out) == "ok", f"trial {trial}: store corrupted by SIGKILL after {delay:.2f} s"
+            assert curve_indices_are_whole(out), f"trial {trial}: half-written curves after SIGKILL"
+        rows, distinct = recorded_runs(out)
+        assert rows == distinct <= PLANNED_RUNS
+        observations.append((trial, out.name, round(delay, 2), killed, PLANNED_RUNS - missing, rows))
+    print(f"sweep {sweep_seconds:.2f} s, rerun {report_seconds:.2f} s")
+    print("trial, folder, delay s, killed while running, runs before, runs after:", *observations, sep="\n  ")
+    assert sum(killed for *_, killed, _, _ in observations) >= TRIALS // 2  # the kills did interrupt sweeps
+
+    expected_runs, expected_curves = deterministic_view(reference)
+    for out in folders:
+        final = forked.run(lambda: main(bench_args(out)), tmp_path / f"final-{out.name}.log")
+        assert final.returncode == 0, final.output()
+        assert integrity(out) == "ok" and recorded_runs(out) == (PLANNED_RUNS, PLANNED_RUNS)
+        runs, curves = deterministic_view(out)
+        assert (runs["status"] == "done").all()
+        pd.testing.assert_frame_equal(runs, expected_runs, check_exact=True)
+        pd.testing.assert_frame_equal(curves, expected_curves, check_exact=True)
+        assert eval_metrics(out) == eval_metrics(reference)
+        # A report a kill interrupted was rewritten whole.
+        assert (out / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
