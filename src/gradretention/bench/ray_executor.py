@@ -10,7 +10,8 @@ sweep's numbers are identical under both executors.
 Failures:
     * a worker process that dies (killed, out of memory, node lost) is retried once by
       Ray (``max_retries=1``, system failures only); dying again records the run as
-      ``error`` with Ray's reason, and the sweep goes on;
+      ``error`` with Ray's reason (and, for a local instance, where the worker logs
+      are: that folder is then kept), and the sweep goes on;
     * a setup problem in a run (bad spec, missing data) raises the original
       ``ValueError`` / ``FileNotFoundError`` in the driver, as locally;
     * Ctrl-C cancels every run not yet yielded and ``KeyboardInterrupt`` reaches the
@@ -87,7 +88,8 @@ class RayExecutor:
 
     Raises:
         ImportError: Ray is not installed (with the install command).
-        ValueError: a resource count out of range.
+        ValueError: a resource count out of range; later, from :meth:`submit_all`, an
+            ``address`` with no Ray cluster behind it.
     """
 
     def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0,
@@ -105,7 +107,9 @@ class RayExecutor:
         self.workers = workers
         self.threads = threads or max(1, int(cpus_per_run))
         self._owns_ray = False
-        self._temp_dir: str | None = None
+        # The private Ray folder of a local instance (sockets, logs); kept after close()
+        # only when a worker died, since the error reasons point at its logs.
+        self.temp_dir: Path | None = None
         self._keep_logs = False
 
     def __enter__(self) -> RayExecutor:
@@ -115,14 +119,15 @@ class RayExecutor:
         self.close()
 
     def close(self) -> None:
-        """Disconnect; a local instance this executor started is shut down and its files
-        removed (kept when a worker died: the error reasons point at its logs)."""
+        """Disconnect from Ray if this executor connected; a local instance it started is
+        shut down and its files removed (kept when a worker died: the error reasons point
+        at its logs). A cluster given by ``address`` keeps running."""
         if self._owns_ray:
             self.ray.shutdown()
             self._owns_ray = False
-        if self._temp_dir is not None and not self._keep_logs:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
-        self._temp_dir = None
+        if self.temp_dir is not None and not self._keep_logs:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
 
     def submit_all(self, configs: Sequence[RunConfig], data_dir: Path | None) -> Iterator[RunResult]:
         """Yield each config's result as soon as its Ray task finishes.
@@ -163,12 +168,20 @@ class RayExecutor:
         if self.ray.is_initialized():
             return
         if self.address is not None:
-            self.ray.init(address=self.address, log_to_driver=False)
+            try:
+                self.ray.init(address=self.address, log_to_driver=False)
+                self._owns_ray = True  # our connection: close() disconnects, the cluster stays
+            except ConnectionError as error:
+                # Ray's own message is generic; the reason (e.g. a missing auth token) is its cause.
+                detail = f"{error}: {error.__cause__}" if error.__cause__ is not None else str(error)
+                raise ValueError(f"cannot reach a Ray cluster at ray_address={self.address!r}: {detail} "
+                                 "(start one with `ray start --head`, or leave the address out for a "
+                                 "local instance)") from error  # fmt: skip
             return
         # A private temp dir: /tmp/ray may belong to another user's or session's cluster.
-        self._temp_dir = tempfile.mkdtemp(prefix="gradretention-ray-")
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="gradretention-ray-"))
         cpus = math.ceil((self.workers or available_cores()) * self.cpus_per_run)
-        self.ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _temp_dir=self._temp_dir)
+        self.ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _temp_dir=str(self.temp_dir))
         self._owns_ray = True
 
     def _result(self, ref: Any, config: RunConfig) -> RunResult:
@@ -178,13 +191,14 @@ class RayExecutor:
         except exceptions.RayTaskError as error:
             # The run's own exception (a setup problem): raise it as the local executor would.
             cause = error.cause if isinstance(error.cause, BaseException) else error
-            raise cause from None
-        except exceptions.RayError as error:
-            what = f"the Ray worker died {MAX_RETRIES + 1} times"
-            if self._temp_dir is not None:
-                self._keep_logs = True  # the reason points into them
-                what += f" (worker logs: {Path(self._temp_dir) / 'session_latest' / 'logs'})"
+            raise cause from error
+        except exceptions.RayError as error:  # the worker died (or its node), on every attempt
+            what = f"no result after {MAX_RETRIES + 1} attempts, the Ray worker was lost each time"
+            if self.temp_dir is not None:
+                self._keep_logs = True
+                what += f" (worker logs: {self.temp_dir / 'session_latest' / 'logs'})"
             return failed_result(config, what, error)
+
 
 def failed_result(config: RunConfig, what: str, error: BaseException) -> RunResult:
     """An ``error`` record for a run whose worker never reported back."""

@@ -146,14 +146,13 @@ def session_summaries(hparams: dict[str, Any], succeeded: bool) -> tuple[Any, An
     status = api_pb2.STATUS_SUCCESS if succeeded else api_pb2.STATUS_FAILURE
     end = plugin_data_pb2.SessionEndInfo(status=status)
 
-    def summary(tag: str, data: Any) -> Any:
-        content = data.SerializeToString()
-        plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=content)
+    def summary(tag: str, **info: Any) -> Any:
+        data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **info)
+        plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
         return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
 
-    version = metadata.PLUGIN_DATA_VERSION
-    return (summary(metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start, version=version)),
-            summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end, version=version)))  # fmt: skip
+    return (summary(metadata.SESSION_START_INFO_TAG, session_start_info=start),
+            summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))  # fmt: skip
 
 
 class TensorBoardListener:
@@ -173,7 +172,8 @@ class TensorBoardListener:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
-            raise ImportError(f"TensorBoard logging needs tensorboard, which is not installed: {TENSORBOARD_INSTALL}") from error
+            raise ImportError(f"TensorBoard logging needs tensorboard, which is not installed: "
+                              f"{TENSORBOARD_INSTALL}") from error  # fmt: skip
         self._writer_class = SummaryWriter
 
     def __call__(self, event: Event) -> None:
