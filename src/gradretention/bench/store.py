@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -97,18 +99,36 @@ class ResultsStore:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create results folder {self.out_dir}: {exc}") from exc
-        self._conn = self._connect()
+        try:
+            self._conn = self._opened(immutable=False)
+        except StoreError:
+            if not self._on_read_only_media():
+                raise
+            self._conn = self._opened(immutable=True)
+
+    def _opened(self, immutable: bool) -> sqlite3.Connection:
+        self._conn = self._connect(immutable)
         try:
             self._open_schema()
         except sqlite3.Error as exc:
             self._conn.close()
-            raise StoreError(f"cannot open results store {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open results store {self.path}: {exc}{_failure_hint(self.path)}") from exc
         except BaseException:
             self._conn.close()
             raise
+        return self._conn
 
-    def _connect(self) -> sqlite3.Connection:
-        target = f"{self.path.resolve().as_uri()}?mode=ro" if self.read_only else str(self.path)
+    def _on_read_only_media(self) -> bool:
+        # A WAL store needs its -shm file even to read; where the folder is read-only (an
+        # archive, a read-only mount) and no -wal holds unmerged commits, the file cannot
+        # change under us, and SQLite may read it as immutable without one.
+        wal = self.path.with_name(self.path.name + "-wal")
+        wal_empty = not wal.exists() or wal.stat().st_size == 0
+        return self.read_only and wal_empty and not os.access(self.out_dir, os.W_OK)
+
+    def _connect(self, immutable: bool = False) -> sqlite3.Connection:
+        mode = "mode=ro&immutable=1" if immutable else "mode=ro"
+        target = f"{self.path.resolve().as_uri()}?{mode}" if self.read_only else str(self.path)
         try:
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in record()).
             conn = sqlite3.connect(target, uri=self.read_only, timeout=30, isolation_level=None)
@@ -198,7 +218,8 @@ class ResultsStore:
         except (sqlite3.Error, OverflowError, TypeError, ValueError) as exc:
             raise StoreError(
                 f"could not record run {result.run_id} ({result.config.optimizer!r} on task "
-                f"{result.config.task!r}, seed {result.config.seed}) in {self.path}: {exc}; nothing of "
+                f"{result.config.task!r}, seed {result.config.seed}) in {self.path}: {exc}"
+                f"{_failure_hint(self.path)}; nothing of "
                 "this run was written and the runs recorded before are intact: fix the cause (a full disk, a "
                 "read-only folder) and rerun the same command to resume"
             ) from exc
@@ -256,6 +277,22 @@ class ResultsStore:
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.out_dir)!r}, read_only={self.read_only})"
+
+
+LOW_SPACE_BYTES = 1 << 20  # below this much free space, a failed write names the space left
+
+
+def _failure_hint(path: Path) -> str:
+    """Why a write into ``path``'s folder may have failed, when the file system says so."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return ""
+    if free < LOW_SPACE_BYTES:
+        return f" (the file system holding {path.parent} has {free} bytes free)"
+    if not os.access(path.parent, os.W_OK):
+        return f" ({path.parent} is not writable)"
+    return ""
 
 
 def optimizer_base_name(spec: str) -> str:
