@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from gradretention.bench.executors import Executor, LocalExecutor, available_cores
+from gradretention.bench.executors import LocalExecutor, available_cores
 from gradretention.bench.provenance import collect_provenance
 from gradretention.bench.results import RunConfig, RunResult
 from gradretention.bench.runner import train
@@ -216,8 +216,10 @@ def _train_in_worker(config: RunConfig, data_dir: Path | None, task: Task, threa
     return train(config, data_dir=data_dir)
 
 
-def make_executor(kind: str = "local", workers: int | None = None, ray_address: str | None = None,
-                  cpus_per_run: float = 1, gpus_per_run: float = 0, threads: int = 1) -> Executor:  # fmt: skip
+def make_executor(
+    kind: str = "local", workers: int | None = None, ray_address: str | None = None,
+    cpus_per_run: float = 1, gpus_per_run: float = 0, threads: int = 1,
+) -> LocalExecutor | RayExecutor:  # fmt: skip
     """The executor the command line asked for (``--executor local|ray``).
 
     Ray is imported only when ``kind`` is ``"ray"``. Close the result when done (both
