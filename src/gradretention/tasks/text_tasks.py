@@ -161,24 +161,26 @@ class TextLoader:
         seed = check_data_seed(data_seed)
         max_len = max_length(self.default_len)
         info: dict[str, Any] = {"max_len": max_len}
+        folder = None
         if self.model == "lstm":
             recipe, inputs = f"lstm-vocab{LSTM_VOCAB}-len{max_len}-v1", ("input_ids", "lengths")
         else:
             folder = checked_model_folder(model_path())
+            # The tokenizer is part of the recipe: another model folder is another cache.
             recipe, inputs = f"bert-len{max_len}-tok{files_fingerprint([folder])[:12]}-v1", ("input_ids", "attention_mask")
             info["model_path"] = str(folder)
         payload, source = load_cached(
             self.dataset, data_dir, recipe,
-            lambda root: self._payload(read_texts(self.dataset, root), max_len),
-            lambda hf: self._payload(hf_texts(self.dataset, hf), max_len),
+            lambda root: self._payload(read_texts(self.dataset, root), max_len, folder),
+            lambda hf: self._payload(hf_texts(self.dataset, hf), max_len, folder),
         )  # fmt: skip
         info["source"] = f"{source.kind}: {source.root}"
         return _text_data(self.dataset, payload, inputs, seed, info)
 
-    def _payload(self, texts: dict[str, tuple[list[str], list[int]]], max_len: int) -> Payload:
-        if self.model == "lstm":
+    def _payload(self, texts: dict[str, tuple[list[str], list[int]]], max_len: int, folder: Path | None) -> Payload:
+        if folder is None:
             return lstm_payload(texts, max_len)
-        return bert_payload(texts, max_len, model_path())
+        return bert_payload(texts, max_len, folder)
 
 
 def _text_data(dataset: str, payload: Payload, inputs: tuple[str, ...], seed: int, info: dict[str, Any]) -> TaskData:

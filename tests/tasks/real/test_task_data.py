@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,3 +127,23 @@ def test_mnist_model_inputs_have_28x28_shape_for_all_three_models(data_dir):
     for name in ("mnist-logreg", "mnist-mlp", "mnist-cnn"):
         model = get_task(name).build_model(data.num_classes)
         assert model(data.test.inputs).shape == (8, 10)
+
+
+def test_the_alternative_layouts_load_too(tmp_path):
+    # IMDB as two CSVs with a text,label header; MNIST where torchvision puts it (MNIST/raw).
+    from ..readers.realformats import write_csv, write_mnist
+
+    (tmp_path / "imdb").mkdir()
+    write_csv(tmp_path / "imdb" / "train.csv", ["text", "label"], [["fine film", "pos"], ["dull film", "neg"]])
+    write_csv(tmp_path / "imdb" / "test.csv", ["text", "label"], [["fine, not dull", "1"]])
+    imdb = get_task("imdb-lstm").load(0, tmp_path)
+    assert imdb.info["source"] == f"files: {tmp_path / 'imdb'}"
+    vocabulary = imdb.info["vocabulary"]
+    # "not" never occurs in the training file.
+    assert imdb.test.inputs["input_ids"][0, :3].tolist() == [vocabulary.index("fine"), UNK_ID, vocabulary.index("dull")]
+    assert imdb.test.targets.tolist() == [1] and sorted(torch.cat([imdb.train.targets, imdb.val.targets]).tolist()) == [0, 1]
+
+    written = write_mnist(tmp_path / "MNIST" / "raw", np.random.default_rng(0), {"train": 6, "test": 2})
+    mnist = get_task("mnist-cnn").load(0, tmp_path)
+    assert mnist.info["source"] == f"files: {tmp_path / 'MNIST' / 'raw'}"
+    assert mnist.test.targets.tolist() == written["test"][1].tolist()
