@@ -127,6 +127,12 @@ def _add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="parallel runs (default: the cores)")
     parser.add_argument("--threads", type=int, help="CPU threads per run; default 1 keeps numbers independent of --workers; 0: cores/workers")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps")
+    parser.add_argument("--executor", choices=("local", "ray"), help="where runs train (default: local)")
+    parser.add_argument("--ray-address", help="Ray cluster: auto or HOST:PORT (default: start a local Ray)")
+    parser.add_argument("--cpus-per-run", type=float, help="CPUs Ray reserves per run (default 1)")
+    parser.add_argument("--gpus-per-run", type=float, help="GPUs Ray reserves per run (needed for --device cuda)")
+    parser.add_argument("--tensorboard", action="store_true", default=None,
+                        help="write event files under OUT/tensorboard")
 
 
 def _str_list(text: str) -> tuple[str, ...]:
@@ -162,7 +168,8 @@ def sweep_values(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str
     if args.config is not None:
         values.update(read_config_values(args.config))
     names = ("tasks", "optimizers", "epochs", "max_steps", "batch_size", "lrs", "lr_factors", "seeds",
-             "tune_seeds", "log_every", "data_dir", "data_seed", "out", "workers", "threads", "device")  # fmt: skip
+             "tune_seeds", "log_every", "data_dir", "data_seed", "out", "workers", "threads", "device",
+             "executor", "ray_address", "cpus_per_run", "gpus_per_run", "tensorboard")  # fmt: skip
     flags = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if "epochs" in flags or "max_steps" in flags:  # a budget flag replaces the file's budget
         values.pop("epochs", None)
@@ -217,14 +224,28 @@ def _sweep(config: SweepConfig, report: bool) -> int:
 
     _check_device(config.device)
     started = time.perf_counter()
-    with SweepProgress() as progress:
-        outcome = run_sweep(config, progress=progress)
+    with SweepProgress() as progress, _executor(config) as executor:
+        outcome = run_sweep(config, executor=executor, listeners=_listeners(config), progress=progress)
     _finish(Path(config.out), set(outcome.run_ids), time.perf_counter() - started, outcome.trained, report)
     return EXIT_OK
 
 
+def _executor(config: SweepConfig) -> Any:
+    from gradretention.bench.ray_executor import make_executor
+
+    return make_executor(config.executor, config.workers, config.ray_address, config.cpus_per_run,
+                         config.gpus_per_run, config.threads)
+
+
+def _listeners(config: SweepConfig) -> list[Any]:
+    if not config.tensorboard:
+        return []
+    from gradretention.bench.tensorboard_logger import TensorBoardListener
+
+    return [TensorBoardListener(config.out)]
+
+
 def _suite(args: argparse.Namespace) -> int:
-    from gradretention.bench.executors import LocalExecutor
     from gradretention.bench.progress import SweepProgress
     from gradretention.bench.suites import get_suite, suite_configs
     from gradretention.bench.sweep import run_configs
@@ -240,9 +261,10 @@ def _suite(args: argparse.Namespace) -> int:
     _check_device(config.device)
     configs = suite_configs(suite.name, seeds=config.seeds, epochs=config.epochs, device=config.device)
     started = time.perf_counter()
-    with SweepProgress() as progress, LocalExecutor(config.workers, config.threads) as executor:
+    with SweepProgress() as progress, _executor(config) as executor:
         data_dir = Path(config.data_dir) if config.data_dir else None
-        trained = run_configs(configs, Path(config.out), executor, data_dir, progress=progress)
+        trained = run_configs(configs, Path(config.out), executor, data_dir, listeners=_listeners(config),
+                              progress=progress)
     _finish(Path(config.out), {c.run_id for c in configs}, time.perf_counter() - started, trained, report=True)
     return EXIT_OK
 

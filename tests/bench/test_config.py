@@ -89,3 +89,14 @@ def test_flags_override_the_file_and_the_file_overrides_command_defaults(tmp_pat
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         SweepConfig().seeds = 4  # type: ignore[misc]
+
+
+def test_executor_and_tensorboard_keys_are_typed_and_checked(tmp_path):
+    from gradretention.bench.config import sweep_config_from_mapping
+
+    config = sweep_config_from_mapping({"tensorboard": True, "executor": "ray", "cpus_per_run": 2})
+    assert (config.tensorboard, config.executor, config.cpus_per_run) == (True, "ray", 2.0)
+    with pytest.raises(ValueError, match="'tensorboard' must be bool, got 1"):
+        sweep_config_from_mapping({"tensorboard": 1})
+    with pytest.raises(ValueError, match="executor must be one of local, ray, got 'dask'"):
+        sweep_config_from_mapping({"executor": "dask"})

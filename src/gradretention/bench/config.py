@@ -32,6 +32,9 @@ except ModuleNotFoundError:  # Python 3.10
 DEVICES = ("cpu", "cuda", "mps")
 
 
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """A sweep: tasks × optimizers × lr grid, tuned on validation, then rerun on seeds.
@@ -60,6 +63,10 @@ class SweepConfig:
             of ``workers``; 0: ``cores // workers`` (faster for big models with few
             workers, but equal only up to the last digits).
         device: ``cpu``, ``cuda`` (or ``cuda:1``), ``mps``.
+        executor: ``local`` (a process pool) or ``ray`` (each run a Ray task).
+        ray_address: ``auto`` or ``HOST:PORT`` of a Ray cluster; None starts a local Ray.
+        cpus_per_run / gpus_per_run: resources Ray reserves per run.
+        tensorboard: write event files under ``<out>/tensorboard``.
     """
 
     tasks: tuple[str, ...] = ()
@@ -78,6 +85,11 @@ class SweepConfig:
     workers: int | None = None
     threads: int = 1
     device: str = "cpu"
+    executor: str = "local"
+    ray_address: str | None = None
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         for name in ("seeds", "tune_seeds", "log_every"):
@@ -95,6 +107,11 @@ class SweepConfig:
             bad = [v for v in getattr(self, name) if not (math.isfinite(v) and v > 0)]
             if bad:
                 raise ValueError(f"{name} must be positive finite numbers, got {bad[0]!r}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if not (self.cpus_per_run > 0 and self.gpus_per_run >= 0):
+            raise ValueError(f"cpus_per_run must be > 0 and gpus_per_run >= 0, got {self.cpus_per_run}, "
+                             f"{self.gpus_per_run}")
         if self.device.split(":", 1)[0] not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)} (optionally cuda:N), got {self.device!r}")
 
@@ -181,6 +198,7 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
 def _scalar(key: str, value: Any, kind: type, source: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, bool) or not isinstance(value, kind):
+    # bool is an int subclass: accept it only where a bool is asked for.
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise ValueError(f"{source}: {key!r} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
     return value

@@ -131,7 +131,10 @@ class _TrainingLoop:
         self.scheduler = None
         if options["lr_decay"] > 0:
             decay = options["lr_decay"]
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0 / (1.0 + decay * t))
+            # Multiplicative, not LambdaLR: LambdaLR rewrites lr from its base every step and would
+            # erase what an adaptive controller (hypergradient, variance) did to α in between.
+            self.scheduler = torch.optim.lr_scheduler.MultiplicativeLR(
+                optimizer, lambda t: (1.0 + decay * (t - 1)) / (1.0 + decay * t))
         self.generator = torch.Generator().manual_seed(config.seed)
         self.device = next(model.parameters()).device
         self.step = 0
