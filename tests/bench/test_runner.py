@@ -208,3 +208,15 @@ def test_ctrl_c_is_recorded_then_raised():
     assert caught.value.result.status == "interrupted"
     assert "at step 3" in caught.value.result.reason
     assert isinstance(seen[-1], RunFinished) and seen[-1].result is caught.value.result
+
+
+def test_lr_decay_keeps_what_a_hypergradient_controller_did_to_alpha():
+    steps = []
+    config = RunConfig(task="spiral", optimizer="sgd_hd[hypergrad_lr=0.01]", lr=0.1, max_steps=4, log_every=1,
+                       extra=(("lr_decay", 0.1),))
+    train(config, listeners=[lambda e: steps.append(e) if isinstance(e, StepLogged) else None])
+    lrs = [e.lrs[0] for e in steps]
+    plain = [0.1 / (1 + 0.1 * t) for t in range(1, 5)]
+    # The decay is multiplicative on top of the adapted α, so after step 1 the two differ.
+    assert lrs[0] == pytest.approx(plain[0])
+    assert lrs[2] != pytest.approx(plain[2])
