@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from gradretention.tasks.base import Split, Task, TaskData
-from gradretention.tasks.datacache import Payload, carve_validation, checked_labels, hf_images, load_cached
+from gradretention.tasks.datacache import MemoisedLoad, Payload, carve_validation, checked_labels, hf_images, load_cached
 from gradretention.tasks.mnist_tasks import standardise_images
 from gradretention.tasks.models.cifar import augment_flip_crop
 from gradretention.tasks.splits import check_data_seed
@@ -119,7 +119,7 @@ def build_vgg16(num_classes: int) -> nn.Module:
 
 
 _COMMON: dict[str, Any] = {
-    "load": load_cifar10,
+    "load": MemoisedLoad(load_cifar10),
     "metrics": ("accuracy", "f1"),
     "target_metric": "accuracy",
     "default_lr": 1e-3,

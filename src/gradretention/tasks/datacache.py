@@ -219,6 +219,31 @@ def write_cache(path: Path, payload: Payload) -> bool:
     return True
 
 
+def clear_memory() -> None:
+    """Forget the payloads held in this process (the disk cache stays)."""
+    _MEMORY.clear()
+
+
+@dataclass(frozen=True)
+class MemoisedLoad:
+    """A task's ``load`` over :func:`load_cached`, with the embedded tasks' ``cache_clear()``.
+
+    The embedded tasks' loads are wrapped in ``functools.lru_cache``; callers free their memory
+    with ``task.load.cache_clear()``. Here the payloads are memoised by
+    :func:`load_cached` instead (so a changed file or setting is never served stale), and
+    ``cache_clear`` forgets them all.
+    """
+
+    function: Callable[[int, Path | None], Any]
+
+    def __call__(self, data_seed: int, data_dir: Path | None = None) -> Any:
+        return self.function(data_seed, data_dir)
+
+    def cache_clear(self) -> None:
+        """Forget every payload held in this process."""
+        clear_memory()
+
+
 def carve_validation(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded ``(train, validation)`` index tensors over ``range(n)``, validation ~``fraction`` of n.
 

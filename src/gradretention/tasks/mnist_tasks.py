@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from gradretention.tasks.base import Split, Task, TaskData
-from gradretention.tasks.datacache import Payload, carve_validation, checked_labels, hf_images, load_cached
+from gradretention.tasks.datacache import MemoisedLoad, Payload, carve_validation, checked_labels, hf_images, load_cached
 from gradretention.tasks.splits import check_data_seed
 
 DATASET = "mnist"
@@ -115,7 +115,7 @@ def build_cnn(num_classes: int) -> nn.Module:
 
 
 _COMMON: dict[str, Any] = {
-    "load": load_mnist,
+    "load": MemoisedLoad(load_mnist),
     "metrics": ("accuracy", "f1"),
     "target_metric": "accuracy",
     "default_lr": 1e-3,

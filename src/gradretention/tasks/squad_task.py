@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from gradretention.tasks.base import Split, Task, TaskData
-from gradretention.tasks.datacache import Payload, carve_validation, files_fingerprint, load_cached
+from gradretention.tasks.datacache import MemoisedLoad, Payload, carve_validation, files_fingerprint, load_cached
 from gradretention.tasks.splits import check_data_seed
 from gradretention.tasks.text_tasks import checked_model_folder, load_tokenizer, max_length, model_path
 
@@ -188,7 +188,7 @@ def _span_loss(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor
 SQUAD_BERT = Task(
     name="squad-bert",
     description="SQuAD v1.1 (JSON / HF); pretrained MiniLM encoder + span head (--model-path)",
-    load=load_squad,
+    load=MemoisedLoad(load_squad),
     build_model=build_span_model,
     target_metric="f1",
     target_value=0.6,

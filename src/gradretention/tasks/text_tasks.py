@@ -29,7 +29,14 @@ import torch
 from torch import nn
 
 from gradretention.tasks.base import Split, Task, TaskData
-from gradretention.tasks.datacache import Payload, carve_validation, checked_labels, files_fingerprint, load_cached
+from gradretention.tasks.datacache import (
+    Payload,
+    carve_validation,
+    checked_labels,
+    clear_memory,
+    files_fingerprint,
+    load_cached,
+)
 from gradretention.tasks.splits import check_data_seed
 
 MODEL_PATH_ENV = "GRADRETENTION_MODEL_PATH"
@@ -176,6 +183,10 @@ class TextLoader:
         )  # fmt: skip
         info["source"] = f"{source.kind}: {source.root}"
         return _text_data(self.dataset, payload, inputs, seed, info)
+
+    def cache_clear(self) -> None:
+        """Forget every payload held in this process, as the embedded tasks' ``lru_cache`` loads do."""
+        clear_memory()
 
     def _payload(self, texts: dict[str, tuple[list[str], list[int]]], max_len: int, folder: Path | None) -> Payload:
         if folder is None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gradretention.tasks.base import Split, Task, TaskData
-from gradretention.tasks.datacache import Payload, carve_validation, load_cached
+from gradretention.tasks.datacache import MemoisedLoad, Payload, carve_validation, load_cached
 from gradretention.tasks.mnist_tasks import standardise_images
 from gradretention.tasks.splits import check_data_seed
 
@@ -107,7 +107,7 @@ def voc_metrics(outputs: list[torch.Tensor], targets: list[torch.Tensor]) -> dic
 VOC_UNET = Task(
     name="voc-unet",
     description="PASCAL VOC 2012 segmentation (VOCdevkit), 64x64; U-Net, 21 classes",
-    load=load_voc,
+    load=MemoisedLoad(load_voc),
     build_model=build_unet,
     target_metric="miou",
     target_value=0.3,

@@ -133,3 +133,13 @@ def test_bert_caches_are_keyed_by_the_encoder_folder(data_dir, tmp_path):
         text_tasks.set_model_path(None)
     assert data.info["model_path"] == str(copy)
     assert len([name for name in _cache_files(root) if name.startswith("ag_news-bert-len32-")]) == 2
+
+
+def test_every_real_task_load_frees_its_memory_with_cache_clear(mnist_dir):
+    from gradretention.tasks.data_report import task_datasets
+
+    get_task("mnist-cnn").load(0, mnist_dir)
+    assert datacache._MEMORY
+    for name in task_datasets():
+        get_task(name).load.cache_clear()
+    assert not datacache._MEMORY
