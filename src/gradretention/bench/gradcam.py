@@ -71,7 +71,9 @@ class _PixelClassScores(nn.Module):
         return (self.model(images) * self.mask).sum(dim=(2, 3))
 
 
-def gradcam_maps(model: nn.Module, images: torch.Tensor, segmentation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def gradcam_maps(
+    model: nn.Module, images: torch.Tensor, segmentation: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Grad-CAM heat maps ``(N, H, W)`` in [0, 1] at input resolution, and the explained classes ``(N,)``.
 
     Args:
@@ -112,7 +114,8 @@ def displayable(images: torch.Tensor, normalization: dict[str, Any] | None) -> n
     images = images.detach().cpu().float()
     if normalization:
         shape = (1, -1, 1, 1)
-        images = images * torch.tensor(normalization["std"]).view(shape) + torch.tensor(normalization["mean"]).view(shape)
+        std, mean = torch.tensor(normalization["std"]).view(shape), torch.tensor(normalization["mean"]).view(shape)
+        images = images * std + mean
     else:  # no statistics recorded: stretch each image to [0, 1]
         low, high = images.amin(dim=(1, 2, 3), keepdim=True), images.amax(dim=(1, 2, 3), keepdim=True)
         images = (images - low) / (high - low).clamp_min(1e-12)

@@ -21,7 +21,14 @@ import torch
 from torch import nn
 
 from gradretention.tasks.base import Split, Task, TaskData
-from gradretention.tasks.datacache import MemoisedLoad, Payload, carve_validation, checked_labels, hf_images, load_cached
+from gradretention.tasks.datacache import (
+    MemoisedLoad,
+    Payload,
+    carve_validation,
+    checked_labels,
+    hf_images,
+    load_cached,
+)
 from gradretention.tasks.splits import check_data_seed
 
 DATASET = "mnist"

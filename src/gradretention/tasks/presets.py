@@ -128,7 +128,8 @@ def _variance_plan_runs() -> tuple[PresetRun, ...]:
     variance = with_defaults("adam_var", variance_smoothing=0.9, lr_scaling=0.1)
     specs = [SEED_PLAN.optimizer_spec(name) for name in (*bases, variance)]
     seeds = tuple(range(5))
-    return tuple(PresetRun(task, spec, SEED_PLAN.epochs, SEED_PLAN.batch_size, seeds) for task in tasks for spec in specs)
+    plan = SEED_PLAN
+    return tuple(PresetRun(task, spec, plan.epochs, plan.batch_size, seeds) for task in tasks for spec in specs)
 
 
 SUITES: dict[str, PresetSuite] = {

@@ -132,7 +132,9 @@ def _full_split(part: Payload, key_text: str) -> Split:
 def _carve_by_article(examples: list[list[Any]], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     titles = sorted({example[1] for example in examples})
     if len(titles) < 2:
-        raise ValueError(f"the SQuAD train file needs at least 2 articles to carve a validation split, found {len(titles)}")
+        raise ValueError(
+            f"the SQuAD train file needs at least 2 articles to carve a validation split, found {len(titles)}"
+        )
     _, val_titles = carve_validation(len(titles), VAL_FRACTION, seed)
     held_out = {titles[i] for i in val_titles.tolist()}
     in_val = torch.tensor([example[1] in held_out for example in examples])

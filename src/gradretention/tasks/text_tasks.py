@@ -163,6 +163,12 @@ class TextLoader:
     model: str
     default_len: int
 
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"Unknown text dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
+        if self.model not in ("lstm", "bert"):
+            raise ValueError(f"Unknown text model {self.model!r}; valid: lstm, bert")
+
     def __call__(self, data_seed: int, data_dir: Path | None = None) -> TaskData:
         """Train / validation / test token tensors; FileNotFoundError naming the files when missing."""
         seed = check_data_seed(data_seed)
@@ -174,7 +180,8 @@ class TextLoader:
         else:
             folder = checked_model_folder(model_path())
             # The tokenizer is part of the recipe: another model folder is another cache.
-            recipe, inputs = f"bert-len{max_len}-tok{files_fingerprint([folder])[:12]}-v1", ("input_ids", "attention_mask")
+            recipe = f"bert-len{max_len}-tok{files_fingerprint([folder])[:12]}-v1"
+            inputs = ("input_ids", "attention_mask")
             info["model_path"] = str(folder)
         payload, source = load_cached(
             self.dataset, data_dir, recipe,
@@ -197,7 +204,8 @@ class TextLoader:
 def _text_data(dataset: str, payload: Payload, inputs: tuple[str, ...], seed: int, info: dict[str, Any]) -> TaskData:
     def split_of(prefix: str, index: torch.Tensor | None = None) -> Split:
         pick = (lambda tensor: tensor[index]) if index is not None else (lambda tensor: tensor.clone())
-        return Split({name: pick(payload[f"{prefix}_{name}"]).long() for name in inputs}, pick(payload[f"{prefix}_labels"]))
+        tensors = {name: pick(payload[f"{prefix}_{name}"]).long() for name in inputs}
+        return Split(tensors, pick(payload[f"{prefix}_labels"]))
 
     num_classes, fraction = DATASETS[dataset]
     train_index, val_index = carve_validation(len(payload["train_labels"]), fraction, seed)

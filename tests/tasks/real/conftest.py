@@ -57,8 +57,9 @@ def write_reviews(root: Path) -> None:
     """An ``aclImdb`` tree: 4 positive and 4 negative reviews per split."""
     reviews = {}
     for split in ("train", "test"):
-        reviews[f"{split}/pos"] = {f"{i}_{7 + i % 4}.txt": f"A great film, {split} number {i}. Loved it!" for i in range(4)}
-        reviews[f"{split}/neg"] = {f"{i}_{1 + i % 4}.txt": f"An awful film<br />{split} {i}; hated it." for i in range(4)}
+        positive = {f"{i}_{7 + i % 4}.txt": f"A great film, {split} number {i}. Loved it!" for i in range(4)}
+        negative = {f"{i}_{1 + i % 4}.txt": f"An awful film<br />{split} {i}; hated it." for i in range(4)}
+        reviews[f"{split}/pos"], reviews[f"{split}/neg"] = positive, negative
     reviews["train/pos"]["9_10.txt"] = "trainonlyword appears in training"
     reviews["test/neg"]["9_1.txt"] = "testonlyword appears in testing"
     write_aclimdb(root / "aclImdb", reviews)

@@ -100,9 +100,11 @@ def test_gradcam_refuses_models_without_convolutions_and_other_tasks_checkpoints
     assert "is a checkpoint of task 'mnist-cnn', not 'mnist-logreg'" in capsys.readouterr().err
     assert gradcam_main([*argv, "--task", "mnist-cnn", "--count", "0"]) == 2
     assert "--count must be >= 1, got 0" in capsys.readouterr().err
-    assert gradcam_main([str(tmp_path / "out"), "--task", "mnist-cnn", "--run", "missing", "--results", str(tmp_path)]) == 2
+    missing = [str(tmp_path / "out"), "--task", "mnist-cnn", "--run", "missing", "--results", str(tmp_path)]
+    assert gradcam_main(missing) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     mlp = _checkpoint("mnist-mlp", data_dir, tmp_path / "mlp")
-    assert gradcam_main([str(tmp_path / "out"), "--task", "mnist-mlp", "--run", str(mlp), "--data-dir", str(data_dir)]) == 2
+    mlp_argv = [str(tmp_path / "out"), "--task", "mnist-mlp", "--run", str(mlp), "--data-dir", str(data_dir)]
+    assert gradcam_main(mlp_argv) == 2
     assert "MnistMLP has no spatial convolution" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -26,14 +26,18 @@ def _image_split(column: str, images: np.ndarray, labels: list[int]):
     from PIL import Image
 
     features = datasets.Features({column: datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
-    return datasets.Dataset.from_dict({column: [Image.fromarray(a) for a in images], "label": labels}, features=features)
+    rows = {column: [Image.fromarray(a) for a in images], "label": labels}
+    return datasets.Dataset.from_dict(rows, features=features)
 
 
 def test_mnist_from_a_save_to_disk_folder(tmp_path):
     rng = np.random.default_rng(1)
     train, test = _images(rng, 12, (28, 28)), _images(rng, 3, (28, 28))
     saved = datasets.DatasetDict(
-        {"train": _image_split("image", train, list(range(10)) + [3, 4]), "test": _image_split("image", test, [7, 8, 9])}
+        {
+            "train": _image_split("image", train, list(range(10)) + [3, 4]),
+            "test": _image_split("image", test, [7, 8, 9]),
+        }
     )
     saved.save_to_disk(str(tmp_path / "mnist"))
     data = get_task("mnist-logreg").load(0, tmp_path)

@@ -16,7 +16,8 @@ def _hyper(spec: str) -> tuple[str, dict]:
 
 def test_seed_plan_holds_the_plans_numbers():
     preset = get_preset("seed-plan")
-    assert (preset.batch_size, preset.lr, preset.weight_decay, preset.dropout, preset.epochs) == (32, 1e-3, 1e-4, 0.5, 50)
+    settings = (preset.batch_size, preset.lr, preset.weight_decay, preset.dropout, preset.epochs)
+    assert settings == (32, 1e-3, 1e-4, 0.5, 50)
     assert preset.optimizer_spec("adam") == "adam[lr=0.001,weight_decay=0.0001]"
     assert preset.optimizer_spec("sgd[lr=0.1]") == "sgd[lr=0.1,weight_decay=0.0001]"  # the user's value wins
 
@@ -58,7 +59,8 @@ def test_every_suite_row_names_a_registered_task_and_a_valid_optimizer(suite):
 
 
 def test_unknown_names_suggest_the_closest():
-    with pytest.raises(ValueError, match=r"Unknown suite 'hd-papr'. Did you mean 'hd-paper'\? Valid suites: hd-paper, variance-plan"):
+    expected = r"Unknown suite 'hd-papr'. Did you mean 'hd-paper'\? Valid suites: hd-paper, variance-plan"
+    with pytest.raises(ValueError, match=expected):
         suite_runs("hd-papr")
     with pytest.raises(ValueError, match=r"Unknown preset 'seed'.*Valid presets: seed-plan"):
         get_preset("seed")

@@ -78,7 +78,7 @@ def test_voc_masks_are_the_palette_values_resized_with_255_kept(data_dir):
     torch.testing.assert_close(data.test.inputs, (images.float() / 255 - mean) / std)
 
 
-def _one_hot_logits(targets: dict[str, torch.Tensor], starts: torch.Tensor, ends: torch.Tensor) -> dict[str, torch.Tensor]:
+def _one_hot_logits(targets: dict, starts: torch.Tensor, ends: torch.Tensor) -> dict[str, torch.Tensor]:
     length = targets["offset_mapping"].shape[1]
     start_logits = torch.nn.functional.one_hot(starts, length).float() * 10
     end_logits = torch.nn.functional.one_hot(ends, length).float() * 10
@@ -100,7 +100,8 @@ def test_squad_metrics_give_partial_credit_with_official_normalisation(data_dir)
     ends = targets["end_positions"]
     outputs = _one_hot_logits(targets, ends, ends)
     offsets = targets["offset_mapping"]
-    contexts = [squad_task._reference(int(k), int(i))[0] for k, i in zip(targets["reference_key"], targets["example_index"])]
+    pairs = zip(targets["reference_key"].tolist(), targets["example_index"].tolist())
+    contexts = [squad_task._reference(key, index)[0] for key, index in pairs]
     predicted = [c[int(offsets[n, e, 0]) : int(offsets[n, e, 1])] for n, (c, e) in enumerate(zip(contexts, ends))]
     assert predicted == ["Broncos", "Panthers", "France"]
     # Hand-computed: 'broncos' vs 'denver broncos' -> P=1, R=1/2, F1=2/3; the other two are exact.
@@ -141,7 +142,8 @@ def test_the_alternative_layouts_load_too(tmp_path):
     vocabulary = imdb.info["vocabulary"]
     # "not" never occurs in the training file.
     assert imdb.test.inputs["input_ids"][0, :3].tolist() == [vocabulary.index("fine"), UNK_ID, vocabulary.index("dull")]
-    assert imdb.test.targets.tolist() == [1] and sorted(torch.cat([imdb.train.targets, imdb.val.targets]).tolist()) == [0, 1]
+    assert imdb.test.targets.tolist() == [1]
+    assert sorted(torch.cat([imdb.train.targets, imdb.val.targets]).tolist()) == [0, 1]
 
     written = write_mnist(tmp_path / "MNIST" / "raw", np.random.default_rng(0), {"train": 6, "test": 2})
     mnist = get_task("mnist-cnn").load(0, tmp_path)
