@@ -99,6 +99,9 @@ def _format_value(value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and not (_WORD.match(value) and parse_value(value) == value):
+        # Quoted, so that '1.5', 'none', 'inf', '' or 'a b' read back as the same string.
+        return f"'{value}'"
     return repr(value) if isinstance(value, float) else str(value)
 
 
