@@ -80,6 +80,11 @@ class Task:
         loss_fn: ``(model_output, targets) -> scalar loss`` (mean over the batch).
         metric_fn: ``(outputs list, targets list) -> dict`` over a whole split.
         augment: optional ``(inputs, generator) -> inputs`` applied to train batches.
+        eval_batch_size: examples per forward pass in :meth:`evaluate` (no gradients kept, so
+            larger than the training batch; small for big encoders, whose activations dominate).
+        evaluate_train: evaluate the whole train split at each evaluation; ``False`` (the
+            BERT tasks) reports the running training loss since the last evaluation instead,
+            which costs nothing where a pass over the train split costs an epoch's forwards.
     """
 
     name: str
@@ -96,6 +101,13 @@ class Task:
     metric_fn: Callable[[list[Any], list[Any]], dict[str, float]] | None = None
     augment: Callable[[Inputs, torch.Generator], Inputs] | None = None
     needs_download: bool = False
+    eval_batch_size: int = 1024
+    evaluate_train: bool = True
+
+    def __post_init__(self) -> None:
+        size = self.eval_batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"eval_batch_size must be an int >= 1, got {self.eval_batch_size!r} (task {self.name!r})")
 
     def batch_loss(self, model: nn.Module, inputs: Inputs, targets: Any) -> torch.Tensor:
         """Mean training loss of one batch."""
@@ -108,8 +120,12 @@ class Task:
         return nn.functional.cross_entropy(outputs, targets)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, split: Split, batch_size: int = 1024) -> dict[str, float]:
-        """``loss`` plus :attr:`metrics` over the whole split, in eval mode, no grad."""
+    def evaluate(self, model: nn.Module, split: Split, batch_size: int | None = None) -> dict[str, float]:
+        """``loss`` plus :attr:`metrics` over the whole split, in eval mode, no grad.
+
+        ``batch_size`` defaults to :attr:`eval_batch_size`.
+        """
+        batch_size = self.eval_batch_size if batch_size is None else batch_size
         was_training = model.training
         model.eval()
         total_loss, outputs_seen, targets_seen = 0.0, [], []

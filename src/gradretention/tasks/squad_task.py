@@ -201,6 +201,8 @@ SQUAD_BERT = Task(
     loss_fn=_span_loss,
     metric_fn=squad_metrics,
     needs_download=True,
+    eval_batch_size=32,  # 384-token question + context pairs through the encoder
+    evaluate_train=False,
 )
 
 TASKS: tuple[Task, ...] = (SQUAD_BERT,)

@@ -256,6 +256,8 @@ IMDB_BERT = Task(
     default_epochs=3,
     default_batch_size=32,
     default_lr=3e-5,
+    eval_batch_size=64,  # 256-token inputs through the encoder
+    evaluate_train=False,
     **_COMMON,
 )
 
@@ -268,6 +270,8 @@ AGNEWS_BERT = Task(
     default_epochs=3,
     default_batch_size=32,
     default_lr=3e-5,
+    eval_batch_size=128,  # 128-token inputs through the encoder
+    evaluate_train=False,
     **_COMMON,
 )
 
