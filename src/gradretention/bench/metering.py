@@ -3,6 +3,8 @@
 :class:`Metering` turns the training loop's raw quantities into curve points, events and
 finally the :class:`~gradretention.bench.results.RunResult`. It keeps the loop free of
 bookkeeping and does its host syncs only where the loop asks (log steps, epoch ends).
+Its bookkeeping round-trips through :meth:`Metering.state` / :meth:`Metering.restore` as
+plain data, so a run resumed from a checkpoint reports the same curves and summaries.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -18,7 +21,6 @@ from gradretention.bench.memory import optimizer_state_bytes, peak_ram_mb, peak_
 from gradretention.bench.results import CurvePoint, RunConfig, RunResult, RunStatus
 from gradretention.tasks.base import Split, Task, TaskData
 
-EVAL_BATCH_SIZE = 1024  # Task.evaluate's default; eval_steps_per_second counts these batches
 SPLITS = ("train", "val", "test")
 
 
@@ -144,10 +146,20 @@ class Metering:
             self._point(step, epoch, "grad", "epoch_var", sum(v for _, v in self.grad_epoch) / len(self.grad_epoch))
             self.grad_epoch = []
 
-    def evaluate(self, step: int, epoch: float, model: torch.nn.Module, data: TaskData) -> None:
-        """Evaluate train, val and test; track the best validation values and the target."""
+    def evaluate(self, step: int, epoch: float, model: torch.nn.Module, data: TaskData,
+                 running_train_loss: float | None = None) -> None:  # fmt: skip
+        """Evaluate train, val and test; track the best validation values and the target.
+
+        For a task with ``evaluate_train=False`` the train split is not evaluated: its
+        ``loss`` is ``running_train_loss``, the mean training loss since the last evaluation.
+        """
         for name, split in zip(SPLITS, (data.train, data.val, data.test)):
-            metrics = self._timed_evaluate(name, model, split, epoch)
+            if name == "train" and not self.task.evaluate_train:
+                if running_train_loss is None:
+                    raise ValueError(f"task {self.task.name!r} skips the train split: pass running_train_loss")
+                metrics = {"loss": float(running_train_loss)}
+            else:
+                metrics = self._timed_evaluate(name, model, split, epoch)
             self.last_eval[name] = metrics
             for metric, value in metrics.items():
                 self._point(step, epoch, name, metric, value)
@@ -159,13 +171,14 @@ class Metering:
 
     def _timed_evaluate(self, name: str, model: torch.nn.Module, split: Split, epoch: float) -> dict[str, float]:
         started = time.perf_counter()
-        metrics = self.task.evaluate(model, split, batch_size=EVAL_BATCH_SIZE)
+        batch_size = self.task.eval_batch_size
+        metrics = self.task.evaluate(model, split, batch_size=batch_size)
         if name == "test":
             runtime = max(time.perf_counter() - started, 1e-12)
             self.test_timing = {
                 "eval_runtime": runtime,
                 "eval_samples_per_second": len(split) / runtime,
-                "eval_steps_per_second": math.ceil(len(split) / EVAL_BATCH_SIZE) / runtime,
+                "eval_steps_per_second": math.ceil(len(split) / batch_size) / runtime,
                 "epoch": epoch,
             }
         return metrics
@@ -178,6 +191,26 @@ class Metering:
         reached = value <= target if metric == "loss" else value >= target
         if reached:
             self.steps_to_target, self.seconds_to_target = step, self.train_seconds
+
+    def state(self) -> dict[str, Any]:
+        """The bookkeeping so far as plain data (numbers, strings, lists, dicts) for a checkpoint."""
+        return {
+            "curves": [[p.step, p.epoch, p.split, p.name, p.value, p.group] for p in self.curves],
+            "last_eval": self.last_eval, "best_val": self.best_val, "test_timing": self.test_timing,
+            "grad_all": [list(m) for m in self.grad_all], "grad_epoch": [list(m) for m in self.grad_epoch],
+            "train_seconds": self.train_seconds, "samples": self.samples,
+            "steps_to_target": self.steps_to_target, "seconds_to_target": self.seconds_to_target,
+        }  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state`'s output: later points and summaries extend it."""
+        self.curves = [CurvePoint(*point) for point in state["curves"]]
+        self.last_eval = {split: dict(metrics) for split, metrics in state["last_eval"].items()}
+        self.best_val, self.test_timing = dict(state["best_val"]), dict(state["test_timing"])
+        self.grad_all = [(m, v) for m, v in state["grad_all"]]
+        self.grad_epoch = [(m, v) for m, v in state["grad_epoch"]]
+        self.train_seconds, self.samples = float(state["train_seconds"]), int(state["samples"])
+        self.steps_to_target, self.seconds_to_target = state["steps_to_target"], state["seconds_to_target"]
 
     def result(self, status: RunStatus, reason: str, steps: int, epochs: float,
                wall_seconds: float, provenance: dict[str, str]) -> RunResult:  # fmt: skip

@@ -19,6 +19,12 @@ training — an unknown task, a bad optimizer spec or hyperparameter, missing da
 ``1 / (1 + lr_decay * step)``, the classic decay) and ``eval_every`` (epochs between
 evaluations, default 1). ``batch_size=0`` means full batch.
 
+Checkpoints (:class:`Checkpointing`, outside :class:`RunConfig` so they never change a
+run's id): every ``every`` epochs and at the run's end the model, optimizer, scheduler,
+data-order generator, global RNG, step and the metering so far are saved to
+``checkpoint_path(out, run_id)``; with ``resume`` a run continues from that file and ends
+with the same numbers, bit for bit, as a run never stopped (timings aside).
+
 Example:
     >>> from gradretention.bench.results import RunConfig
     >>> result = train(RunConfig(task="spiral", optimizer="adam", epochs=2))  # doctest: +SKIP
@@ -29,12 +35,16 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from gradretention.bench.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from gradretention.bench.events import RunFinished, RunStarted
 from gradretention.bench.events import Listener
 from gradretention.bench.metering import Diverged, Metering, StepMeter
@@ -48,6 +58,48 @@ EXTRA_OPTIONS: dict[str, str] = {
     "lr_decay": "float >= 0: lr_t = lr / (1 + lr_decay * t), t = optimizer steps taken",
     "eval_every": "int >= 1: epochs between evaluations (the last step is always evaluated)",
 }
+
+
+CHECKPOINT_ENV = ("GRADRETENTION_CHECKPOINT_DIR", "GRADRETENTION_CHECKPOINT_EVERY", "GRADRETENTION_RESUME")
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where a sweep's runs keep checkpoints, how often they write them, and whether they resume.
+
+    The CLI hands these to sweep workers through :data:`CHECKPOINT_ENV` (set before the
+    worker pool starts, like the data settings); :func:`train` takes them as an argument.
+
+    Attributes:
+        out: the sweep's output folder; run ``R`` keeps ``checkpoint_path(out, R)``.
+        every: epochs between checkpoints, the last epoch always included; 0 writes none.
+        resume: continue each run from its checkpoint where one exists (else start afresh).
+    """
+
+    out: Path
+    every: int = 0
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 0:
+            raise ValueError(f"checkpoint every must be an int >= 0 (epochs; 0: never), got {self.every!r}")
+
+    def path(self, run_id: str) -> Path:
+        return checkpoint_path(self.out, run_id)
+
+    def environment(self) -> dict[str, str]:
+        """These settings as the values of :data:`CHECKPOINT_ENV`."""
+        return dict(zip(CHECKPOINT_ENV, (str(self.out), str(self.every), "1" if self.resume else "")))
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Checkpointing | None:
+        """The settings :meth:`environment` wrote, or ``None`` when no folder is set."""
+        folder, every, resume = (environ.get(name, "").strip() for name in CHECKPOINT_ENV)
+        if not folder:
+            return None
+        if every and not every.isdigit():
+            raise ValueError(f"${CHECKPOINT_ENV[1]} must be an int >= 0, got {every!r}")
+        return cls(Path(folder), int(every or 0), resume.lower() in ("1", "true", "yes"))
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -67,6 +119,7 @@ def train(
     listeners: Iterable[Listener] = (),
     data_dir: Path | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> RunResult:
     """Train ``config`` to its budget and return the measured :class:`RunResult`.
 
@@ -75,14 +128,19 @@ def train(
         listeners: Called with every event (run started, step and eval logged, finished).
         data_dir: Where tasks that read files find them.
         should_stop: Polled at log steps and epoch ends; true ends the run as ``interrupted``.
+        checkpointing: Checkpoint and resume settings; ``None``: those in
+            :data:`CHECKPOINT_ENV` if set, else no checkpoints.
 
     Raises:
-        ValueError: Unknown task, bad optimizer spec or hyperparameter, bad ``extra``.
+        ValueError: Unknown task, bad optimizer spec or hyperparameter, bad ``extra``, or a
+            checkpoint to resume from that is unreadable or belongs to another config.
         FileNotFoundError: The task's data files are missing.
         RunInterrupted: Ctrl-C during training (after the listeners saw the result).
     """
     task = get_task(config.task)
     options = run_options(config)
+    if checkpointing is None:
+        checkpointing = Checkpointing.from_environment()
     device = torch.device(config.device)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
     # fork_rng: the run seeds the global RNG (model init, dropout) without leaking that
@@ -93,7 +151,7 @@ def train(
         model = task.build_model(data.num_classes).to(device)
         overrides = {} if config.lr is None else {"lr": config.lr}
         optimizer = create_optimizer(config.optimizer, model.parameters(), **overrides)
-        loop = _TrainingLoop(config, task, data, model, optimizer, options)
+        loop = _TrainingLoop(config, task, data, model, optimizer, options, checkpointing)
         return loop.run(tuple(listeners), should_stop or (lambda: False))
 
 
@@ -119,7 +177,8 @@ class _TrainingLoop:
     """One run's mutable state; ``run`` is the only entry point."""
 
     def __init__(self, config: RunConfig, task: Task, data: TaskData, model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, options: dict[str, float]) -> None:  # fmt: skip
+                 optimizer: torch.optim.Optimizer, options: dict[str, float],
+                 checkpointing: Checkpointing | None = None) -> None:  # fmt: skip
         self.config, self.task, self.data, self.model, self.optimizer = config, task, data, model, optimizer
         n = len(data.train)
         size = task.default_batch_size if config.batch_size is None else config.batch_size
@@ -137,11 +196,18 @@ class _TrainingLoop:
                 optimizer, lambda t: (1.0 + decay * (t - 1)) / (1.0 + decay * t))
         self.generator = torch.Generator().manual_seed(config.seed)
         self.device = next(model.parameters()).device
-        self.step = 0
+        self.step, self.epoch = 0, 0
+        self.window = StepMeter(0, limit=None)  # losses since the last log step
+        # Training losses since the last evaluation, summed on the device: the train "evaluation"
+        # of tasks that skip the train split.
+        self.running = (torch.zeros((), dtype=torch.float64, device=self.device), 0)
+        self.checkpointing = checkpointing
+        self.started, self.earlier_seconds = time.perf_counter(), 0.0
 
     def run(self, listeners: tuple[Listener, ...], should_stop: Callable[[], bool]) -> RunResult:
         meter = Metering(self.config, self.task, self.optimizer, self.device, listeners)
-        started = time.perf_counter()
+        self._resume(meter)  # before RunStarted: an unusable checkpoint is the user's to fix
+        self.started = started = time.perf_counter()
         meter.emit(RunStarted(self.config, self.total_steps))
         interrupted = False
         try:
@@ -158,41 +224,96 @@ class _TrainingLoop:
             reason = (f"while running '{config.optimizer}' on task '{config.task}' "
                       f"(seed {config.seed}): {type(exc).__name__}: {exc}")  # fmt: skip
             status = "error"
+        wall_seconds = self.earlier_seconds + time.perf_counter() - started
         result = meter.result(status, reason, self.step, self.step / self.steps_per_epoch,
-                              time.perf_counter() - started, collect_provenance(self.config.device))  # fmt: skip
+                              wall_seconds, collect_provenance(self.config.device))  # fmt: skip
         meter.emit(RunFinished(result))
         if interrupted:
             raise RunInterrupted(result)
         return result
 
     def _train(self, meter: Metering, should_stop: Callable[[], bool]) -> None:
-        train_split, n = self.data.train, len(self.data.train)
-        log_every = self.config.log_every
-        losses = StepMeter(self.step, limit=None)
-        epoch = 0
         while self.step < self.total_steps:
-            epoch += 1
-            order = torch.randperm(n, generator=self.generator).to(self.device)
+            self.epoch += 1
             tick = time.perf_counter()
-            samples = 0
-            for start in range(0, n, self.batch_size):
-                if self.step >= self.total_steps:
-                    break
-                index = order[start : start + self.batch_size]
-                losses.add(self._step(*train_split.batch(index)))
-                self.step += 1
-                samples += int(index.numel())
-                if self.step % log_every == 0:
-                    meter.log_step(self.step, self.step / self.steps_per_epoch, losses, self.model)
-                    losses = StepMeter(self.step, losses.limit)
-                    if should_stop():
-                        raise _StopRequested
-            losses.mean()  # a loss that blew up since the last log step ends the run here
+            samples = self._epoch(meter, should_stop)
+            self.window.mean()  # a loss that blew up since the last log step ends the run here
             meter.end_epoch(self.step, self.step / self.steps_per_epoch, tick, samples)
-            if epoch % self.eval_every == 0 or self.step >= self.total_steps:
-                meter.evaluate(self.step, self.step / self.steps_per_epoch, self.model, self.data)
+            if self.epoch % self.eval_every == 0 or self.step >= self.total_steps:
+                meter.evaluate(self.step, self.step / self.steps_per_epoch, self.model, self.data,
+                               self._running_loss())  # fmt: skip
+            self._checkpoint(meter)
             if should_stop():
                 raise _StopRequested
+
+    def _epoch(self, meter: Metering, should_stop: Callable[[], bool]) -> int:
+        """One pass over the train split in a fresh random order; returns the samples seen."""
+        n, samples = len(self.data.train), 0
+        order = torch.randperm(n, generator=self.generator).to(self.device)
+        for start in range(0, n, self.batch_size):
+            if self.step >= self.total_steps:
+                break
+            index = order[start : start + self.batch_size]
+            loss = self._step(*self.data.train.batch(index))
+            self.window.add(loss)
+            if not self.task.evaluate_train:
+                self.running = (self.running[0] + loss.double(), self.running[1] + 1)
+            self.step += 1
+            samples += int(index.numel())
+            if self.step % self.config.log_every == 0:
+                meter.log_step(self.step, self.step / self.steps_per_epoch, self.window, self.model)
+                self.window = StepMeter(self.step, self.window.limit)
+                if should_stop():
+                    raise _StopRequested
+        return samples
+
+    def _running_loss(self) -> float | None:
+        if self.task.evaluate_train:
+            return None
+        total, count = self.running
+        self.running = (torch.zeros_like(total), 0)
+        return float(total) / max(count, 1)
+
+    def _checkpoint(self, meter: Metering) -> None:
+        settings = self.checkpointing
+        if settings is None or settings.every == 0:
+            return
+        if self.epoch % settings.every != 0 and self.step < self.total_steps:
+            return
+        window = self.window
+        extra: dict[str, Any] = {
+            "task": self.config.task, "data_seed": self.config.data_seed, "config": self.config.to_json(),
+            "step": self.step, "generator": self.generator.get_state(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "metering": meter.state(), "running": list(self.running),
+            "window": {"steps_before": window.steps_before, "limit": window.limit,
+                       "losses": torch.stack(window.losses) if window.losses else None},
+            "wall_seconds": self.earlier_seconds + time.perf_counter() - self.started,
+        }  # fmt: skip
+        save_checkpoint(settings.path(self.config.run_id), self.model, self.optimizer, self.epoch, extra)
+
+    def _resume(self, meter: Metering) -> None:
+        settings = self.checkpointing
+        path = None if settings is None or not settings.resume else settings.path(self.config.run_id)
+        if path is None or not path.is_file():
+            return
+        saved = load_checkpoint(path, self.model, self.optimizer)
+        extra = saved.extra
+        if extra.get("config") != self.config.to_json():
+            raise ValueError(f"{path} is the checkpoint of another run config ({extra.get('config')}); "
+                             "delete it, or run without --resume")  # fmt: skip
+        self.epoch, self.step = saved.epoch, int(extra["step"])
+        self.generator.set_state(extra["generator"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(extra["scheduler"])
+        meter.restore(extra["metering"])
+        self.running = (extra["running"][0].to(self.device), int(extra["running"][1]))
+        window = extra["window"]
+        limit = None if window["limit"] is None else window["limit"].to(self.device)
+        self.window = StepMeter(int(window["steps_before"]), limit)
+        if window["losses"] is not None:
+            self.window.losses = list(window["losses"].to(self.device).unbind())
+        self.earlier_seconds = float(extra["wall_seconds"])
 
     def _step(self, inputs: object, targets: object) -> torch.Tensor:
         if self.task.augment is not None:
