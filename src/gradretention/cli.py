@@ -4,7 +4,8 @@ Commands: ``list [optimizers|tasks|suites]``, ``run`` (one task, one optimizer s
 ``bench`` (the sweep; with no arguments the main job), ``report OUT``, ``export OUT``.
 ``run`` and ``bench`` flags map 1:1 to :class:`~gradretention.bench.config.SweepConfig`
 fields (``--max-steps`` → ``max_steps``); ``--config FILE.toml`` sets them from a file,
-and flags win over the file.
+and flags win over the file. ``--preset`` fills what neither sets; ``bench --suite NAME``
+runs a named suite (``adagrad-lecture``, ``hd-paper``, ``variance-plan``).
 
 Exit codes: 0 done (also when runs diverged: that is a result); 2 bad input (unknown name,
 bad hyperparameter, unusable output folder — the message says what and the valid
@@ -18,17 +19,27 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
 from rich.console import Console
 
-from gradretention.bench.config import SweepConfig, checked_values, read_config_values, sweep_config_from_mapping
+from gradretention.bench.config import (
+    SweepConfig,
+    add_config_flags,
+    checked_values,
+    flag_values,
+    read_config_values,
+    split_top_level,
+    str_list,
+    sweep_config_from_mapping,
+)
 from gradretention.bench.store import StoreError
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -89,14 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train one task with one optimizer spec")
     run.add_argument("--task", required=True, help="task name (see `gradretention list tasks`)")
     run.add_argument("--optimizer", required=True, help="optimizer spec, e.g. 'adam_hd[hypergrad_lr=1e-07]'")
-    _add_sweep_flags(run)
+    add_config_flags(run)
     run.set_defaults(handler=_cmd_run)
     bench = commands.add_parser("bench", help="sweep optimizers x tasks x seeds; no arguments: the main job")
-    bench.add_argument("--tasks", type=_str_list, help="comma list of tasks, or 'all' (default: the embedded tasks)")
-    bench.add_argument("--optimizers", type=_str_list, help="comma list of specs, or 'all' (default: every family)")
+    bench.add_argument("--tasks", type=str_list, help="comma list of tasks, or 'all' (default: the embedded tasks)")
+    bench.add_argument("--optimizers", type=str_list, help="comma list of specs, or 'all' (default: every family)")
     bench.add_argument("--interactive", action="store_true", help="ask which tasks and optimizers to run")
     bench.add_argument("--suite", help="run a named suite instead (see `gradretention list suites`)")
-    _add_sweep_flags(bench)
+    add_config_flags(bench)
     bench.set_defaults(handler=_cmd_bench)
     report = commands.add_parser("report", help="write OUT/report.html and OUT/report.md")
     report.add_argument("out", help="the sweep's output folder")
@@ -108,69 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_sweep_flags(parser: argparse.ArgumentParser) -> None:
-    # dest names are SweepConfig field names; None means "not given" so files and
-    # per-command defaults show through.
-    parser.add_argument("--config", type=Path, help="TOML file whose keys are these flags' names")
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, help="epochs per run (default: the task's)")
-    budget.add_argument("--max-steps", type=int, help="optimizer steps per run, instead of epochs")
-    parser.add_argument("--batch-size", type=int, help="default: the task's; 0: full batch")
-    parser.add_argument("--lrs", type=_float_list, help="lr grid shared by every optimizer, e.g. 0.001,0.01")
-    parser.add_argument("--lr-factors", type=_float_list, help="lr grid relative to each optimizer's default")
-    parser.add_argument("--seeds", type=int, help="final-phase seeds 0..N-1")
-    parser.add_argument("--tune-seeds", type=int, help="seeds scoring each grid lr on validation")
-    parser.add_argument("--log-every", type=int, help="steps between train-loss logs")
-    parser.add_argument("--data-dir", help="folder with the data of tasks that read files")
-    parser.add_argument("--data-seed", type=int, help="which fixed train/val/test split")
-    parser.add_argument("--out", help="output folder (runs.db, report)")
-    parser.add_argument("--workers", type=int, help="parallel runs (default: the cores)")
-    parser.add_argument("--threads", type=int, help="CPU threads per run; default 1 keeps numbers independent of --workers; 0: cores/workers")
-    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps")
-    parser.add_argument("--executor", choices=("local", "ray"), help="where runs train (default: local)")
-    parser.add_argument("--ray-address", help="Ray cluster: auto or HOST:PORT (default: start a local Ray)")
-    parser.add_argument("--cpus-per-run", type=float, help="CPUs Ray reserves per run (default 1)")
-    parser.add_argument("--gpus-per-run", type=float, help="GPUs Ray reserves per run (needed for --device cuda)")
-    parser.add_argument("--tensorboard", action="store_true", default=None,
-                        help="write event files under OUT/tensorboard")
-
-
-def _str_list(text: str) -> tuple[str, ...]:
-    items = tuple(item.strip() for item in _split_top_level(text) if item.strip())
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected a comma list, got {text!r}")
-    return items
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas outside brackets: ``adam,adam_hd[lr=0.1,hypergrad_lr=1e-7]`` is two specs."""
-    parts, depth, current = [], 0, []
-    for char in text:
-        depth += (char == "[") - (char == "]")
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    return [*parts, "".join(current)]
-
-
-def _float_list(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(item) for item in text.split(",") if item.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
 def sweep_values(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
     """Config values layered: the command's defaults < ``--config`` file < flags given."""
     values = dict(defaults)
     if args.config is not None:
         values.update(read_config_values(args.config))
-    names = ("tasks", "optimizers", "epochs", "max_steps", "batch_size", "lrs", "lr_factors", "seeds",
-             "tune_seeds", "log_every", "data_dir", "data_seed", "out", "workers", "threads", "device",
-             "executor", "ray_address", "cpus_per_run", "gpus_per_run", "tensorboard")  # fmt: skip
-    flags = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    flags = flag_values(args)
     if "epochs" in flags or "max_steps" in flags:  # a budget flag replaces the file's budget
         values.pop("epochs", None)
         values.pop("max_steps", None)
@@ -186,14 +140,14 @@ def _check_device(device: str) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from gradretention.bench.suites import SUITES
+    from gradretention.bench.suites import all_suites
     from gradretention.optim import available_optimizers, optimizer_info
     from gradretention.tasks.registry import available_tasks, get_task
 
     sections: dict[str, Callable[[], list[tuple[str, str]]]] = {
         "optimizers": lambda: [(n, optimizer_info(n)["summary"]) for n in available_optimizers()],
         "tasks": lambda: [(n, get_task(n).description) for n in available_tasks()],
-        "suites": lambda: [(s.name, s.description) for s in SUITES.values()],
+        "suites": lambda: [(s.name, s.description) for s in all_suites().values()],
     }
     for kind in [args.kind] if args.kind else list(LIST_KINDS):
         print(f"{kind}:")
@@ -224,7 +178,7 @@ def _sweep(config: SweepConfig, report: bool) -> int:
 
     _check_device(config.device)
     started = time.perf_counter()
-    with SweepProgress() as progress, _executor(config) as executor:
+    with run_settings(config), SweepProgress() as progress, _executor(config) as executor:
         outcome = run_sweep(config, executor=executor, listeners=_listeners(config), progress=progress)
     _finish(Path(config.out), set(outcome.run_ids), time.perf_counter() - started, outcome.trained, report)
     return EXIT_OK
@@ -251,22 +205,60 @@ def _suite(args: argparse.Namespace) -> int:
     from gradretention.bench.sweep import run_configs
 
     suite = get_suite(args.suite)
-    fixed = ("tasks", "optimizers", "lrs", "lr_factors", "max_steps", "batch_size", "interactive")
+    fixed = ("tasks", "optimizers", "lrs", "lr_factors", "max_steps", "batch_size", "interactive", "preset")
     clashing = [f"--{name.replace('_', '-')}" for name in fixed if getattr(args, name)]
     if clashing:
-        raise ValueError(f"--suite {suite.name} fixes its task, optimizers, lrs and batch; "
+        raise ValueError(f"--suite {suite.name} fixes its tasks, optimizers, lrs and batch; "
                          f"drop {', '.join(clashing)} (it takes --epochs, --seeds, --out, --workers, --device)")  # fmt: skip
-    values = sweep_values(args, {"seeds": 1, "out": str(Path("bench-out") / suite.name)})
+    values = sweep_values(args, {"out": str(Path("bench-out") / suite.name)})
     config = sweep_config_from_mapping(values, source="command line")
     _check_device(config.device)
-    configs = suite_configs(suite.name, seeds=config.seeds, epochs=config.epochs, device=config.device)
+    # --seeds (flag or file) replaces the suite's own seeds; SweepConfig's default does not.
+    configs = suite_configs(suite.name, seeds=values.get("seeds"), epochs=config.epochs, device=config.device,
+                            data_seed=config.data_seed)  # fmt: skip
     started = time.perf_counter()
-    with SweepProgress() as progress, _executor(config) as executor:
+    with run_settings(config), SweepProgress() as progress, _executor(config) as executor:
         data_dir = Path(config.data_dir) if config.data_dir else None
         trained = run_configs(configs, Path(config.out), executor, data_dir, listeners=_listeners(config),
                               progress=progress)
     _finish(Path(config.out), {c.run_id for c in configs}, time.perf_counter() - started, trained, report=True)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def run_settings(config: SweepConfig) -> Iterator[None]:
+    """``config``'s data and checkpoint settings in this process's environment while its runs train.
+
+    Set before the executor starts its workers, which inherit them; put back afterwards,
+    so that ``main()`` called twice in one process keeps the two commands' settings apart.
+
+    Raises:
+        FileNotFoundError: ``model_path`` is not a Hugging Face model folder.
+    """
+    from gradretention.bench.runner import CHECKPOINT_ENV, Checkpointing
+    from gradretention.tasks import datacache, text_tasks
+
+    names = (datacache.DOWNLOAD_ENV, text_tasks.MODEL_PATH_ENV, text_tasks.MAX_LEN_ENV, *CHECKPOINT_ENV)
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        if config.download:
+            datacache.set_download(True)
+        if config.model_path is not None:
+            text_tasks.set_model_path(text_tasks.checked_model_folder(Path(config.model_path).expanduser()))
+        if config.max_len is not None:
+            text_tasks.set_max_length(config.max_len)
+        for name in CHECKPOINT_ENV:  # the command's flags decide, not a leftover variable
+            os.environ.pop(name, None)
+        if config.checkpoint_every is not None or config.resume:
+            settings = Checkpointing(Path(config.out), config.checkpoint_every or 0, config.resume)
+            os.environ.update(settings.environment())
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _finish(out: Path, run_ids: set[str], wall_seconds: float, trained: int, report: bool) -> None:
@@ -325,7 +317,7 @@ def ask_names(kind: str, choices: Sequence[str], check: Callable[[Sequence[str]]
         line = stdin.readline()
         if not line:
             raise ValueError(f"no {kind} chosen: input ended")
-        names = tuple(n.strip() for n in _split_top_level(line.strip()) if n.strip()) or ("all",)
+        names = tuple(n.strip() for n in split_top_level(line.strip()) if n.strip()) or ("all",)
         try:
             check(names)
         except ValueError as exc:

@@ -1,8 +1,8 @@
 """The sweep configuration: one frozen dataclass that CLI flags and TOML files map onto.
 
-Every field of :class:`SweepConfig` is a CLI flag (``--max-steps`` for ``max_steps``) and a
-TOML key of the same name; nothing else is accepted, so a typo is an error rather than a
-silently ignored setting.
+Every field of :class:`SweepConfig` is a CLI flag (``--max-steps`` for ``max_steps``, added
+by :func:`add_config_flags`) and a TOML key of the same name; nothing else is accepted, so a
+typo is an error rather than a silently ignored setting.
 
 Example ``sweep.toml``::
 
@@ -16,6 +16,7 @@ Example ``sweep.toml``::
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import types
@@ -28,6 +29,8 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+
+from gradretention.tasks.presets import get_preset
 
 DEVICES = ("cpu", "cuda", "mps")
 
@@ -67,6 +70,15 @@ class SweepConfig:
         ray_address: ``auto`` or ``HOST:PORT`` of a Ray cluster; None starts a local Ray.
         cpus_per_run / gpus_per_run: resources Ray reserves per run.
         tensorboard: write event files under ``<out>/tensorboard``.
+        download: let Hugging Face fetch missing datasets (for users with internet).
+        model_path: Hugging Face model folder for the BERT tasks; ``None``: the shipped MiniLM.
+        max_len: token budget of every text task; ``None``: each task's own.
+        preset: a :data:`~gradretention.tasks.presets.PRESETS` name (``seed-plan``): its
+            batch size and epochs where these are unset, its lr and weight decay in every
+            optimizer spec that sets none (see :func:`with_preset`).
+        checkpoint_every: save each run's state every N epochs (and at its end) to
+            ``<out>/checkpoints/<run id>.pt``; ``None``: no checkpoints.
+        resume: continue each run from its checkpoint where one exists.
     """
 
     tasks: tuple[str, ...] = ()
@@ -90,13 +102,19 @@ class SweepConfig:
     cpus_per_run: float = 1.0
     gpus_per_run: float = 0.0
     tensorboard: bool = False
+    download: bool = False
+    model_path: str | None = None
+    max_len: int | None = None
+    preset: str | None = None
+    checkpoint_every: int | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         for name in ("seeds", "tune_seeds", "log_every"):
             _check_at_least(name, getattr(self, name), 1)
-        for name in ("epochs", "max_steps", "workers"):
+        for name, low in (("epochs", 1), ("max_steps", 1), ("workers", 1), ("checkpoint_every", 1), ("max_len", 2)):
             if getattr(self, name) is not None:
-                _check_at_least(name, getattr(self, name), 1)
+                _check_at_least(name, getattr(self, name), low)
         if self.batch_size is not None:
             _check_at_least("batch_size", self.batch_size, 0)
         _check_at_least("threads", self.threads, 0)
@@ -114,6 +132,8 @@ class SweepConfig:
                              f"{self.gpus_per_run}")
         if self.device.split(":", 1)[0] not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)} (optionally cuda:N), got {self.device!r}")
+        if self.preset is not None:
+            get_preset(self.preset)  # an unknown name fails here, with a did-you-mean
 
     def lr_grid_size(self) -> int:
         """Points per optimizer in the tuning grid (0: no grid, each optimizer's default)."""
@@ -133,11 +153,37 @@ def config_fields() -> tuple[str, ...]:
 def sweep_config_from_mapping(values: dict[str, Any], source: str = "config") -> SweepConfig:
     """Build a :class:`SweepConfig` from plain values (TOML, flags), checking names and types.
 
+    A ``preset`` is applied (:func:`with_preset`), so the result holds the settings that run.
+
     Raises:
         ValueError: An unknown key (the message lists the valid keys), a value of the wrong
             type (naming the key, the expected type and the value) or out of range.
     """
-    return SweepConfig(**checked_values(values, source))
+    return with_preset(SweepConfig(**checked_values(values, source)))
+
+
+def with_preset(config: SweepConfig) -> SweepConfig:
+    """``config`` with its preset's settings wherever ``config`` leaves them open.
+
+    The preset's batch size where ``batch_size`` is unset, its epochs where neither
+    ``epochs`` nor ``max_steps`` is set, and its lr and weight decay in every optimizer
+    spec (empty or ``all``: the default families) that does not set them. Idempotent.
+
+    Raises:
+        ValueError: an unknown preset, or an invalid optimizer spec.
+    """
+    if config.preset is None:
+        return config
+    from gradretention.bench.sweep import resolve_optimizers  # sweep imports this module
+
+    preset = get_preset(config.preset)
+    budget_open = config.epochs is None and config.max_steps is None
+    return dataclasses.replace(
+        config,
+        optimizers=tuple(dict.fromkeys(preset.optimizer_spec(s) for s in resolve_optimizers(config.optimizers))),
+        batch_size=preset.batch_size if config.batch_size is None else config.batch_size,
+        epochs=preset.epochs if budget_open else config.epochs,
+    )
 
 
 def checked_values(values: dict[str, Any], source: str = "config") -> dict[str, Any]:
@@ -202,3 +248,74 @@ def _scalar(key: str, value: Any, kind: type, source: str) -> Any:
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise ValueError(f"{source}: {key!r} must be {kind.__name__}, got {value!r} ({type(value).__name__})")
     return value
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per field (but ``tasks`` / ``optimizers``) and ``--config FILE.toml``.
+
+    Every default is ``None`` ("not given"), so file values and per-command defaults show
+    through; :func:`flag_values` collects what was given.
+    """
+    parser.add_argument("--config", type=Path, help="TOML file whose keys are these flags' names")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="epochs per run (default: the task's)")
+    budget.add_argument("--max-steps", type=int, help="optimizer steps per run, instead of epochs")
+    parser.add_argument("--batch-size", type=int, help="default: the task's; 0: full batch")
+    parser.add_argument("--lrs", type=float_list, help="lr grid shared by every optimizer, e.g. 0.001,0.01")
+    parser.add_argument("--lr-factors", type=float_list, help="lr grid relative to each optimizer's default")
+    parser.add_argument("--seeds", type=int, help="final-phase seeds 0..N-1")
+    parser.add_argument("--tune-seeds", type=int, help="seeds scoring each grid lr on validation")
+    parser.add_argument("--log-every", type=int, help="steps between train-loss logs")
+    parser.add_argument("--data-dir", help="folder with the data of tasks that read files")
+    parser.add_argument("--data-seed", type=int, help="which fixed train/val/test split")
+    parser.add_argument("--out", help="output folder (runs.db, report)")
+    parser.add_argument("--workers", type=int, help="parallel runs (default: the cores)")
+    parser.add_argument("--threads", type=int, help="CPU threads per run; default 1 keeps numbers independent of --workers; 0: cores/workers")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps")
+    parser.add_argument("--executor", choices=EXECUTORS, help="where runs train (default: local)")
+    parser.add_argument("--ray-address", help="Ray cluster: auto or HOST:PORT (default: start a local Ray)")
+    parser.add_argument("--cpus-per-run", type=float, help="CPUs Ray reserves per run (default 1)")
+    parser.add_argument("--gpus-per-run", type=float, help="GPUs Ray reserves per run (needed for --device cuda)")
+    parser.add_argument("--tensorboard", action="store_true", default=None, help="write event files under OUT/tensorboard")
+    parser.add_argument("--download", action="store_true", default=None,
+                        help="let Hugging Face download missing datasets (needs internet)")
+    parser.add_argument("--model-path", help="Hugging Face model folder for the BERT tasks (default: the shipped MiniLM)")
+    parser.add_argument("--max-len", type=int, help="token budget of every text task (default: each task's)")
+    parser.add_argument("--preset", help="run settings by name: seed-plan (batch 32, lr 1e-3, weight decay 1e-4, 50 epochs)")
+    parser.add_argument("--checkpoint-every", type=int, help="save each run every N epochs to OUT/checkpoints")
+    parser.add_argument("--resume", action="store_true", default=None,
+                        help="continue each run from its checkpoint in OUT/checkpoints where one exists")
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields whose flags were given (not ``None``) in ``args``."""
+    return {name: getattr(args, name) for name in config_fields() if getattr(args, name, None) is not None}
+
+
+def str_list(text: str) -> tuple[str, ...]:
+    """``a,b[x=1,y=2]`` as ``("a", "b[x=1,y=2]")``; an argparse type."""
+    items = tuple(item.strip() for item in split_top_level(text) if item.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma list, got {text!r}")
+    return items
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets: ``adam,adam_hd[lr=0.1,hypergrad_lr=1e-7]`` is two specs."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return [*parts, "".join(current)]
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """``0.1,1e-3`` as ``(0.1, 0.001)``; an argparse type."""
+    try:
+        return tuple(float(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None

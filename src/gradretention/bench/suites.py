@@ -1,5 +1,10 @@
 """Named suites: fixed sets of runs that reproduce a published experiment.
 
+One registry behind :func:`get_suite` / :func:`all_suites`: the harness's own suites
+(:data:`SUITES`, below) and the seed material's real-data suites ``hd-paper`` and
+``variance-plan`` (:data:`gradretention.tasks.presets.SUITES`: rows of task, optimizer
+spec, epochs, batch size and seeds). :func:`suite_configs` plans either kind as run configs.
+
 ``adagrad-lecture`` is the lecture in the seed material (``seeds/004_…``) that codes
 Adagrad from scratch on the spiral data set, 2 → 64 → ReLU → 3, full batch, 10 000
 epochs, and compares:
@@ -19,6 +24,8 @@ reports training accuracy on its own spiral; ours holds out validation and test 
 Example:
     >>> [c.optimizer for c in suite_configs("adagrad-lecture", seeds=1, epochs=5)]
     ['sgd[lr=1]', 'adagrad[eps=1e-07,lr=1,lr_decay=0.0001]', 'momentum[lr=1,momentum=0.9]']
+    >>> len(suite_configs("variance-plan"))  # 4 tasks x 5 optimizers x 5 seeds
+    100
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from typing import Any
 from gradretention.bench.results import RunConfig
 from gradretention.bench.sweep import default_lr
 from gradretention.optim import canonical_spec
+from gradretention.tasks import presets
+from gradretention.tasks.presets import PresetSuite
 
 
 @dataclass(frozen=True)
@@ -75,31 +84,61 @@ SUITES: dict[str, Suite] = {
 }
 
 
-def get_suite(name: str) -> Suite:
+def all_suites() -> dict[str, Suite | PresetSuite]:
+    """Every suite by name: the harness's and the real-data ones of :mod:`~gradretention.tasks.presets`."""
+    clash = set(SUITES) & set(presets.SUITES)
+    if clash:  # one name, two experiments: refuse rather than let one hide the other
+        raise ValueError(f"suite names registered twice: {', '.join(sorted(clash))}")
+    return {**SUITES, **presets.SUITES}
+
+
+def get_suite(name: str) -> Suite | PresetSuite:
     """The suite called ``name``; ``ValueError`` with a did-you-mean and the valid names otherwise."""
-    if name in SUITES:
-        return SUITES[name]
-    close = difflib.get_close_matches(name, list(SUITES), n=1)
+    suites = all_suites()
+    if name in suites:
+        return suites[name]
+    close = difflib.get_close_matches(name, list(suites), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"Unknown suite {name!r}.{hint} Valid suites: {', '.join(sorted(SUITES))}")
+    raise ValueError(f"Unknown suite {name!r}.{hint} Valid suites: {', '.join(sorted(suites))}")
 
 
-def suite_configs(name: str, seeds: int = 1, epochs: int | None = None, device: str = "cpu") -> list[RunConfig]:
-    """The suite's runs on seeds ``0 .. seeds-1`` (``phase="final"``).
+def suite_configs(name: str, seeds: int | None = None, epochs: int | None = None, device: str = "cpu",
+                  data_seed: int = 0) -> list[RunConfig]:  # fmt: skip
+    """The suite's runs (``phase="final"``), in the suite's order, each seed after the other.
 
     Args:
-        epochs: Shorten (or lengthen) the suite; evaluations stay about 100 per run.
+        seeds: Run seeds ``0 .. seeds-1``; ``None``: the suite's own (1 for ``adagrad-lecture``).
+        epochs: Shorten (or lengthen) every run; ``adagrad-lecture`` keeps about 100
+            evaluations per run.
+        device / data_seed: as in :class:`RunConfig`.
+
+    Raises:
+        ValueError: an unknown suite (valid names listed), or ``seeds`` / ``epochs`` < 1.
     """
     suite = get_suite(name)
+    for label, value in (("epochs", epochs), ("seeds", seeds)):
+        if value is not None and value < 1:
+            raise ValueError(f"{label} must be >= 1, got {value}")
+    if isinstance(suite, PresetSuite):
+        return _preset_suite_configs(suite, seeds, epochs, device, data_seed)
     epochs = suite.epochs if epochs is None else epochs
-    if epochs < 1 or seeds < 1:
-        raise ValueError(f"epochs and seeds must be >= 1, got epochs={epochs}, seeds={seeds}")
     eval_every = max(1, min(suite.eval_every, epochs // 100))
     return [
         RunConfig(task=suite.task, optimizer=canonical_spec(run.optimizer), seed=seed,
-                  lr=default_lr(run.optimizer), epochs=epochs,
+                  lr=default_lr(run.optimizer), data_seed=data_seed, epochs=epochs,
                   batch_size=suite.batch_size, log_every=max(1, min(suite.log_every, epochs // 100)),
                   phase="final", device=device, extra=(*run.extra, ("eval_every", eval_every)))  # fmt: skip
         for run in suite.runs
-        for seed in range(seeds)
+        for seed in range(1 if seeds is None else seeds)
+    ]
+
+
+def _preset_suite_configs(suite: PresetSuite, seeds: int | None, epochs: int | None, device: str,
+                          data_seed: int) -> list[RunConfig]:  # fmt: skip
+    return [
+        RunConfig(task=row.task, optimizer=canonical_spec(row.optimizer), seed=seed, lr=default_lr(row.optimizer),
+                  data_seed=data_seed, epochs=row.epochs if epochs is None else epochs,
+                  batch_size=row.batch_size, phase="final", device=device)  # fmt: skip
+        for row in suite.runs
+        for seed in (row.seeds if seeds is None else range(seeds))
     ]
