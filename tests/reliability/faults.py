@@ -47,7 +47,8 @@ def private_mount_namespace() -> None:
 
 def mount_tmpfs(target: Path, size: str) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)], check=True, capture_output=True)
+    command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)]
+    subprocess.run(command, check=True, capture_output=True)
 
 
 def bind_read_only(target: Path) -> None:

@@ -16,13 +16,21 @@ import pytest
 import torch
 
 from gradretention.bench.checkpoint import load_checkpoint, save_checkpoint
-from gradretention.bench.export import export_results
+from gradretention.bench.export import OutputError, export_results
 from gradretention.bench.report import build_report
-from gradretention.bench.store import DB_NAME, OutputError, ResultsStore
+from gradretention.bench.store import DB_NAME, ResultsStore
 from gradretention.cli import main
 
 from . import forked
-from .faults import bind_read_only, fill, free_bytes, mount_tmpfs, mounts_available, private_mount_namespace, size_limited
+from .faults import (
+    bind_read_only,
+    fill,
+    free_bytes,
+    mount_tmpfs,
+    mounts_available,
+    private_mount_namespace,
+    size_limited,
+)
 from .sweeps import PLANNED_RUNS, bench_args, curve_indices_are_whole, deterministic_view, integrity, recorded_runs
 
 needs_mounts = pytest.mark.skipif(not mounts_available(), reason="needs root to mount a tmpfs in a private namespace")
@@ -98,8 +106,9 @@ def _full_disk_scenario(seeded, mnt, leave, keep_lock, facts_path, resume):
                    r"writable and have free space"),
         (0, True, r"cannot open results store \S+/runs\.db: disk I/O error \(the file system holding \S+ has \d+ "
                   r"bytes free\)"),
-        (96 << 10, True, r"could not record run \w+ \('sgd' on task 'spiral', seed 0\) in \S+: database or disk "
-                         r"is full \(the file system holding \S+ has \d+ bytes free\); nothing of this run was written"),
+        (96 << 10, True, r"could not record run \w+ \('sgd' on task 'spiral', seed 0\) in \S+: database or "
+                         r"disk is full \(the file system holding \S+ has \d+ bytes free\); nothing of this run "
+                         r"was written"),
     ],
     ids=["full-before-the-lock", "full-before-the-store", "full-mid-sweep"],
 )  # fmt: skip
@@ -141,7 +150,8 @@ def test_a_read_only_output_folder_is_refused_clearly_and_stays_readable(tmp_pat
     message = " ".join(child.output().split())
     assert facts == {"bench": 2, "export": 2, "readable_runs": SEEDED_RUNS}
     assert f"gradretention bench: error: cannot create the lock file {out}/.lock: Read-only file system" in message
-    assert f"gradretention export: error: cannot create the export folder {out}/export: Read-only file system" in message
+    export_error = f"gradretention export: error: cannot create the export folder {out}/export: Read-only file system"
+    assert export_error in message
     assert "Traceback" not in message
     assert {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
 

@@ -65,7 +65,8 @@ def test_a_sweep_stores_the_diverged_runs_with_their_reason(tmp_path, fault_task
         curves = store.curves()
     assert sorted(runs["status"]) == ["diverged", "diverged"]
     assert set(runs["reason"]) == {f"training loss nan at step {AT + 1} is not finite"}
-    assert "test_accuracy" not in runs.columns or runs["test_accuracy"].isna().all()  # a diverged model's scores are noise
+    # A diverged model's scores are noise: none are recorded.
+    assert "test_accuracy" not in runs.columns or runs["test_accuracy"].isna().all()
     assert len(curves) > 0 and set(curves["run_id"]) == set(runs["run_id"])
 
 

@@ -21,10 +21,17 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from gradretention.bench.store import OutputError, ResultsStore
+from gradretention.bench.store import ResultsStore, StoreError
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
 EXPORT_DIR = "export"
+
+
+class OutputError(StoreError):
+    """An export file could not be written (read-only folder, full disk); the store is untouched.
+
+    A :class:`StoreError`, so the command line reports it and exits 2 like other output problems.
+    """
 
 
 def export_results(out_dir: Path | str, fmt: str = "csv") -> list[Path]:

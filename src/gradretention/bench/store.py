@@ -3,7 +3,9 @@
 The sweep driver is the only writer; reports, the GUI and exports may read the same file
 from other processes at the same time (WAL journal). Each :meth:`ResultsStore.record`
 is one transaction, so a crash never leaves a run half-written, and finished runs are
-what a resumed sweep skips (:meth:`ResultsStore.finished_ids`).
+what a resumed sweep skips (:meth:`ResultsStore.finished_ids`). A write that fails (a full
+disk, a read-only folder) raises :class:`StoreError` saying so, and leaves the runs
+recorded before intact; a store on read-only media is still readable.
 
 Example:
     >>> with ResultsStore(Path("bench-out")) as store:  # doctest: +SKIP
@@ -64,10 +66,6 @@ CREATE TABLE IF NOT EXISTS curves (
 
 class StoreError(RuntimeError):
     """The results store cannot be opened, read or written."""
-
-
-class OutputError(StoreError):
-    """A file beside the store (an export, a report) could not be written; the store is untouched."""
 
 
 class IncompatibleStoreError(StoreError):
