@@ -220,3 +220,41 @@ def test_lr_decay_keeps_what_a_hypergradient_controller_did_to_alpha():
     # The decay is multiplicative on top of the adapted α, so after step 1 the two differ.
     assert lrs[0] == pytest.approx(plain[0])
     assert lrs[2] != pytest.approx(plain[2])
+
+
+class EvalProbe(nn.Module):
+    """A linear model that notes the size of every batch it sees in eval mode."""
+
+    def __init__(self, num_classes: int, seen: list[int]) -> None:
+        super().__init__()
+        self.linear, self.seen = nn.Linear(2, num_classes), seen
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            self.seen.append(int(inputs.shape[0]))
+        return self.linear(inputs)
+
+
+@pytest.mark.parametrize(("evaluate_train", "expected"), [(True, [7, 7, 6] * 3), (False, [7, 7, 6] * 2)])
+def test_evaluation_uses_the_tasks_eval_batch_size(monkeypatch, evaluate_train, expected):
+    seen: list[int] = []
+    name = register(monkeypatch, "test-eval-batches", build_model=lambda k: EvalProbe(k, seen), eval_batch_size=7,
+                    evaluate_train=evaluate_train)  # fmt: skip
+    result = train(RunConfig(task=name, optimizer="adam", epochs=1))
+    # 20 examples per split in batches of 7: train (unless skipped), val, test.
+    assert seen == expected
+    batches = result.eval["eval_steps_per_second"] * result.eval["eval_runtime"]
+    assert batches == pytest.approx(3)  # ceil(20 / 7) batches over the test split
+
+
+def test_eval_batch_size_must_be_a_positive_int():
+    with pytest.raises(ValueError, match=r"eval_batch_size must be an int >= 1, got 0 \(task 'x'\)"):
+        Task(name="x", description="", load=lambda seed, data_dir: blobs(), build_model=lambda k: nn.Linear(2, k),
+             eval_batch_size=0)  # fmt: skip
+
+
+def test_bert_tasks_evaluate_in_small_batches_and_skip_the_train_split():
+    for name, size in (("imdb-bert", 64), ("agnews-bert", 128), ("squad-bert", 32)):
+        task = get_task(name)
+        assert (task.eval_batch_size, task.evaluate_train) == (size, False), name
+    assert (get_task("digits-mlp").eval_batch_size, get_task("digits-mlp").evaluate_train) == (1024, True)
