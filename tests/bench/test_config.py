@@ -100,3 +100,48 @@ def test_executor_and_tensorboard_keys_are_typed_and_checked(tmp_path):
         sweep_config_from_mapping({"tensorboard": 1})
     with pytest.raises(ValueError, match="executor must be one of local, ray, got 'dask'"):
         sweep_config_from_mapping({"executor": "dask"})
+
+
+def test_preset_fills_batch_epochs_and_optimizer_lr_and_weight_decay():
+    config = sweep_config_from_mapping({"preset": "seed-plan", "optimizers": ["adam", "sgd[lr=0.1]"]})
+    assert config.optimizers == ("adam[lr=0.001,weight_decay=0.0001]", "sgd[lr=0.1,weight_decay=0.0001]")
+    assert (config.batch_size, config.epochs, config.max_steps, config.preset) == (32, 50, None, "seed-plan")
+    from gradretention.bench.config import with_preset
+
+    assert with_preset(config) == config  # idempotent: applying it again changes nothing
+
+
+def test_settings_given_win_over_the_preset():
+    config = sweep_config_from_mapping({"preset": "seed-plan", "optimizers": ["adam"], "batch_size": 0, "max_steps": 7})
+    assert (config.batch_size, config.epochs, config.max_steps) == (0, None, 7)
+    assert sweep_config_from_mapping({"preset": "seed-plan", "optimizers": ["adam"], "epochs": 2}).epochs == 2
+
+
+def test_preset_without_optimizers_covers_every_default_family():
+    from gradretention.bench.sweep import resolve_optimizers
+
+    config = sweep_config_from_mapping({"preset": "seed-plan"})
+    families = resolve_optimizers(())
+    assert len(config.optimizers) == len(families) > 5
+    assert all(spec.startswith(f"{name}[") and "weight_decay=0.0001" in spec
+               for spec, name in zip(config.optimizers, families))  # fmt: skip
+
+
+def test_new_keys_are_read_from_toml_and_checked(tmp_path):
+    path = write(tmp_path, """
+download = true
+model_path = "models/minilm"
+max_len = 64
+checkpoint_every = 2
+resume = true
+""")
+    config = load_sweep_config(path)
+    assert (config.download, config.model_path, config.max_len, config.checkpoint_every, config.resume) == (
+        True, "models/minilm", 64, 2, True)  # fmt: skip
+    for values, pattern in [({"max_len": 1}, r"max_len must be >= 2, got 1"),
+                            ({"checkpoint_every": 0}, r"checkpoint_every must be >= 1, got 0"),
+                            ({"resume": "yes"}, r"'resume' must be bool, got 'yes'"),
+                            ({"preset": "seed-plna"}, r"Unknown preset 'seed-plna'. Did you mean 'seed-plan'\? "
+                                                      r"Valid presets: seed-plan")]:  # fmt: skip
+        with pytest.raises(ValueError, match=pattern):
+            sweep_config_from_mapping(values)
