@@ -6,19 +6,24 @@ so each rerun resumes from whatever the previous kill left; the delay is drawn o
 time the *remaining* work takes (runs still missing, then the report), so kills land in
 store creation, training, recording and report writing alike. A folder whose sweep
 finished before its kill, or whose last kill could only hit the report, is set aside and
-the next trial starts a fresh one. At the end
-a clean rerun finishes every folder, whose store must then equal, bit for bit, that of a
-sweep that was never interrupted.
+the next trial starts a fresh one. At the end a clean rerun finishes every folder, whose
+store must then equal, bit for bit, that of a sweep that was never interrupted. A second
+test does the same with every run checkpointing each epoch and resuming from its last
+checkpoint (``--checkpoint-every 1 --resume``), so kills also land in checkpoint writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import random
 import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from gradretention.bench.checkpoint import read_checkpoint_extra
 from gradretention.bench.store import DB_NAME
 from gradretention.cli import main
 
@@ -34,6 +39,7 @@ from .sweeps import (
 )
 
 TRIALS = 20
+CHECKPOINT_TRIALS = 6
 
 
 def _timed_run(out: Path, log: Path) -> float:
@@ -43,22 +49,29 @@ def _timed_run(out: Path, log: Path) -> float:
     return time.perf_counter() - started
 
 
-def test_sigkill_at_random_moments_then_a_rerun_keeps_every_run_exactly_once(tmp_path, capsys):
-    assert main(bench_args(tmp_path / "warm-up", epochs=1)) == 0  # imports and caches the children inherit
-    capsys.readouterr()
-    reference = tmp_path / "reference"
-    sweep_seconds = _timed_run(reference, tmp_path / "reference.log")
-    report_seconds = _timed_run(reference, tmp_path / "reference-rerun.log")  # trains nothing: startup + report
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted sweep, and how long a whole sweep and a no-op rerun take in a warm child."""
+    folder = tmp_path_factory.mktemp("reference")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(bench_args(folder / "warm-up", epochs=1)) == 0  # imports and caches the children inherit
+    sweep_seconds = _timed_run(folder / "out", folder / "reference.log")
+    report_seconds = _timed_run(folder / "out", folder / "rerun.log")  # trains nothing: startup + report
+    return folder / "out", sweep_seconds, report_seconds
 
-    rng = random.Random(20240909)
+
+def _crash_trials(tmp_path, reference, trials, extra_args=()):
+    """Kill-and-rerun trials; returns the folders used and one observation per trial."""
+    _, sweep_seconds, report_seconds = reference
+    rng = random.Random(20240909 + len(extra_args))
     folders = [tmp_path / "crashed-0"]
     observations = []
-    for trial in range(TRIALS):
+    for trial in range(trials):
         out = folders[-1]
         missing = PLANNED_RUNS - recorded_runs(out)[0]
         remaining = report_seconds + max(sweep_seconds - report_seconds, 0.0) * missing / PLANNED_RUNS
         delay = rng.uniform(0.0, 1.1 * remaining)
-        child = forked.start(lambda: main(bench_args(out)), tmp_path / f"trial-{trial}.log")
+        child = forked.start(lambda: main([*bench_args(out), *extra_args]), tmp_path / f"trial-{trial}.log")
         time.sleep(delay)
         killed = child.kill()
         if not killed:  # it finished first, so it must have succeeded (a stale lock would exit 2)
@@ -73,17 +86,35 @@ def test_sigkill_at_random_moments_then_a_rerun_keeps_every_run_exactly_once(tmp
         observations.append((trial, out.name, round(delay, 2), killed, PLANNED_RUNS - missing, rows))
     print(f"sweep {sweep_seconds:.2f} s, rerun {report_seconds:.2f} s")
     print("trial, folder, delay s, killed while running, runs before, runs after:", *observations, sep="\n  ")
-    assert sum(killed for *_, killed, _, _ in observations) >= TRIALS // 2  # the kills did interrupt sweeps
+    assert sum(killed for *_, killed, _, _ in observations) >= trials // 2  # the kills did interrupt sweeps
+    return folders, observations
 
-    expected_runs, expected_curves = deterministic_view(reference)
+
+def _assert_finished_like(out, reference_out, log, extra_args=()):
+    final = forked.run(lambda: main([*bench_args(out), *extra_args]), log)
+    assert final.returncode == 0, final.output()
+    assert integrity(out) == "ok" and recorded_runs(out) == (PLANNED_RUNS, PLANNED_RUNS)
+    runs, curves = deterministic_view(out)
+    expected_runs, expected_curves = deterministic_view(reference_out)
+    assert (runs["status"] == "done").all()
+    pd.testing.assert_frame_equal(runs, expected_runs, check_exact=True)
+    pd.testing.assert_frame_equal(curves, expected_curves, check_exact=True)
+    assert eval_metrics(out) == eval_metrics(reference_out)
+    # A report a kill interrupted was rewritten whole.
+    assert (out / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
+
+
+def test_sigkill_at_random_moments_then_a_rerun_keeps_every_run_exactly_once(tmp_path, reference):
+    folders, _ = _crash_trials(tmp_path, reference, TRIALS)
     for out in folders:
-        final = forked.run(lambda: main(bench_args(out)), tmp_path / f"final-{out.name}.log")
-        assert final.returncode == 0, final.output()
-        assert integrity(out) == "ok" and recorded_runs(out) == (PLANNED_RUNS, PLANNED_RUNS)
-        runs, curves = deterministic_view(out)
-        assert (runs["status"] == "done").all()
-        pd.testing.assert_frame_equal(runs, expected_runs, check_exact=True)
-        pd.testing.assert_frame_equal(curves, expected_curves, check_exact=True)
-        assert eval_metrics(out) == eval_metrics(reference)
-        # A report a kill interrupted was rewritten whole.
-        assert (out / "report.html").read_text(encoding="utf-8").rstrip().endswith("</html>")
+        _assert_finished_like(out, reference[0], tmp_path / f"final-{out.name}.log")
+
+
+def test_sigkill_while_runs_checkpoint_every_epoch_then_resume_gives_the_same_numbers(tmp_path, reference):
+    # Kills now land in checkpoint writes too; a resumed run continues from the last whole one.
+    resume = ("--checkpoint-every", "1", "--resume")
+    folders, _ = _crash_trials(tmp_path, reference, CHECKPOINT_TRIALS, resume)
+    for out in folders:
+        _assert_finished_like(out, reference[0], tmp_path / f"final-{out.name}.log", resume)
+        for path in (out / "checkpoints").glob("*.pt"):
+            assert read_checkpoint_extra(path).epoch >= 1  # never a torn checkpoint, whatever the kill hit
