@@ -281,10 +281,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                         help="let Hugging Face download missing datasets (needs internet)")
     parser.add_argument("--model-path", help="Hugging Face model folder for the BERT tasks (default: the shipped MiniLM)")
     parser.add_argument("--max-len", type=int, help="token budget of every text task (default: each task's)")
-    parser.add_argument("--preset", help="run settings by name: seed-plan (batch 32, lr 1e-3, weight decay 1e-4, 50 epochs)")
-    parser.add_argument("--checkpoint-every", type=int, help="save each run every N epochs to OUT/checkpoints")
+    parser.add_argument("--preset", help="seed-plan: batch 32, 50 epochs, lr 1e-3 and weight decay 1e-4 in every spec, "
+                                         "where not given")
+    parser.add_argument("--checkpoint-every", type=int,
+                        help="save each run every N epochs and at its end to OUT/checkpoints/RUN_ID.pt")
     parser.add_argument("--resume", action="store_true", default=None,
-                        help="continue each run from its checkpoint in OUT/checkpoints where one exists")
+                        help="continue unfinished runs from their checkpoints in OUT/checkpoints "
+                             "(with --checkpoint-every to keep saving)")
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
