@@ -205,12 +205,13 @@ def _suite(args: argparse.Namespace) -> int:
     from gradretention.bench.sweep import run_configs
 
     suite = get_suite(args.suite)
+    values = sweep_values(args, {"out": str(Path("bench-out") / suite.name)})
     fixed = ("tasks", "optimizers", "lrs", "lr_factors", "max_steps", "batch_size", "interactive", "preset")
-    clashing = [f"--{name.replace('_', '-')}" for name in fixed if getattr(args, name)]
+    # Given as a flag or in the --config file: either way the suite would ignore it.
+    clashing = [f"--{name.replace('_', '-')}" for name in fixed if getattr(args, name) or name in values]
     if clashing:
         raise ValueError(f"--suite {suite.name} fixes its tasks, optimizers, lrs and batch; "
                          f"drop {', '.join(clashing)} (it takes --epochs, --seeds, --out, --workers, --device)")  # fmt: skip
-    values = sweep_values(args, {"out": str(Path("bench-out") / suite.name)})
     config = sweep_config_from_mapping(values, source="command line")
     _check_device(config.device)
     # --seeds (flag or file) replaces the suite's own seeds; SweepConfig's default does not.

@@ -369,3 +369,7 @@ def test_every_suite_is_listed_and_an_unknown_one_lists_them_all(tmp_path, capsy
     assert "Did you mean 'hd-paper'" in err and "Valid suites: adagrad-lecture, hd-paper, variance-plan" in err
     assert main(["bench", "--suite", "variance-plan", "--preset", "seed-plan", "--out", str(tmp_path / "out")]) == 2
     assert "drop --preset" in capsys.readouterr().err
+    config = tmp_path / "plan.toml"
+    config.write_text('preset = "seed-plan"\nbatch_size = 8\n', encoding="utf-8")
+    assert main(["bench", "--suite", "hd-paper", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "drop --batch-size, --preset" in capsys.readouterr().err
