@@ -278,8 +278,9 @@ class _GroupWork:
 
 def fast_path_eligible(params: list[Tensor]) -> bool:
     """Whether :meth:`EnhancedSGD._fast_update` can run these params (dense, contiguous, one float dtype)."""
-    return all(p.dtype in (torch.float32, torch.float64) and p.dtype == params[0].dtype and p.is_contiguous()
-               and p.device == params[0].device and not p.grad.is_sparse and p.grad.is_contiguous() for p in params)
+    return all(p.dtype in (torch.float32, torch.float64) and p.dtype == params[0].dtype == p.grad.dtype
+               and p.device == params[0].device and p.is_contiguous() and not p.grad.is_sparse
+               and p.grad.is_contiguous() for p in params)
 
 
 def _preprocessed(grad: Tensor, group: dict[str, Any], clip: float | None, grad_scale: float,
