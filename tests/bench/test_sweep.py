@@ -146,3 +146,19 @@ def test_ctrl_c_stops_pool_runs_and_still_yields_them_as_interrupted():
     assert sorted(r.config.seed for r in results) == [0, 1]
     assert {r.status for r in results} == {"interrupted"}
     assert all(r.reason.startswith("stop requested at step") for r in results)
+
+
+def test_pool_workers_take_each_sweeps_settings_not_the_forkserver_environment(monkeypatch):
+    """A reused worker gets the submitting sweep's GRADRETENTION_* variables with every run."""
+    import os
+
+    from gradretention.bench import executors
+    from gradretention.bench.results import RunConfig
+
+    monkeypatch.setenv("GRADRETENTION_STALE_SETTING", "from-an-earlier-sweep")
+    config = RunConfig(task="spiral", optimizer="sgd", max_steps=1)
+    result = executors._run_in_worker(config, None, {"GRADRETENTION_DOWNLOAD": "0"})
+    assert result.status == "done"
+    assert "GRADRETENTION_STALE_SETTING" not in os.environ
+    assert os.environ["GRADRETENTION_DOWNLOAD"] == "0"
+    monkeypatch.delenv("GRADRETENTION_DOWNLOAD")

@@ -108,7 +108,10 @@ class LocalExecutor:
         yielded: set[cf.Future] = set()
         try:  # starting the pool can take seconds: Ctrl-C there must stop the runs too
             pool = self._started_pool()
-            futures = [pool.submit(_run_in_worker, config, data_dir) for config in configs]
+            # Workers outlive one sweep (the pool is reused): each run carries the settings of
+            # the sweep that submitted it, instead of the environment the forkserver started with.
+            settings = _run_settings()
+            futures = [pool.submit(_run_in_worker, config, data_dir, settings) for config in configs]
             for future in cf.as_completed(futures):
                 result = future.result()
                 yielded.add(future)
@@ -192,5 +195,14 @@ def _init_worker(threads: int, stop: Any) -> None:
     _STOP = stop
 
 
-def _run_in_worker(config: RunConfig, data_dir: Path | None) -> RunResult:
+def _run_settings() -> dict[str, str]:
+    """The ``GRADRETENTION_*`` variables (data download, model path, checkpointing) of the driver now."""
+    return {key: value for key, value in os.environ.items() if key.startswith("GRADRETENTION_")}
+
+
+def _run_in_worker(config: RunConfig, data_dir: Path | None, settings: dict[str, str] | None = None) -> RunResult:
+    if settings is not None:
+        for key in [k for k in os.environ if k.startswith("GRADRETENTION_") and k not in settings]:
+            del os.environ[key]
+        os.environ.update(settings)
     return train(config, data_dir=data_dir, should_stop=_STOP.is_set if _STOP is not None else None)
