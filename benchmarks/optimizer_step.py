@@ -181,8 +181,9 @@ def describe_machine(total: int) -> str:
             cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     except OSError:
         pass
+    gpu = f"; GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (f"{count:,} params in {len(parameter_shapes(total))} tensors (float32); torch {torch.__version__}; "
-            f"{torch.get_num_threads()} threads; CPU {cpu}")
+            f"{torch.get_num_threads()} threads; CPU {cpu}{gpu}")
 
 
 def format_table(rows: list[Row]) -> str:
