@@ -162,3 +162,12 @@ def test_pool_workers_take_each_sweeps_settings_not_the_forkserver_environment(m
     assert "GRADRETENTION_STALE_SETTING" not in os.environ
     assert os.environ["GRADRETENTION_DOWNLOAD"] == "0"
     monkeypatch.delenv("GRADRETENTION_DOWNLOAD")
+
+
+def test_model_path_and_max_len_are_part_of_the_run_identity():
+    from gradretention.bench.config import SweepConfig
+    from gradretention.bench.sweep import plan_runs
+
+    plain = plan_runs(SweepConfig(), "spiral", "sgd", 0.1, [0], "final")[0]
+    longer = plan_runs(SweepConfig(max_len=64), "spiral", "sgd", 0.1, [0], "final")[0]
+    assert plain.run_id != longer.run_id and ("max_len", 64) in longer.extra

@@ -57,6 +57,10 @@ from gradretention.tasks.registry import get_task
 EXTRA_OPTIONS: dict[str, str] = {
     "lr_decay": "float >= 0: lr_t = lr / (1 + lr_decay * t), t = optimizer steps taken",
     "eval_every": "int >= 1: epochs between evaluations (the last step is always evaluated)",
+    # Recorded so that runs with another encoder or sequence length get another run id;
+    # the values themselves reach the tasks through their settings (tasks.text_tasks).
+    "model_path": "str: the Hugging Face model folder of the BERT tasks (identity only)",
+    "max_len": "int: the token length of the text tasks (identity only)",
 }
 
 
@@ -161,6 +165,8 @@ def run_options(config: RunConfig) -> dict[str, float]:
     for key, value in config.extra:
         if key not in EXTRA_OPTIONS:
             raise ValueError(f"unknown run option {key!r} in extra; valid options: {', '.join(EXTRA_OPTIONS)}")
+        if key in ("model_path", "max_len"):
+            continue  # identity only, see EXTRA_OPTIONS
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"run option {key} must be a number, got {value!r}")
         options[key] = value

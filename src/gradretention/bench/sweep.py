@@ -109,10 +109,13 @@ def lr_grid(config: SweepConfig, spec: str) -> tuple[float, ...]:
 def plan_runs(config: SweepConfig, task: str, spec: str, lr: float, seeds: Iterable[int], phase: Phase) -> list[RunConfig]:
     """One :class:`RunConfig` per seed, the budget and settings taken from ``config``."""
     epochs = None if config.max_steps is not None else config.epochs
+    # Settings that change a text task's numbers belong to the run's identity.
+    extra = tuple((key, value) for key in ("model_path", "max_len")
+                  if (value := getattr(config, key, None)) is not None)
     return [
         RunConfig(task=task, optimizer=spec, seed=seed, lr=lr, data_seed=config.data_seed, epochs=epochs,
                   max_steps=config.max_steps, batch_size=config.batch_size, log_every=config.log_every,
-                  phase=phase, device=config.device)  # fmt: skip
+                  phase=phase, device=config.device, extra=extra)  # fmt: skip
         for seed in seeds
     ]
 
