@@ -2,9 +2,10 @@
 
 The sweep is the real command line (``gradretention bench``, ``main([...])``) in a forked
 child, killed with SIGKILL after a seeded random delay. Trials share an output folder,
-so each rerun resumes from whatever the previous kill left; the delay is drawn over the
-time the *remaining* work takes (runs still missing, then the report), so kills land in
-store creation, training, recording and report writing alike. A folder whose sweep
+so each rerun resumes from whatever the previous kill left. Each kill point is drawn over
+the *remaining* work (after a random number of the missing runs, a random fraction of a
+run or of the report), so kills land in store creation, training, recording and report
+writing alike, whatever the machine's load. A folder whose sweep
 finished before its kill, or whose last kill could only hit the report, is set aside and
 the next trial starts a fresh one. At the end a clean rerun finishes every folder, whose
 store must then equal, bit for bit, that of a sweep that was never interrupted. A second
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import random
+import sqlite3
 import time
 from pathlib import Path
 
@@ -60,33 +62,71 @@ def reference(tmp_path_factory):
     return folder / "out", sweep_seconds, report_seconds
 
 
+class _Pace:
+    """How long one run and the report take in a child, learnt while the trials go (load varies)."""
+
+    def __init__(self, sweep_seconds: float, report_seconds: float) -> None:
+        self.run = max(sweep_seconds - report_seconds, 0.1) / PLANNED_RUNS
+        self.report = report_seconds
+
+
+def _recorded_now(out: Path) -> int:
+    try:
+        return recorded_runs(out)[0]
+    except sqlite3.Error:  # the child is creating the store right now
+        return 0
+
+
+def _kill_at(child: forked.Child, out: Path, target: int, fraction: float, pace: _Pace) -> bool:
+    """SIGKILL ``fraction`` of a run (of the report, if ``target`` is every run) after ``target`` runs are in.
+
+    Returns whether the child was still running when killed.
+    """
+    started = previous_time = time.monotonic()
+    previous = _recorded_now(out)
+    while child.poll() is None and (count := _recorded_now(out)) < target:
+        now = time.monotonic()
+        if count > previous:  # learn the pace of this machine, now
+            pace.run = (now - previous_time) / (count - previous)
+            previous, previous_time = count, now
+        if now - started > 300:
+            raise TimeoutError(f"{target} runs not recorded after 300 s:\n{child.output()}")
+        time.sleep(0.02)
+    time.sleep(fraction * (pace.report if target == PLANNED_RUNS else pace.run))
+    return child.kill()
+
+
 def _crash_trials(tmp_path, reference, trials, extra_args=()):
-    """Kill-and-rerun trials; returns the folders used and one observation per trial."""
-    _, sweep_seconds, report_seconds = reference
+    """Kill-and-rerun trials; returns the folders used and one observation per trial.
+
+    Each kill point is random in the sweep's progress: after a random number of the runs
+    still missing are recorded, a random fraction of a run (or of the report) later.
+    """
+    pace = _Pace(*reference[1:])
     rng = random.Random(20240909 + len(extra_args))
     folders = [tmp_path / "crashed-0"]
     observations = []
     for trial in range(trials):
         out = folders[-1]
-        missing = PLANNED_RUNS - recorded_runs(out)[0]
-        remaining = report_seconds + max(sweep_seconds - report_seconds, 0.0) * missing / PLANNED_RUNS
-        delay = rng.uniform(0.0, 1.1 * remaining)
+        before = _recorded_now(out)
+        target, fraction = rng.randint(before, PLANNED_RUNS), rng.random()
         child = forked.start(lambda: main([*bench_args(out), *extra_args]), tmp_path / f"trial-{trial}.log")
-        time.sleep(delay)
-        killed = child.kill()
+        killed = _kill_at(child, out, target, fraction, pace)
         if not killed:  # it finished first, so it must have succeeded (a stale lock would exit 2)
             assert child.returncode == 0, child.output()
-        if not killed or missing == 0:  # sweep over (this kill hit the report at most): next folder
+            pace.report /= 2 if target == PLANNED_RUNS else 1
+        if not killed or target == PLANNED_RUNS:  # sweep over (this kill hit the report at most): next folder
             folders.append(tmp_path / f"crashed-{len(folders)}")
         if (out / DB_NAME).exists():
-            assert integrity(out) == "ok", f"trial {trial}: store corrupted by SIGKILL after {delay:.2f} s"
+            assert integrity(out) == "ok", f"trial {trial}: store corrupted by SIGKILL"
             assert curve_indices_are_whole(out), f"trial {trial}: half-written curves after SIGKILL"
         rows, distinct = recorded_runs(out)
-        assert rows == distinct <= PLANNED_RUNS
-        observations.append((trial, out.name, round(delay, 2), killed, PLANNED_RUNS - missing, rows))
-    print(f"sweep {sweep_seconds:.2f} s, rerun {report_seconds:.2f} s")
-    print("trial, folder, delay s, killed while running, runs before, runs after:", *observations, sep="\n  ")
-    assert sum(killed for *_, killed, _, _ in observations) >= trials // 2  # the kills did interrupt sweeps
+        assert before <= rows == distinct <= PLANNED_RUNS
+        observations.append((trial, out.name, target, round(fraction, 2), killed, before, rows))
+    print("trial, folder, kill after runs + fraction, killed while running, runs before, runs after:",
+          *observations, sep="\n  ")  # fmt: skip
+    assert any(killed for *_, killed, _, _ in observations)  # the kills did interrupt sweeps
+    assert any(before < PLANNED_RUNS and killed for *_, killed, before, _ in observations)
     return folders, observations
 
 
