@@ -147,7 +147,7 @@ def summary_table(
     title = "GradRetentionNet benchmark" + (f": {single}" if single else "")
     table = Table(title=title, header_style="bold")
     table.add_column("task", no_wrap=True)
-    table.add_column("optimizer", overflow="fold")
+    table.add_column("optimizer", no_wrap=True, min_width=12)
     if single is None:
         table.add_column("metric")
     table.add_column("mean ± std (n)", justify="right", no_wrap=True)
