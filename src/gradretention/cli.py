@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, StoreError, ImportError) as exc:
+    except (ValueError, OSError, StoreError, ImportError) as exc:
         print(f"gradretention {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

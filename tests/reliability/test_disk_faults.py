@@ -172,8 +172,6 @@ def test_an_export_folder_that_is_a_file_gives_an_output_error_naming_it(tmp_pat
     assert "cannot create the export folder" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py catches FileNotFoundError but not other OSErrors: a report that "
-                                       "cannot be written (read-only folder, full disk) ends in a traceback")  # fmt: skip
 def test_a_report_that_cannot_be_written_exits_2_with_the_path(tmp_path, seeded, capsys):
     out = _copy(seeded, tmp_path / "out")
     shutil.rmtree(out / "figures")

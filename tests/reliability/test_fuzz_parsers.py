@@ -111,15 +111,11 @@ def test_the_config_loader_raises_only_value_errors_naming_the_file(tmp_path, co
     for load in (read_config_values, load_sweep_config):
         try:
             load(path)
-        except UnicodeDecodeError:
-            pass  # a ValueError, but it does not name the file: pinned by the xfail test below
         except ValueError as error:
             # Every message names the file, except SweepConfig's own range checks on a whole config.
             assert str(path) in str(error) or load is load_sweep_config, error
 
 
-@pytest.mark.xfail(strict=True, reason="owner of bench/config.py: read_config_values lets UnicodeDecodeError "
-                                       "(no file name) and RecursionError (deeply nested TOML) escape")  # fmt: skip
 @pytest.mark.parametrize("content", [b"\xff\xfe seeds = 3", b"a = " + b"[" * 5000 + b"]" * 5000], ids=["latin", "deep"])
 def test_the_config_loader_names_the_file_for_bad_encoding_and_deep_nesting(tmp_path, content):
     path = tmp_path / "sweep.toml"
@@ -191,8 +187,6 @@ def test_the_aclimdb_reader_raises_only_format_errors_naming_the_file(tmp_path_f
         assert len(texts) == len(labels)
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError, reason="owner of tasks/readers/imdb.py: a folder named "
-                   "like a review (1_1.txt/) is globbed as a review and read_text raises IsADirectoryError")  # fmt: skip
 def test_a_folder_named_like_a_review_is_a_format_error(tmp_path):
     for polarity in ("neg", "pos"):
         (tmp_path / "train" / polarity).mkdir(parents=True)

@@ -117,16 +117,11 @@ def test_a_run_whose_alpha_goes_negative_is_recorded_with_the_negative_lrs(tmp_p
     assert stored[stored["name"] == "lr"]["value"].tolist() == lrs
 
 
-@pytest.mark.xfail(strict=True, reason="owner of controllers/hypergradient.py and named.py: no docstring says that "
-                                       "alpha may go negative (spec 2.1 says the paper allows it)")  # fmt: skip
 def test_the_hypergradient_docstrings_say_that_alpha_may_go_negative():
     for documented in (hypergradient, hypergradient.HypergradientController, SGDHD):
         assert "negative" in inspect.getdoc(documented).lower(), documented
 
 
-@pytest.mark.xfail(strict=True, reason="owner of controllers/hypergradient.py: h is summed in float32 for float32 "
-                                       "params, overflows to ±inf for gradients near 1e30, and their sum NaN passes "
-                                       "the lr_bounds clamp (min/max keep NaN)")  # fmt: skip
 def test_lr_bounds_keep_alpha_in_bounds_for_huge_but_finite_float32_gradients():
     torch.manual_seed(0)
     param = torch.nn.Parameter(torch.randn(50))

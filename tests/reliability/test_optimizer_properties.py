@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradretention.optim import available_optimizers, create_optimizer, optimizer_info
@@ -81,32 +81,9 @@ def _finite(params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> boo
     return lrs_finite and all(bool(torch.isfinite(p).all()) for p in params)
 
 
-def _late_first_gradient(problem: Problem) -> bool:
-    """A param of a group gets its first gradient after the group has already stepped."""
-    seen_step, offset = False, 0
-    for group in problem.groups:
-        indices = range(offset, offset + len(group))
-        offset += len(group)
-        stepped = [False] * len(group)
-        for skips in problem.skips:
-            has = [not skips[i] for i in indices]
-            if any(has) and any(stepped) and any(h and not s for h, s in zip(has, stepped)):
-                seen_step = True
-            stepped = [s or h for s, h in zip(stepped, has)]
-    return seen_step
-
-
-def _skip_known_fast_path_bugs(problem: Problem) -> None:
-    # Known, each pinned by an xfail test below: remove once optim/fastpath.py is fixed.
-    assume(not (problem.name.startswith("sgdn_") and _late_first_gradient(problem)))
-    any_empty = any(math.prod(shape) == 0 for group in problem.groups for shape in group)
-    assume(not (problem.name.startswith("adam_hd") and any_empty))
-
-
 @PROPERTY
 @given(problem=problems(ORDINARY_SCALES))
 def test_ordinary_gradients_leave_params_and_lrs_finite_in_their_dtype_and_shape(problem):
-    _skip_known_fast_path_bugs(problem)
     params, optimizer = run(problem)
     assert _finite(params, optimizer)
     shapes_ = [shape for group in problem.groups for shape in group]
@@ -120,7 +97,6 @@ def test_ordinary_gradients_leave_params_and_lrs_finite_in_their_dtype_and_shape
 @PROPERTY
 @given(problem=problems(HUGE_SCALES))
 def test_huge_gradients_stay_finite_unless_the_lr_is_documented_to_follow_them(problem):
-    _skip_known_fast_path_bugs(problem)
     params, optimizer = run(problem)
     if optimizer_info(problem.name)["family"] not in UNBOUNDED_LR_FAMILIES:
         assert _finite(params, optimizer)
@@ -154,9 +130,6 @@ def _late_starter(spec: str) -> tuple[torch.Tensor, torch.Tensor]:
     return a.detach(), b.detach()
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="owner of optim/fastpath.py: sgd_update decides "
-                   "first_step from states[0]; a group whose first param steps before the others then meets a "
-                   "param without momentum_buffer")  # fmt: skip
 @pytest.mark.parametrize("spec", ["sgdn_hd", "sgd_hd[momentum=0.9]", "sgdn_var"])
 def test_fused_momentum_survives_a_later_param_getting_its_first_gradient(spec):
     a, b = (torch.nn.Parameter(torch.ones(3)) for _ in range(2))
@@ -167,9 +140,6 @@ def test_fused_momentum_survives_a_later_param_getting_its_first_gradient(spec):
     optimizer.step()  # KeyError: 'momentum_buffer'
 
 
-@pytest.mark.xfail(strict=True, reason="owner of optim/fastpath.py: when the group's first param gets its first "
-                   "gradient late, sgd_update treats the whole group as a first step and silently resets the "
-                   "other params' momentum buffers (b differs from the reference loop: 0.977 vs 0.9653)")  # fmt: skip
 @pytest.mark.parametrize("spec", ["sgdn_hd", "sgd_hd[momentum=0.9]", "sgdn_var"])
 def test_fused_momentum_equals_the_reference_loop_when_a_param_starts_late(spec):
     fused = _late_starter(spec)
@@ -177,9 +147,6 @@ def test_fused_momentum_equals_the_reference_loop_when_a_param_starts_late(spec)
     assert all(torch.allclose(f, r, rtol=0, atol=1e-12) for f, r in zip(fused, reference))
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="owner of optim/fastpath.py / composed.py: on the fused "
-                   "path, adam_direction_dots returns None when every param with a usable d_{t-1} is empty, "
-                   "and _hypergradient calls float(None)")  # fmt: skip
 @pytest.mark.parametrize("name", ["adam_hd", "adam_hd_sgdn", "adam_hd_adam"])
 def test_adam_hd_steps_a_group_of_empty_params(name):
     param = torch.nn.Parameter(torch.ones(0))

@@ -223,8 +223,9 @@ def read_config_values(path: Path | str) -> dict[str, Any]:
         raise FileNotFoundError(f"sweep config file not found: {path}")
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValueError(f"{path}: invalid TOML: {reason}") from exc
     return checked_values(values, source=str(path))
 
 

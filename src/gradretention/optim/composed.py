@@ -150,6 +150,8 @@ class ComposedOptimizer(torch.optim.Optimizer):
         else:
             stored = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
             dots = fastpath.stored_direction_dots(raw_grads, params, stored, group["weight_decay"])
+        if dots is None:  # every param with a d_{t-1} is empty: nothing to reduce
+            return None, 1.0
         if not group.get("multiplicative", False):
             return float(dots), 1.0
         previous = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]

@@ -105,10 +105,21 @@ def sgd_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str,
             _store_directions(states, effective)
         torch._foreach_add_(params, effective, alpha=-alpha)
         return
-    first_step = "momentum_buffer" not in states[0]
-    if first_step:
-        for param, state in zip(params, states):
-            state["momentum_buffer"] = torch.empty_like(param, memory_format=torch.preserve_format)
+    # torch's kernel takes one is_first_step flag per call, and a param may get its first
+    # gradient after the others have stepped: call it once for each kind of param.
+    fresh = [i for i, state in enumerate(states) if "momentum_buffer" not in state]
+    seasoned = [i for i, state in enumerate(states) if "momentum_buffer" in state]
+    for index in fresh:
+        states[index]["momentum_buffer"] = torch.empty_like(params[index], memory_format=torch.preserve_format)
+    for indices, first_step in ((seasoned, False), (fresh, True)):
+        if indices:
+            _momentum_update([params[i] for i in indices], [grads[i] for i in indices],
+                             [states[i] for i in indices], group, alpha, keep_direction, first_step)
+
+
+def _momentum_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]], group: Group,
+                     alpha: float, keep_direction: bool, first_step: bool) -> None:
+    momentum, weight_decay = group["momentum"], group["weight_decay"]
     buffers = [state["momentum_buffer"] for state in states]
     nesterov_directions = []
     if keep_direction and group["nesterov"]:

@@ -19,6 +19,9 @@ class SGDHD(ComposedOptimizer):
     State: ``previous_direction`` per param without heavy-ball momentum (with it, the
     ``momentum_buffer`` is d_{t-1}); ``hypergradient`` and the lr-optimizer scalars per group.
 
+    α may go negative, as in the paper (its published runs show it late in training);
+    ``lr_bounds=(low, high)`` clamps it.
+
     .. note:: Weight decay is applied out of place (``p.grad`` is never modified), params
        without a gradient are skipped, any number of param groups each keep their own α,
        and α stays a Python float — four defects of the reference code not copied.

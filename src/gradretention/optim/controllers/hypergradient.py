@@ -10,7 +10,10 @@ For a param group, ``h_t = Σ_p ⟨g_t, d_{t-1}⟩`` is minus the derivative of 
 - ``multiplicative=True`` (HDM): the same laws fed ``u_t = h_t/(‖g_t‖‖d_{t-1}‖)`` give a
   relative change ``Δ``, and ``α_t = α_{t-1}(1 + Δ)``; with lop ``sgd`` this is the paper's
   ``α_t = α_{t-1}(1 + β' h_t/(‖g_t‖‖d_{t-1}‖))``.
-Optional ``lr_bounds=(low, high)`` clamps α. One scalar state per group, fed by the
+α may go negative: the paper lets it, and its published runs show SGD-HD's α dipping
+below 0 late in training (the step then climbs the loss until h turns α back). Optional
+``lr_bounds=(low, high)`` clamps α. A non-finite h (overflowing gradients) leaves α and
+the lr-optimizer state unchanged. One scalar state per group, fed by the
 group-total ``h_t`` — unlike the reference variants, which kept one state per tensor and
 let every tensor push the shared α.
 """
@@ -53,6 +56,9 @@ def adam_law(h: float, beta: float, m: float, v: float, count: int,
 class HypergradientController:
     """α driven by the hypergradient; see the module docstring for the laws.
 
+    α may go negative (as in the paper) unless ``lr_bounds`` is set; a non-finite
+    hypergradient leaves α unchanged.
+
     Group scalars kept (all floats/ints, in ``state_dict()``): ``hypergradient`` (last h),
     ``hd_steps`` (steps seen), ``hd_updates`` (k_h), ``hd_buffer`` (B), ``hd_exp_avg`` (M),
     ``hd_exp_avg_sq`` (V).
@@ -78,6 +84,8 @@ class HypergradientController:
         group["hypergradient"] = 0.0 if h is None else h
         if h is None or signals.direction_scale == 0.0 or group["hypergrad_lr"] == 0.0:
             return group["lr"]
+        if not math.isfinite(h / signals.direction_scale):
+            return group["lr"]  # overflowing gradients: no information about the step size
         change = self._change(group, h / signals.direction_scale)
         alpha = group["lr"] * (1 + change) if group["multiplicative"] else group["lr"] + change
         if group["lr_bounds"] is not None:

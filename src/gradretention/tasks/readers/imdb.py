@@ -68,6 +68,8 @@ def _review_files(folder: Path, polarity: str) -> list[Path]:
         if path.name.startswith("."):
             continue
         match = _REVIEW_NAME.fullmatch(path.name)
+        if not path.is_file():
+            raise DatasetFormatError(f"{path}: expected a review file, found a folder or special file")
         if match is None:
             raise DatasetFormatError(f"{path}: expected a review file named <id>_<rating>.txt, found {path.name!r}")
         rating = int(match.group(2))
