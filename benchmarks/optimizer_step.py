@@ -4,8 +4,9 @@ An optimizer step streams memory, so its floor is the bytes it must read and wri
 parameter. In one run, on the same ~10 M-parameter set of tensors (the shapes of a small
 transformer: embedding, attention and MLP matrices, biases, layer norms), with gradients
 set once (random, fixed seed) and a warm-up step first, the steps are timed in
-interleaved repetitions (each round visits every optimizer, in a rotated order) and
-reported as medians. Per optimizer it prints ms/step, the ratio to fused Adam, the
+interleaved repetitions (each round visits every optimizer, in a rotated order): ms/step
+is the median over rounds, the ratio to fused Adam the median of the rounds' own ratios
+(steadier on a shared machine). Per optimizer it prints ms/step, the ratio to fused Adam, the
 optimizer-state bytes per parameter and the ratio to its own floor, where the floor is
 ``FLOOR_BYTES[name]`` moved at the bandwidth fused Adam achieves in the same run (fused
 Adam moves 28 B/param in float32: it reads g, p, m, v and writes p, m, v).
@@ -159,16 +160,16 @@ def benchmark(names: list[str], total: int, repeats: int, device: torch.device, 
     times = time_steps({name: stepper(opt) for name, opt in optimizers.items()}, repeats, device, CLOCKS[clock])
     if not all(bool(torch.isfinite(p).all()) for p in params):
         print("warning: parameters became non-finite during the run", file=sys.stderr)
-    medians = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-    adam_ms = medians[BASELINE]
-    scale = params[0].element_size() / 4  # the floors are stated for float32
     rows = []
     for name, optimizer in optimizers.items():
+        # Each round's own ratio, then the median: a burst of load that slows a whole round
+        # (another job on the machine) cancels out instead of skewing one side.
+        ratio = statistics.median(t / adam for t, adam in zip(times[name], times[BASELINE]))
         floor = ADAM_BYTES if name == BASELINE else FLOOR_BYTES.get(name)
-        floor_ms = None if floor is None else adam_ms * floor / ADAM_BYTES
-        rows.append(Row(name, device.type, round(medians[name], 3), round(medians[name] / adam_ms, 3),
-                        round(state_bytes(optimizer) / count, 2), None if floor is None else floor * scale,
-                        None if floor_ms is None else round(medians[name] / floor_ms, 3)))
+        rows.append(Row(name, device.type, round(statistics.median(times[name]) * 1e3, 3), round(ratio, 3),
+                        round(state_bytes(optimizer) / count, 2),
+                        None if floor is None else floor * params[0].element_size() / 4,  # floors are for float32
+                        None if floor is None else round(ratio * ADAM_BYTES / floor, 3)))
     return rows
 
 
