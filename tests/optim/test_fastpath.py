@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from gradretention.optim import ComposedOptimizer, available_optimizers, create_optimizer
-from gradretention.optim.fastpath import CHUNK, eligible
+from gradretention.optim import fastpath
+from gradretention.optim.fastpath import eligible
 from tests.optim.conftest import regression_loss
 
 FAST_NAMES = [n for n in available_optimizers() if n.startswith(("sgd_", "sgdn_", "adam_"))]
@@ -24,14 +25,20 @@ SETTINGS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Chunks smaller than the test's weight matrix, so the reduction crosses chunk borders."""
+    monkeypatch.setattr(fastpath, "CHUNK", 1 << 15)
+
+
 def make_problem(dtype: torch.dtype):
     generator = torch.Generator().manual_seed(1)
     inputs = torch.randn(64, 300, generator=generator, dtype=dtype)
     targets = torch.randn(64, 3, generator=generator, dtype=dtype)
     torch.manual_seed(1)
-    # 300 x 300 = 90 000 weights > CHUNK: the chunked reduction crosses chunk borders.
+    # 300 x 300 = 90 000 weights > CHUNK (see small_chunks): the reduction crosses chunk borders.
     model = torch.nn.Sequential(torch.nn.Linear(300, 300), torch.nn.Tanh(), torch.nn.Linear(300, 3)).to(dtype)
-    assert model[0].weight.numel() > CHUNK
+    assert model[0].weight.numel() > fastpath.CHUNK
     return model, inputs, targets
 
 

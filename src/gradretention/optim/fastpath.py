@@ -20,8 +20,10 @@ from torch import Tensor
 
 Group = dict[str, Any]
 
-CHUNK = 1 << 16
-"""Elements per reduction chunk: 256 KiB of float32, so a chunk's temporaries stay in L2."""
+CHUNK = 1 << 20
+"""Elements per reduction chunk (4 MiB of float32, one reused scratch block that stays in the
+last-level cache). Measured at 10 M params on 2 cores: 1<<14 → 4.6×, 1<<16 → 2.8×,
+1<<18 → 2.5×, 1<<20 → 2.5× fused Adam's time for Adam-HD: per-op overhead dominates small chunks."""
 
 FAST_RULES = ("sgd", "sgdn", "adam")
 
@@ -53,25 +55,43 @@ def stored_direction_dots(grads: list[Tensor], params: list[Tensor], directions:
 
 def adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[dict[str, Any]],
                         group: Group, usable: list[bool]) -> Tensor | None:
-    """Σ⟨g + wd·θ, d_{t-1}⟩ with Adam's d_{t-1} rebuilt chunk by chunk from its moments."""
+    """Σ⟨g + wd·θ, d_{t-1}⟩ with Adam's d_{t-1} rebuilt block by block from its moments.
+
+    ``d = (m/c1)/(√v/c2 + ε) = (c2/c1)·m/(√v + ε·c2)``: one sqrt, one add and one divide
+    into a reused scratch block per chunk, then a dot — the block never leaves the cache.
+    """
     beta1, beta2 = group["betas"]
     eps, weight_decay = group["eps"], group["weight_decay"]
     terms = []
     for grad, param, state, use in zip(grads, params, states, usable):
-        if not use:
+        if not use or grad.numel() == 0:
             continue
         step = state["step"]
-        correction1 = 1 - beta1**step
-        correction2_sqrt = math.sqrt(1 - beta2**step)
+        correction1, correction2_sqrt = 1 - beta1**step, math.sqrt(1 - beta2**step)
         g, m, v, p = grad.view(-1), state["exp_avg"].view(-1), state["exp_avg_sq"].view(-1), param.view(-1)
+        parts = []
         for start in range(0, g.numel(), CHUNK):
             part = slice(start, start + CHUNK)
-            direction = v[part].sqrt().div_(correction2_sqrt).add_(eps)
-            torch.div(m[part], direction, out=direction).div_(correction1)
-            terms.append(torch.dot(g[part], direction))
+            scratch = _scratch(g, min(CHUNK, g.numel() - start))
+            torch.sqrt(v[part], out=scratch).add_(eps * correction2_sqrt)
+            torch.div(m[part], scratch, out=scratch)
+            parts.append(torch.dot(g[part], scratch))
             if weight_decay != 0:
-                terms.append(weight_decay * torch.dot(p[part], direction))
+                parts.append(weight_decay * torch.dot(p[part], scratch))
+        terms.append(torch.stack(parts).sum() * (correction2_sqrt / correction1))
     return torch.stack(terms).sum() if terms else None
+
+
+_SCRATCH: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+
+def _scratch(like: Tensor, size: int) -> Tensor:
+    """A reused CHUNK-sized buffer per device and dtype (allocating per chunk costs page faults)."""
+    key = (like.device, like.dtype)
+    buffer = _SCRATCH.get(key)
+    if buffer is None or buffer.numel() < size:
+        buffer = _SCRATCH[key] = torch.empty(CHUNK, device=like.device, dtype=like.dtype)
+    return buffer[:size]
 
 
 def adam_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]], group: Group,
@@ -104,6 +124,19 @@ def sgd_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str,
         if keep_direction:
             _store_directions(states, effective)
         torch._foreach_add_(params, effective, alpha=-alpha)
+        return
+    if keep_direction and group["nesterov"] and weight_decay == 0:
+        # Tensor by tensor, so d_t = g + μ b_t is written while g and b are still in cache.
+        for param, grad, state in zip(params, grads, states):
+            first_step = "momentum_buffer" not in state
+            if first_step:
+                state["momentum_buffer"] = torch.empty_like(param, memory_format=torch.preserve_format)
+            if state.get("previous_direction") is None:
+                state["previous_direction"] = torch.empty_like(param, memory_format=torch.preserve_format)
+            torch._fused_sgd_([param], [grad], [state["momentum_buffer"]], weight_decay=0.0, momentum=momentum,
+                              lr=alpha, dampening=group["dampening"], nesterov=True, maximize=False,
+                              is_first_step=first_step)
+            torch.add(grad, state["momentum_buffer"], alpha=momentum, out=state["previous_direction"])
         return
     # torch's kernel takes one is_first_step flag per call, and a param may get its first
     # gradient after the others have stepped: call it once for each kind of param.
