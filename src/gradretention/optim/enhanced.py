@@ -57,9 +57,10 @@ class EnhancedSGD(torch.optim.Optimizer):
     from a generator on the params' device seeded with ``2·seed + 1``.
     Noise: each step draws ``P = min(noise_pool, n)`` standard normals, n the number of
     entries that get noise; laid over those entries (groups and params in order, flattened)
-    it repeats with period P. With ``noise_pool=None`` (or n ≤ P) every entry has its own
-    draw; with the default 65 536, entries P apart share one — a fresh draw per entry would
-    cost ~5× a fused Adam step on the CPU.
+    it repeats with period P. With the default ``noise_pool=None`` (or n ≤ P) every entry
+    has its own draw, as the spec says; ``noise_pool=NOISE_POOL`` (65 536) is an opt-in for
+    speed — entries P apart then share a draw, and a fresh draw per entry, which costs ~5×
+    a fused Adam step on the CPU (torch's CPU generator is serial), is avoided.
 
     .. note:: Differences from the reference code (seed 001): it silently disabled the
        whole controller without a closure (here ``loss=`` works and a missing loss warns);
@@ -69,7 +70,8 @@ class EnhancedSGD(torch.optim.Optimizer):
        the loss (here it is the loss's relative fall); ``grad_scale`` and weight decay were
        unused (both apply); histories grew without bound (100 losses kept); a full-gradient
        CPU histogram ran every step (here one scalar per group crosses to the host).
-       The noise repeats with period ``noise_pool`` (see above); the reference drew per entry.
+       With ``noise_pool`` set the noise repeats with that period (see above); by default it is
+       drawn per entry, as in the reference.
        Clipping is skipped while σ = 0 (e.g. a lone scalar), where ``±c·σ`` would zero the
        gradient; a non-finite loss halves ``lr_scale`` and skips learning.
        Its one recorded result (MNIST CNN, 2 epochs): 0.9778 test accuracy vs 0.9883 for
@@ -90,7 +92,7 @@ class EnhancedSGD(torch.optim.Optimizer):
                  q_lr: float = 0.1, discount: float = 0.9, epsilon: float = 0.5, epsilon_decay: float = 0.995,
                  epsilon_min: float = 0.01, nudge: float = 0.05, spike_factor: float = 1.5,
                  bayesian_init_std: float = 0.0, seed: int = 0, weight_decay: float = 0.0,
-                 noise_pool: int | None = NOISE_POOL, fused: bool | None = None) -> None:
+                 noise_pool: int | None = None, fused: bool | None = None) -> None:
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                     "variance_smoothing": variance_smoothing, "clip_factor": clip_factor,
                     "noise_scale": noise_scale, "centering": centering, "fused": fused}
