@@ -71,3 +71,12 @@ def test_optimizer_info_names_class_defaults_and_paper():
     assert info["defaults"]["hypergrad_lr"] == 1e-7
     assert "1703.04782" in info["reference"]
     assert optimizer_info("adamw")["class"] == "torch.optim.adamw.AdamW"
+
+
+def test_every_optimizer_of_ours_takes_fused_by_name():
+    from gradretention.optim import available_optimizers, optimizer_info
+
+    ours = [name for name in available_optimizers() if optimizer_info(name)["family"] != "baseline"]
+    for name in ours:
+        opt = create_optimizer(f"{name}[fused=false]", params())
+        assert opt.defaults["fused"] is False, name

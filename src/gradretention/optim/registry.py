@@ -170,11 +170,11 @@ def _register_issue3() -> None:
     # A sign update moves each weight by at most lr per step: the peak is 1e-2 (class default 1e-3,
     # the reference's) so that registry defaults converge within a few hundred steps.
     register_optimizer(OptimizerEntry(
-        "rescaled_sgd", RescaledSGD, _torch_defaults(RescaledSGD, lr=1e-2),
+        "rescaled_sgd", RescaledSGD, _torch_defaults(RescaledSGD, lr=1e-2, fused=None),
         "SGD on a retained (decaying, never reset) gradient with per-element rates in [base_lr, lr]",
         RETENTION_SEED, "retention", RescaledSGD))
     register_optimizer(OptimizerEntry(
-        "enhanced_sgd", EnhancedSGD, _torch_defaults(EnhancedSGD),
+        "enhanced_sgd", EnhancedSGD, _torch_defaults(EnhancedSGD, fused=None),
         "Momentum SGD with variance clipping; tabular Q-learning nudges lr, momentum and gradient scale",
         ENHANCED_SEED, "q-learning", EnhancedSGD))
     for rule_name in ("adam", "sgd", "sgdn", "rmsprop", "adagrad"):
