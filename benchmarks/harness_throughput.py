@@ -194,10 +194,11 @@ def timing(owner: Any, name: str, totals: dict[str, float], key: str, clock: Any
         setattr(owner, name, original)
 
 
-def overhead(task_name: str, optimizer: str, epochs: int | None, clock: Any) -> Overhead:
+def overhead(task_name: str, optimizer: str, epochs: int | None, clock: Any, eval_every: int = 1) -> Overhead:
     """Shares of evaluation, logging and gradient statistics in the training of one default run."""
     totals = {"run": 0.0, "evaluation": 0.0, "logging": 0.0, "statistics": 0.0}
-    config = RunConfig(task=task_name, optimizer=optimizer, epochs=epochs)
+    extra = (("eval_every", eval_every),) if eval_every != 1 else ()
+    config = RunConfig(task=task_name, optimizer=optimizer, epochs=epochs, extra=extra)
     runner.train(replace(config, epochs=1))  # warm-up: data caches, first-call costs
     with timing(runner._TrainingLoop, "_train", totals, "run", clock), \
             timing(metering.Metering, "evaluate", totals, "evaluation", clock), \
@@ -233,6 +234,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--optimizer", default="adam", help="registry spec used on both sides (default adam)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per timed repetition")
     parser.add_argument("--share-epochs", type=int, default=None, help="epochs of the share runs (task default)")
+    parser.add_argument("--eval-every", type=int, default=1, help="epochs between evaluations in the share runs")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions per side")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the harness's default 1)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
@@ -258,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     clock = CLOCKS[args.clock]
     rows = [throughput(name, args.optimizer, args.epochs, args.repeats, clock) for name in args.tasks]
-    shares = [overhead(name, args.optimizer, args.share_epochs, clock) for name in args.share_tasks]
+    shares = [overhead(name, args.optimizer, args.share_epochs, clock, args.eval_every) for name in args.share_tasks]
     if args.json:
         print(json.dumps({"throughput": [asdict(r) for r in rows], "overhead": [asdict(s) for s in shares]}, indent=1))
     else:

@@ -171,3 +171,17 @@ def test_model_path_and_max_len_are_part_of_the_run_identity():
     plain = plan_runs(SweepConfig(), "spiral", "sgd", 0.1, [0], "final")[0]
     longer = plan_runs(SweepConfig(max_len=64), "spiral", "sgd", 0.1, [0], "final")[0]
     assert plain.run_id != longer.run_id and ("max_len", 64) in longer.extra
+
+
+def test_eval_every_reaches_the_run_and_only_a_non_default_changes_its_id():
+    from gradretention.bench.config import SweepConfig
+    from gradretention.bench.runner import train
+    from gradretention.bench.sweep import plan_runs
+
+    default = plan_runs(SweepConfig(), "spiral", "sgd", 0.1, [0], "final")[0]
+    assert default.extra == ()
+    sparse = plan_runs(SweepConfig(eval_every=2, epochs=4), "spiral", "sgd", 0.1, [0], "final")[0]
+    assert ("eval_every", 2) in sparse.extra
+    result = train(sparse)
+    epochs = sorted({point.epoch for point in result.curves if point.split == "val" and point.name == "loss"})
+    assert epochs == [2.0, 4.0]

@@ -58,6 +58,9 @@ class SweepConfig:
         max_steps: Optimizer steps per run, instead of epochs.
         batch_size: ``None``: the task's default; ``0``: full batch.
         log_every: Steps between train-loss / lr / gradient logs.
+        eval_every: Epochs between evaluations of the train / val / test splits (the last
+            epoch is always evaluated); 1 gives per-epoch curves, larger values cut the
+            evaluation's share of small tasks (see benchmarks/README.md).
         data_dir: Folder for tasks that read files.
         data_seed: Which fixed train / val / test split.
         out: Output folder holding ``runs.db`` and the report.
@@ -91,6 +94,7 @@ class SweepConfig:
     max_steps: int | None = None
     batch_size: int | None = None
     log_every: int = 10
+    eval_every: int = 1
     data_dir: str | None = None
     data_seed: int = 0
     out: str = "bench-out"
@@ -110,7 +114,7 @@ class SweepConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("seeds", "tune_seeds", "log_every"):
+        for name in ("seeds", "tune_seeds", "log_every", "eval_every"):
             _check_at_least(name, getattr(self, name), 1)
         for name, low in (("epochs", 1), ("max_steps", 1), ("workers", 1), ("checkpoint_every", 1), ("max_len", 2)):
             if getattr(self, name) is not None:
@@ -267,6 +271,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, help="final-phase seeds 0..N-1")
     parser.add_argument("--tune-seeds", type=int, help="seeds scoring each grid lr on validation")
     parser.add_argument("--log-every", type=int, help="steps between train-loss logs")
+    parser.add_argument("--eval-every", type=int, help="epochs between split evaluations (default 1)")
     parser.add_argument("--data-dir", help="folder with the data of tasks that read files")
     parser.add_argument("--data-seed", type=int, help="which fixed train/val/test split")
     parser.add_argument("--out", help="output folder (runs.db, report)")

@@ -112,6 +112,8 @@ def plan_runs(config: SweepConfig, task: str, spec: str, lr: float, seeds: Itera
     # Settings that change a text task's numbers belong to the run's identity.
     extra = tuple((key, value) for key in ("model_path", "max_len")
                   if (value := getattr(config, key, None)) is not None)
+    if config.eval_every != 1:  # the default stays out of the run id, so existing stores still match
+        extra += (("eval_every", config.eval_every),)
     return [
         RunConfig(task=task, optimizer=spec, seed=seed, lr=lr, data_seed=config.data_seed, epochs=epochs,
                   max_steps=config.max_steps, batch_size=config.batch_size, log_every=config.log_every,
