@@ -116,3 +116,9 @@ def test_fast_and_reference_state_dicts_are_interchangeable():
         opt.step()
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_a_grad_of_another_dtype_takes_the_reference_loop():
+    weight = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    weight.grad = torch.ones(4, dtype=torch.float32)
+    assert not eligible("adam", [weight])

@@ -36,7 +36,7 @@ def eligible(rule_name: str, params: list[Tensor]) -> bool:
     if first.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         return False
     return all(p.device == first.device and p.dtype == first.dtype and p.is_contiguous()
-               and p.grad.is_contiguous() and not p.grad.is_sparse for p in params)
+               and p.grad.dtype == p.dtype and p.grad.is_contiguous() and not p.grad.is_sparse for p in params)
 
 
 def stored_direction_dots(grads: list[Tensor], params: list[Tensor], directions: list[Tensor | None],
