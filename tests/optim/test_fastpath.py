@@ -120,5 +120,6 @@ def test_fast_and_reference_state_dicts_are_interchangeable():
 
 def test_a_grad_of_another_dtype_takes_the_reference_loop():
     weight = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    weight.grad_dtype = None  # torch refuses a grad of another dtype unless told to allow it
     weight.grad = torch.ones(4, dtype=torch.float32)
     assert not eligible("adam", [weight])
