@@ -18,14 +18,6 @@ from gradretention.tasks.base import Split, Task, TaskData
 TIMING_KEYS = {"samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def numbers(result):
     """Everything a run reports except wall-clock timings and memory peaks."""
     final = {k: v for k, v in result.final.items() if k not in TIMING_KEYS}

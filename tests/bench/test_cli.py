@@ -21,14 +21,6 @@ from gradretention.cli import ask_names, main
 from gradretention.tasks.registry import available_tasks
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def recorded(out) -> int:
     """Runs in ``out``'s store, read with plain sqlite so that it works while a sweep writes."""
     try:

@@ -20,14 +20,6 @@ TIMING_KEYS = {"samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_
 TIMING_CURVES = {"epoch_seconds", "samples_per_second"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def blobs(n_per_class: int = 20, poison: bool = False) -> TaskData:
     """Three Gaussian blobs in 2-D; ``poison`` puts a NaN into the first training input."""
     g = torch.Generator().manual_seed(1)

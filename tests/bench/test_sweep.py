@@ -6,7 +6,6 @@ import signal
 import threading
 
 import pytest
-import torch
 
 from gradretention.bench.config import SweepConfig
 from gradretention.bench.events import RunFinished
@@ -20,14 +19,6 @@ FINAL_KEYS = ("train_loss", "val_loss", "val_accuracy", "val_f1", "test_loss", "
               "best_val_accuracy", "samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb",
               "optimizer_state_bytes")  # fmt: skip
 NUMBERS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "test_f1", "steps")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class Counter:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +17,6 @@ from gradretention.gui.animate import (
 from gradretention.tasks.base import TaskData
 from gradretention.tasks.registry import get_task
 from gradretention.tasks.splits import make_split
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_frame_steps_span_training_evenly_from_step_zero() -> None:

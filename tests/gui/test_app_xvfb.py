@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gradretention.gui.app import gui_main
@@ -85,8 +84,6 @@ def test_invalid_entries_are_refused_in_the_window_and_the_run_goes_on(
     from gradretention.gui.worker import GuiSession
 
     monkeypatch.setenv("DISPLAY", display)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     root = tk.Tk()
     try:
         app = GuiApp(root, GuiSession(optimizers=("rescaled_sgd",), seeds=1, epochs=20))
@@ -114,7 +111,6 @@ def test_invalid_entries_are_refused_in_the_window_and_the_run_goes_on(
         assert app.progress.cget("value") == pytest.approx(1.0)
     finally:
         root.destroy()
-        torch.set_num_threads(threads)
 
 
 def test_bad_flags_exit_2_before_any_window(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -17,15 +16,6 @@ from gradretention.gui.worker import GuiSession, TrainingWorker, check_optimizer
 TIMEOUT = 120.0  # seconds; generous because the test machine may be shared
 # θ_after − θ_before in float32: with |θ| < 1 the difference is exact to half a float32 ulp of 1.
 ATOL = 2 ** -24
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Tiny models gain nothing from more threads, and oversubscribed cores make them crawl.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def run_session(session: GuiSession, *commands: object) -> list[object]:

@@ -29,16 +29,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # These models are tiny: with several intra-op threads on a busy 2-core machine the
-    # threads spin-wait on each other and one CNN step goes from ~5 ms to ~1 s.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _clear_load_caches() -> None:
     for task in TASKS.values():
         task.load.cache_clear()

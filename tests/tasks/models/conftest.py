@@ -46,11 +46,3 @@ def loss_before_after() -> Callable[..., tuple[float, float]]:
     return _loss_after_adam_steps
 
 
-@pytest.fixture(autouse=True)
-def _one_intra_op_thread():
-    # These models are tiny: on the shared 2-core machine, with xdist workers beside us,
-    # torch's thread pool spins against other processes and a 10 ms step takes seconds.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

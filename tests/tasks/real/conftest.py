@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from gradretention.tasks import datacache
 
@@ -39,10 +38,6 @@ def _offline_short_texts(monkeypatch):
     monkeypatch.setenv("GRADRETENTION_MAX_LEN", str(MAX_LEN))
     for name in ("GRADRETENTION_DATA", "GRADRETENTION_DOWNLOAD", "GRADRETENTION_MODEL_PATH"):
         monkeypatch.delenv(name, raising=False)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture
