@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from gradretention.optim import available_optimizers, create_optimizer
+from gradretention.optim import available_optimizers, compiled, create_optimizer
 
 BASELINE = "torch.optim.Adam(fused=True)"
 ADAM_BYTES = 28
@@ -138,7 +138,8 @@ def time_steps(steppers: dict[str, Any], repeats: int, device: torch.device,
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     names = list(steppers)
     times: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:  # the warm-up step allocates state and warms the code paths
+    for name in names:  # two warm-up steps allocate state, warm the code paths and compile kernels
+        steppers[name]()  # (a hypergradient first needs a d_{t-1}, at the second step)
         steppers[name]()
     for round_index in range(repeats):
         shift = round_index % len(names)
@@ -151,12 +152,20 @@ def time_steps(steppers: dict[str, Any], repeats: int, device: torch.device,
     return times
 
 
-def benchmark(names: list[str], total: int, repeats: int, device: torch.device, clock: str = "wall") -> list[Row]:
+def _compile_option(name: str, eager: bool) -> dict[str, Any]:
+    """``compiled=False`` for optimizers that have the option, when ``eager``."""
+    from gradretention.optim import optimizer_info  # noqa: PLC0415
+
+    return {"compiled": False} if eager and "compiled" in optimizer_info(name)["defaults"] else {}
+
+
+def benchmark(names: list[str], total: int, repeats: int, device: torch.device, clock: str = "wall",
+              eager: bool = False) -> list[Row]:
     """Rows for the fused-Adam baseline and each of ``names`` on ``device``."""
     params = make_parameters(total, device)
     count = sum(p.numel() for p in params)
     optimizers = {BASELINE: torch.optim.Adam(params, lr=1e-3, fused=True)}
-    optimizers.update({name: create_optimizer(name, params) for name in names})
+    optimizers.update({name: create_optimizer(name, params, **_compile_option(name, eager)) for name in names})
     times = time_steps({name: stepper(opt) for name, opt in optimizers.items()}, repeats, device, CLOCKS[clock])
     if not all(bool(torch.isfinite(p).all()) for p in params):
         print("warning: parameters became non-finite during the run", file=sys.stderr)
@@ -210,6 +219,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall (default) or cpu: process CPU time, steadier on a busy machine with --threads 1")
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows instead of the table")
+    parser.add_argument("--compile-after", type=int, default=0, metavar="STEPS",
+                        help="steps before compiled=None ('auto') switches a large group to its compiled kernels "
+                             f"(library default {compiled.COMPILE_AFTER_STEPS}; the script's 0 times the steady "
+                             "state of a long run, compiling during the warm-up steps)")
+    parser.add_argument("--eager", action="store_true",
+                        help="never use compiled kernels (compiled=False): the eager fast paths alone")
     args = parser.parse_args(argv)
     valid = available_optimizers()
     args.names = [n.strip() for n in args.only.split(",") if n.strip()] or valid
@@ -227,9 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    compiled.COMPILE_AFTER_STEPS = args.compile_after
     started = time.perf_counter()
     rows = [row for device in args.device
-            for row in benchmark(args.names, int(args.params), args.repeats, torch.device(device), args.clock)]
+            for row in benchmark(args.names, int(args.params), args.repeats, torch.device(device), args.clock,
+                                 args.eager)]
     if args.json:
         print(json.dumps([asdict(row) for row in rows], indent=1))
         return 0
@@ -239,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         count = sum(math.prod(s) for s in parameter_shapes(int(args.params)))
         print(f"fused Adam on {device}: {ADAM_BYTES * count / adam_ms / 1e6:.1f} GB/s ({ADAM_BYTES} B/param)")
     print(format_table(rows))
-    print(f"{args.repeats} interleaved repetitions, medians of {args.clock} time; "
+    mode = "eager only" if args.eager else f"compiled=None switches groups >= {compiled.COMPILE_MIN_NUMEL:,} " \
+        f"entries after {args.compile_after} steps"
+    print(f"{mode}; {args.repeats} interleaved repetitions, medians of {args.clock} time; "
           f"total {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from gradretention.optim import fastpath
+from gradretention.optim import compiled, fastpath
 from gradretention.optim.controllers import ConstantController, HypergradientController, LRController, StepSignals
 from gradretention.optim.controllers.hypergradient import hypergradient_terms
 from gradretention.optim.hyperparams import check_hyperparameters
@@ -53,6 +53,9 @@ class ComposedOptimizer(torch.optim.Optimizer):
         lr_optimizer: for ``controller="hypergradient"``: ``sgd``, ``sgdn`` or ``adam``.
         fused: None picks torch's fused kernels (``fastpath.py``) where eligible, False forces
             the readable reference loop, True requires the fused path.
+        compiled: with the fused path, whether Adam's hypergradient reduction runs as one
+            Inductor-compiled pass (:mod:`~gradretention.optim.compiled`): None = auto (groups
+            of ≥ 4 M entries on the CPU, after 200 steps), True = from the first step, False = never.
         **hyperparameters: the rule's and the controller's (e.g. ``momentum``, ``betas``,
             ``hypergrad_lr``); an unknown name is a ``ValueError`` listing the valid ones.
 
@@ -65,7 +68,7 @@ class ComposedOptimizer(torch.optim.Optimizer):
                  lr: float = 1e-3, lr_optimizer: str = "sgd", **hyperparameters: Any) -> None:
         self.rule = make_rule(rule) if isinstance(rule, str) else rule
         self.controller = make_controller(controller, lr_optimizer) if isinstance(controller, str) else controller
-        defaults = {"lr": lr, "fused": None, **self.rule.defaults, **self.controller.defaults}
+        defaults = {"lr": lr, "fused": None, "compiled": None, **self.rule.defaults, **self.controller.defaults}
         unknown = sorted(set(hyperparameters) - set(defaults))
         if unknown:
             raise ValueError(
@@ -146,7 +149,9 @@ class ComposedOptimizer(torch.optim.Optimizer):
             return hypergradient_terms(pairs, group.get("multiplicative", False))
         raw_grads = [p.grad for p in params]
         if self.rule.name == "adam":
-            dots = fastpath.adam_direction_dots(raw_grads, params, states, group, usable)
+            numel = sum(p.numel() for p in params)
+            use_compiled = compiled.wanted(group.get("compiled"), numel, params[0].device, group_step)
+            dots = fastpath.adam_direction_dots(raw_grads, params, states, group, usable, use_compiled)
         else:
             stored = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
             dots = fastpath.stored_direction_dots(raw_grads, params, stored, group["weight_decay"])

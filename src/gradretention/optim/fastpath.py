@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gradretention.optim import compiled
+
 Group = dict[str, Any]
 
 CHUNK = 1 << 20
@@ -54,14 +56,26 @@ def stored_direction_dots(grads: list[Tensor], params: list[Tensor], directions:
 
 
 def adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[dict[str, Any]],
-                        group: Group, usable: list[bool]) -> Tensor | None:
+                        group: Group, usable: list[bool], use_compiled: bool = False) -> Tensor | None:
     """Σ⟨g + wd·θ, d_{t-1}⟩ with Adam's d_{t-1} rebuilt block by block from its moments.
 
     ``d = (m/c1)/(√v/c2 + ε) = (c2/c1)·m/(√v + ε·c2)``: one sqrt, one add and one divide
     into a reused scratch block per chunk, then a dot — the block never leaves the cache.
+    With ``use_compiled`` the whole sum is one Inductor kernel (:mod:`.compiled`), one pass.
     """
     beta1, beta2 = group["betas"]
     eps, weight_decay = group["eps"], group["weight_decay"]
+    if use_compiled:
+        chosen = [i for i, use in enumerate(usable) if use and grads[i].numel() > 0]
+        if not chosen:
+            return None
+        steps = [states[i]["step"] for i in chosen]
+        dots = compiled.adam_direction_dots(
+            [grads[i] for i in chosen], [params[i] for i in chosen], [states[i] for i in chosen],
+            [eps * math.sqrt(1 - beta2**step) for step in steps],
+            [math.sqrt(1 - beta2**step) / (1 - beta1**step) for step in steps], weight_decay)
+        if dots is not None:
+            return dots
     terms = []
     for grad, param, state, use in zip(grads, params, states, usable):
         if not use or grad.numel() == 0:

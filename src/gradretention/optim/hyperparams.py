@@ -77,6 +77,7 @@ HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "lr_bounds": (_bounds, "None or (low, high) with low <= high"),
     "multiplicative": (_bool, "True or False"),
     "fused": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
+    "compiled": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
     # Variance controller (specs/algorithms.md §2.2); κ <= 1 keeps the factor 1 − κ·r_t >= 0.
     "variance_smoothing": _half_open(0.0, 1.0),
     "lr_scaling": _closed(0.0, 1.0),

@@ -141,7 +141,7 @@ def _register_hypergradient_family() -> None:
             name = f"{rule_name}_hd" if lop == "sgd" else f"{rule_name}_hd_{lop}"
             lr, beta, beta_adam = _HD_DEFAULTS[rule_name]
             controller = HypergradientController(lop)
-            defaults = {"lr": lr, "fused": None, **make_rule(rule_name).defaults, **controller.defaults,
+            defaults = {"lr": lr, "fused": None, "compiled": None, **make_rule(rule_name).defaults, **controller.defaults,
                         "hypergrad_lr": beta_adam if lop == "adam" else beta}
             factory = partial(ComposedOptimizer, rule=rule_name, controller="hypergradient", lr_optimizer=lop)
             summary = f"{rule_name} base rule, α driven by hypergradient descent with {lop} as the lr optimizer"
@@ -170,7 +170,7 @@ def _register_issue3() -> None:
     # A sign update moves each weight by at most lr per step: the peak is 1e-2 (class default 1e-3,
     # the reference's) so that registry defaults converge within a few hundred steps.
     register_optimizer(OptimizerEntry(
-        "rescaled_sgd", RescaledSGD, _torch_defaults(RescaledSGD, lr=1e-2, fused=None),
+        "rescaled_sgd", RescaledSGD, _torch_defaults(RescaledSGD, lr=1e-2, fused=None, compiled=None),
         "SGD on a retained (decaying, never reset) gradient with per-element rates in [base_lr, lr]",
         RETENTION_SEED, "retention", RescaledSGD))
     register_optimizer(OptimizerEntry(
@@ -178,7 +178,7 @@ def _register_issue3() -> None:
         "Momentum SGD with variance clipping; tabular Q-learning nudges lr, momentum and gradient scale",
         ENHANCED_SEED, "q-learning", EnhancedSGD))
     for rule_name in ("adam", "sgd", "sgdn", "rmsprop", "adagrad"):
-        defaults = {"lr": _VAR_LRS[rule_name], "fused": None, **make_rule(rule_name).defaults, **VarianceController().defaults}
+        defaults = {"lr": _VAR_LRS[rule_name], "fused": None, "compiled": None, **make_rule(rule_name).defaults, **VarianceController().defaults}
         factory = partial(ComposedOptimizer, rule=rule_name, controller="variance")
         summary = f"{rule_name} base rule, α scaled by the relative change of the smoothed gradient variance"
         register_optimizer(OptimizerEntry(f"{rule_name}_var", factory, defaults, summary, VARIANCE_SEED,

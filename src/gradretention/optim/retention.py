@@ -7,6 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from gradretention.optim import compiled
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.fastpath import BLOCK
 from gradretention.optim.hyperparams import check_hyperparameters
@@ -84,6 +85,10 @@ class RescaledSGD(torch.optim.Optimizer):
         fused: None or True: the fast path (in-place ops on cache-sized blocks, one host sync
             per group for the magnitude bounds) where the group is dense and contiguous; True
             requires it; False: the readable reference loop. Both keep the same state.
+        compiled: None (auto: groups of ≥ 4 M entries on the CPU switch to two Inductor-compiled
+            passes after 200 steps), True (from the first step), False (never); see
+            :mod:`gradretention.optim.compiled`. The compiled passes compute the reference's formula
+            in its op order (equal to it within 2 float32 ulps, ``tests/optim/test_compiled.py``).
 
     Example:
         >>> opt = RescaledSGD(model.parameters(), lr=1e-2, base_lr=1e-5, decay=0.9)
@@ -93,9 +98,9 @@ class RescaledSGD(torch.optim.Optimizer):
 
     def __init__(self, params: Any, lr: float = 1e-3, base_lr: float = 1e-5, decay: float = 0.9,
                  retain_min: bool = True, update: str = "sign", weight_decay: float = 0.0,
-                 fused: bool | None = None) -> None:
+                 fused: bool | None = None, compiled: bool | None = None) -> None:
         defaults = {"lr": lr, "base_lr": base_lr, "decay": decay, "retain_min": retain_min, "update": update,
-                    "weight_decay": weight_decay, "fused": fused}
+                    "weight_decay": weight_decay, "fused": fused, "compiled": compiled}
         check_hyperparameters(defaults)
         check_rate_range(base_lr, lr)
         super().__init__(params, defaults)
@@ -117,9 +122,12 @@ class RescaledSGD(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None and p.numel() > 0]
+            group_step = group["step_count"] = group.get("step_count", 0) + 1
             fast = group["fused"] is not False and fast_path_eligible(params, self.state)
             if group["fused"] and not fast:
                 raise RuntimeError("fused=True needs dense, contiguous params and grads (and retained_grad)")
+            if fast and params and self._compiled_update(params, group, group_step):
+                continue
             if fast:
                 self._fast_update(params, group)
             else:
@@ -141,6 +149,33 @@ class RescaledSGD(torch.optim.Optimizer):
             # The reference's s = (|m| − low)/spread, with s = 0 for (nearly) equal magnitudes.
             slope = (lr - floor) / (high - low) if group["retain_min"] and high - low > FLAT_SPREAD * high else 0.0
             apply_retained_update(param, m, block, base, slope, (low, high), group["update"])
+
+    def _compiled_update(self, params: list[Tensor], group: dict[str, Any], group_step: int) -> bool:
+        """The two passes as two compiled kernels (``compiled.py``); False: take the eager paths."""
+        first = params[0]
+        uniform = all(p.dtype == first.dtype == p.grad.dtype and p.device == first.device for p in params)
+        numel = sum(p.numel() for p in params)
+        if not uniform or not compiled.wanted(group.get("compiled"), numel, first.device, group_step):
+            return False
+        if any("retained_grad" not in self.state[p] for p in params):
+            return False  # the first step copies g into m: once per run, eager
+        retained = [self.state[p]["retained_grad"] for p in params]
+        rescale = group["retain_min"]
+        done, bounds = compiled.retain_and_bounds(retained, [p.grad for p in params], params, group["decay"],
+                                                  group["weight_decay"], rescale)
+        if not done:
+            return False
+        lr = group["lr"]
+        floor = min(group["base_lr"], lr)
+        if compiled.retained_update(params, retained, bounds, lr, floor, group["update"], rescale, FLAT_SPREAD):
+            return True
+        # The second kernel would not compile although the first did: finish this step eagerly.
+        pairs = bounds.tolist() if bounds is not None else [(0.0, 0.0)] * len(params)
+        for param, m, (low, high) in zip(params, retained, pairs):
+            slope = (lr - floor) / (high - low) if rescale and high - low > FLAT_SPREAD * high else 0.0
+            apply_retained_update(param, m, self._block_buffer(param), floor if rescale else lr, slope,
+                                  (low, high), group["update"])
+        return True
 
     def _block_buffer(self, like: Tensor) -> Tensor:
         """A reusable 1-D buffer of ``min(BLOCK, numel)`` elements on ``like``'s device and dtype."""
