@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled, fastpath
+from gradretention.optim import compiled, compiled_kernels, fastpath
 from gradretention.optim.controllers import ConstantController, HypergradientController, LRController, StepSignals
 from gradretention.optim.controllers.hypergradient import hypergradient_terms
 from gradretention.optim.hyperparams import check_hyperparameters
@@ -53,9 +53,10 @@ class ComposedOptimizer(torch.optim.Optimizer):
         lr_optimizer: for ``controller="hypergradient"``: ``sgd``, ``sgdn`` or ``adam``.
         fused: None picks torch's fused kernels (``fastpath.py``) where eligible, False forces
             the readable reference loop, True requires the fused path.
-        compiled: with the fused path, whether Adam's hypergradient reduction runs as one
-            Inductor-compiled pass (:mod:`~gradretention.optim.compiled`): None = auto (groups
-            of ≥ 4 M entries on the CPU, after 200 steps), True = from the first step, False = never.
+        compiled: whether Inductor-compiled kernels (:mod:`~gradretention.optim.compiled`) take
+            the passes eager torch cannot fuse: Adam's hypergradient reduction, the Adagrad and
+            RMSprop updates, SGD's update when d_t is kept. None = auto (groups of ≥ 4 M entries
+            on the CPU, after 200 steps), True = from the first step, False = never.
         **hyperparameters: the rule's and the controller's (e.g. ``momentum``, ``betas``,
             ``hypergrad_lr``); an unknown name is a ``ValueError`` listing the valid ones.
 
@@ -107,12 +108,21 @@ class ComposedOptimizer(torch.optim.Optimizer):
         if group["fused"] and not fast:
             raise RuntimeError(f"fused=True needs dense contiguous params of one dtype and device and a rule in "
                                f"{fastpath.FAST_RULES}; got rule {self.rule.name!r}")
+        kernels = (group["fused"] is not False and fastpath.uniform_dense(params)
+                   and compiled.wanted(group.get("compiled"), sum(p.numel() for p in params), params[0].device,
+                                       group_step))
         signals = StepSignals(params, grads, loss)
         if self.controller.needs_previous_direction:
-            h, scale = self._hypergradient(group, params, grads, states, group_step, fast)
+            h, scale = self._hypergradient(group, params, grads, states, group_step, fast or kernels, kernels)
             signals = StepSignals(params, grads, loss, h, scale)
         alpha = group["lr"] = self.controller.next_lr(group, signals, self.rule)
-        if fast:
+        keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
+        # One compiled pass where eager needs several: rules without a torch fused kernel, and SGD
+        # when d_t must be kept (torch's fused SGD cannot write it).
+        if kernels and (not fast or keep) and compiled_kernels.rule_update(self.rule.name, params, states, group,
+                                                                            alpha, keep):
+            pass
+        elif fast:
             self._fast_update(group, params, states, alpha)
         else:
             self._reference_update(group, params, grads, states, alpha)
@@ -137,8 +147,8 @@ class ComposedOptimizer(torch.optim.Optimizer):
             keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
             fastpath.sgd_update(params, raw_grads, states, group, alpha, keep_direction=keep)
 
-    def _hypergradient(self, group: Group, params: list[Tensor], grads: list[Tensor],
-                       states: list[dict[str, Any]], group_step: int, fast: bool) -> tuple[float | None, float]:
+    def _hypergradient(self, group: Group, params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]],
+                       group_step: int, fast: bool, kernels: bool) -> tuple[float | None, float]:
         """(h_t, ‖g_t‖‖d_{t-1}‖ or 1) for the group, with one host sync."""
         # A param skipped at step t-1 (no grad) did not move then: its d_{t-1} is zero.
         usable = [state.get("updated_at") == group_step - 1 for state in states]
@@ -149,9 +159,7 @@ class ComposedOptimizer(torch.optim.Optimizer):
             return hypergradient_terms(pairs, group.get("multiplicative", False))
         raw_grads = [p.grad for p in params]
         if self.rule.name == "adam":
-            numel = sum(p.numel() for p in params)
-            use_compiled = compiled.wanted(group.get("compiled"), numel, params[0].device, group_step)
-            dots = fastpath.adam_direction_dots(raw_grads, params, states, group, usable, use_compiled)
+            dots = fastpath.adam_direction_dots(raw_grads, params, states, group, usable, kernels)
         else:
             stored = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
             dots = fastpath.stored_direction_dots(raw_grads, params, stored, group["weight_decay"])

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled
+from gradretention.optim import compiled_kernels
 
 Group = dict[str, Any]
 
@@ -32,7 +32,12 @@ FAST_RULES = ("sgd", "sgdn", "adam")
 
 def eligible(rule_name: str, params: list[Tensor]) -> bool:
     """Whether the fused path can run this group (else the reference loop does)."""
-    if rule_name not in FAST_RULES or not params:
+    return rule_name in FAST_RULES and uniform_dense(params)
+
+
+def uniform_dense(params: list[Tensor]) -> bool:
+    """Non-empty, dense, contiguous params and grads of one floating dtype on one device."""
+    if not params:
         return False
     first = params[0]
     if first.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
@@ -70,7 +75,7 @@ def adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[
         if not chosen:
             return None
         steps = [states[i]["step"] for i in chosen]
-        dots = compiled.adam_direction_dots(
+        dots = compiled_kernels.adam_direction_dots(
             [grads[i] for i in chosen], [params[i] for i in chosen], [states[i] for i in chosen],
             [eps * math.sqrt(1 - beta2**step) for step in steps],
             [math.sqrt(1 - beta2**step) / (1 - beta1**step) for step in steps], weight_decay)

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled
+from gradretention.optim import compiled, compiled_kernels
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.fastpath import BLOCK
 from gradretention.optim.hyperparams import check_hyperparameters
@@ -161,13 +161,13 @@ class RescaledSGD(torch.optim.Optimizer):
             return False  # the first step copies g into m: once per run, eager
         retained = [self.state[p]["retained_grad"] for p in params]
         rescale = group["retain_min"]
-        done, bounds = compiled.retain_and_bounds(retained, [p.grad for p in params], params, group["decay"],
+        done, bounds = compiled_kernels.retain_and_bounds(retained, [p.grad for p in params], params, group["decay"],
                                                   group["weight_decay"], rescale)
         if not done:
             return False
         lr = group["lr"]
         floor = min(group["base_lr"], lr)
-        if compiled.retained_update(params, retained, bounds, lr, floor, group["update"], rescale, FLAT_SPREAD):
+        if compiled_kernels.retained_update(params, retained, bounds, lr, floor, group["update"], rescale, FLAT_SPREAD):
             return True
         # The second kernel would not compile although the first did: finish this step eagerly.
         pairs = bounds.tolist() if bounds is not None else [(0.0, 0.0)] * len(params)
