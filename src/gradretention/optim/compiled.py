@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections import Counter
 from typing import Any, Callable
 
 import torch
@@ -44,6 +45,13 @@ COMPILE_AFTER_STEPS = 200
 """Steps a group takes on the eager path before "auto" switches it to the compiled kernels."""
 
 SETTINGS = (None, True, False)
+
+RECOMPILE_LIMIT = 256
+"""Compiled variants kept per kernel (param shapes × dtype × flags); past it the kernel fails to
+compile and warns, and its callers run eagerly."""
+
+CALLS: Counter[str] = Counter()
+"""Calls per kernel name in this process that ran compiled (for telemetry and tests)."""
 
 _KERNELS: dict[str, Callable[..., Any]] = {}
 _BROKEN: dict[str, str] = {}
@@ -105,7 +113,10 @@ def run(name: str, function: Callable[..., Any], *args: Any) -> Any:
     if kernel is None:
         kernel = _KERNELS[name] = torch.compile(function, dynamic=False, fullgraph=True)
     try:
-        return kernel(*args)
+        # Each model, dtype and flag set is one more graph of the same function; torch's default
+        # limit of 8 per function would make a long-lived process (a sweep worker) fail hard.
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            result = kernel(*args)
     except Exception as error:  # noqa: BLE001 - any compiler failure means: stay eager
         if not _is_compile_error(error):
             raise
@@ -113,6 +124,8 @@ def run(name: str, function: Callable[..., Any], *args: Any) -> Any:
         warnings.warn(f"gradretention could not compile kernel {name!r} ({_BROKEN[name][:200]}); "
                       "it runs eager from now on", RuntimeWarning, stacklevel=3)
         return None
+    CALLS[name] += 1
+    return result
 
 
 def _is_compile_error(error: Exception) -> bool:

@@ -57,8 +57,7 @@ def _retain_and_bounds(retained: list[Tensor], grads: list[Tensor], params: list
                        weight_decay: Tensor, decayed: bool, bounds: bool) -> Tensor:
     found = []
     for m, grad, param in zip(retained, grads, params):
-        # addcmul, as eager's add with alpha: Inductor lowers both to one fma, eager's rounding.
-        effective = torch.addcmul(grad, param, weight_decay) if decayed else grad
+        effective = grad + weight_decay * param if decayed else grad
         m.mul_(decay).add_(effective)
         if bounds:
             magnitude = m.abs()
@@ -125,7 +124,7 @@ def _sgd_update(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor]
                 alpha: Tensor, momentum: Tensor, damped: Tensor, weight_decay: Tensor, decayed: bool,
                 heavy_ball: bool, nesterov: bool, keep: bool) -> Tensor:
     for index, (param, grad) in enumerate(zip(params, grads)):
-        effective = torch.add(grad, param, alpha=weight_decay) if decayed else grad
+        effective = grad + weight_decay * param if decayed else grad
         direction = effective
         if heavy_ball:
             buffer = buffers[index]
@@ -141,7 +140,7 @@ def _adagrad_update(params: list[Tensor], grads: list[Tensor], sums: list[Tensor
                     alpha: Tensor, eps: Tensor, decays: Tensor, weight_decay: Tensor, decayed: bool,
                     keep: bool) -> Tensor:
     for index, (param, grad) in enumerate(zip(params, grads)):
-        effective = torch.add(grad, param, alpha=weight_decay) if decayed else grad
+        effective = grad + weight_decay * param if decayed else grad
         total = sums[index]
         total.addcmul_(effective, effective)
         direction = effective / (total.sqrt() + eps) / decays[index]
@@ -156,7 +155,7 @@ def _rmsprop_update(params: list[Tensor], grads: list[Tensor], square_avgs: list
                     momentum: Tensor, weight_decay: Tensor, decayed: bool, centered: bool, with_momentum: bool,
                     keep: bool) -> Tensor:
     for index, (param, grad) in enumerate(zip(params, grads)):
-        effective = torch.add(grad, param, alpha=weight_decay) if decayed else grad
+        effective = grad + weight_decay * param if decayed else grad
         square_avg = square_avgs[index]
         square_avg.mul_(smoothing).add_(effective * effective * (1 - smoothing))
         if centered:
