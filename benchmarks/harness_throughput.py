@@ -11,9 +11,11 @@ model, optimizer and batch size:
    (``DataLoader(TensorDataset(x, y), batch_size, shuffle=True)``, ``loss.item()`` per
    step), timed in interleaved repetitions; medians (the speedup is the median of the
    repetitions' own ratios). Target: ours ≥ 2× faster.
-3. *Overhead share*: a default run of each embedded task, with the time spent in
-   evaluation, in logging (train loss, lrs, telemetry) and in gradient statistics
-   measured by timing those methods of the runner's metering. Target: < 10 % of the run.
+3. *Overhead share*: a default run of each embedded task (evaluation schedule ``auto``),
+   with the time spent in evaluation, in logging (train loss, lrs, telemetry) and in
+   gradient statistics measured by timing those methods of the runner's metering; the
+   same with ``--eval-every 1`` (per-epoch evaluation) beside it. Medians over
+   ``--share-repeats`` interleaved runs. Target: < 10 % of the run.
 
 Usage::
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -37,6 +40,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from gradretention.bench import metering, runner
+from gradretention.bench.config import EVAL_EVERY_AUTO, eval_every_flag
 from gradretention.bench.events import StepLogged
 from gradretention.bench.results import RunConfig
 from gradretention.optim import create_optimizer
@@ -66,9 +70,12 @@ class Throughput:
 
 @dataclass(frozen=True)
 class Overhead:
-    """Shares of one default run spent outside the training steps (the ``overhead`` objects)."""
+    """Shares of one run spent outside the training steps (the ``overhead`` objects); medians."""
 
     task: str
+    eval_every: int | str
+    interval: int  # epochs between evaluations that eval_every gives on this task
+    evaluations: int
     epochs: int
     run_seconds: float
     evaluation_share: float
@@ -194,22 +201,44 @@ def timing(owner: Any, name: str, totals: dict[str, float], key: str, clock: Any
         setattr(owner, name, original)
 
 
-def overhead(task_name: str, optimizer: str, epochs: int | None, clock: Any, eval_every: int = 1) -> Overhead:
-    """Shares of evaluation, logging and gradient statistics in the training of one default run."""
+def overhead_once(config: RunConfig, clock: Any) -> tuple[list[float], float, int]:
+    """([evaluation, logging, statistics] seconds, run seconds, evaluations) of one run."""
     totals = {"run": 0.0, "evaluation": 0.0, "logging": 0.0, "statistics": 0.0}
-    extra = (("eval_every", eval_every),) if eval_every != 1 else ()
-    config = RunConfig(task=task_name, optimizer=optimizer, epochs=epochs, extra=extra)
-    runner.train(replace(config, epochs=1))  # warm-up: data caches, first-call costs
     with timing(runner._TrainingLoop, "_train", totals, "run", clock), \
             timing(metering.Metering, "evaluate", totals, "evaluation", clock), \
             timing(metering.Metering, "log_step", totals, "logging", clock), \
             timing(metering, "gradient_moments", totals, "statistics", clock):
         result = runner.train(config)
-    run = totals["run"]
+    if result.status != "done":
+        raise RuntimeError(f"runner failed on {config.task!r}: {result.status} {result.reason}")
+    evaluations = sum(1 for p in result.curves if p.split == "val" and p.name == "loss")
     logging = totals["logging"] - totals["statistics"]  # log_step calls gradient_moments
-    shares = [totals["evaluation"] / run, logging / run, totals["statistics"] / run]
-    return Overhead(task_name, int(round(result.epochs_completed)), round(run, 3), *(round(s, 4) for s in shares),
-                    round(sum(shares), 4))
+    return [totals["evaluation"], logging, totals["statistics"]], totals["run"], evaluations
+
+
+def overhead(task_name: str, optimizer: str, epochs: int | None, clock: Any, eval_every: int | str = EVAL_EVERY_AUTO,
+             repeats: int = 1) -> list[Overhead]:  # fmt: skip
+    """Shares of evaluation, logging and gradient statistics in the training of one run per
+    schedule: ``eval_every`` and, unless it is 1, per-epoch evaluation; medians of interleaved repeats."""
+    schedules = [eval_every] if eval_every == 1 else [eval_every, 1]
+    configs = [RunConfig(task=task_name, optimizer=optimizer, epochs=epochs,
+                         extra=(("eval_every", every),) if every != EVAL_EVERY_AUTO else ())
+               for every in schedules]  # fmt: skip
+    runner.train(replace(configs[0], epochs=1))  # warm-up: data caches, first-call costs
+    samples: list[list[tuple[list[float], float, int]]] = [[] for _ in configs]
+    for _ in range(repeats):
+        for config, kept in zip(configs, samples):
+            kept.append(overhead_once(config, clock))
+    task = get_task(task_name)
+    data = task.load(0, None)
+    rows = []
+    for every, kept in zip(schedules, samples):
+        shares = [statistics.median(parts[i] / run for parts, run, _ in kept) for i in range(3)]
+        epochs_run = task.default_epochs if epochs is None else epochs
+        rows.append(Overhead(task_name, every, metering.evaluation_interval(every, task, data), kept[0][2], epochs_run,
+                             round(statistics.median(run for _, run, _ in kept), 3),
+                             *(round(share, 4) for share in shares), round(sum(shares), 4)))
+    return rows
 
 
 def format_tables(rows: list[Throughput], shares: list[Overhead]) -> str:
@@ -220,10 +249,12 @@ def format_tables(rows: list[Throughput], shares: list[Overhead]) -> str:
         lines.append(f"{r.task:<14} {r.optimizer:<10} {r.batch_size:>5} {r.steps_per_epoch:>5} "
                      f"{r.runner_ms_per_epoch:>10.1f} {r.runner_ms_per_epoch_with_eval:>9.1f} {r.plain_ms_per_epoch:>11.1f} "
                      f"{r.speedup:>6.2f}x  {same}")
-    lines += ["", f"{'task':<14} {'epochs':>6} {'run s':>7} {'eval':>6} {'logging':>8} {'grad stats':>10} {'total':>6}"]
+    lines += ["", f"{'task':<14} {'eval_every':>10} {'k':>3} {'evals':>5} {'epochs':>6} {'run s':>7} {'eval':>6} "
+                  f"{'logging':>8} {'grad stats':>10} {'total':>6}"]
     for s in shares:
-        lines.append(f"{s.task:<14} {s.epochs:>6} {s.run_seconds:>7.2f} {s.evaluation_share:>6.1%} "
-                     f"{s.logging_share:>8.1%} {s.gradient_statistics_share:>10.1%} {s.total_share:>6.1%}")
+        lines.append(f"{s.task:<14} {s.eval_every!s:>10} {s.interval:>3} {s.evaluations:>5} {s.epochs:>6} "
+                     f"{s.run_seconds:>7.2f} {s.evaluation_share:>6.1%} {s.logging_share:>8.1%} "
+                     f"{s.gradient_statistics_share:>10.1%} {s.total_share:>6.1%}")
     return "\n".join(lines)
 
 
@@ -234,7 +265,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--optimizer", default="adam", help="registry spec used on both sides (default adam)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per timed repetition")
     parser.add_argument("--share-epochs", type=int, default=None, help="epochs of the share runs (task default)")
-    parser.add_argument("--eval-every", type=int, default=1, help="epochs between evaluations in the share runs")
+    parser.add_argument("--eval-every", type=eval_every_flag, default=EVAL_EVERY_AUTO,
+                        help="evaluation schedule of the share runs: auto (default) or N epochs; "
+                             "per-epoch runs (1) are shown beside it")
+    parser.add_argument("--share-repeats", type=int, default=3, help="interleaved runs per schedule (medians)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions per side")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the harness's default 1)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
@@ -248,9 +282,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             get_task(name)
         except ValueError as error:
             parser.error(str(error))
-    if args.epochs < 1 or args.repeats < 1 or args.threads < 1:
-        parser.error(f"--epochs, --repeats and --threads must be >= 1; got {args.epochs}, {args.repeats}, "
-                     f"{args.threads}")
+    if min(args.epochs, args.repeats, args.threads, args.share_repeats) < 1:
+        parser.error(f"--epochs, --repeats, --threads and --share-repeats must be >= 1; got {args.epochs}, "
+                     f"{args.repeats}, {args.threads}, {args.share_repeats}")
     return args
 
 
@@ -260,14 +294,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     clock = CLOCKS[args.clock]
     rows = [throughput(name, args.optimizer, args.epochs, args.repeats, clock) for name in args.tasks]
-    shares = [overhead(name, args.optimizer, args.share_epochs, clock, args.eval_every) for name in args.share_tasks]
+    shares = [row for name in args.share_tasks
+              for row in overhead(name, args.optimizer, args.share_epochs, clock, args.eval_every, args.share_repeats)]
     if args.json:
-        print(json.dumps({"throughput": [asdict(r) for r in rows], "overhead": [asdict(s) for s in shares]}, indent=1))
+        main_rows = [asdict(s) for s in shares if s.eval_every == args.eval_every]
+        per_epoch = [asdict(s) for s in shares if s.eval_every != args.eval_every]
+        print(json.dumps({"throughput": [asdict(r) for r in rows], "overhead": main_rows,
+                          "overhead_per_epoch": per_epoch}, indent=1))
     else:
         print(f"torch {torch.__version__}; {torch.get_num_threads()} thread(s); optimizer {args.optimizer}; "
-              f"{args.epochs} epoch(s) x {args.repeats} interleaved repetitions, medians of {args.clock} time")
+              f"{args.epochs} epoch(s) x {args.repeats} interleaved repetitions, medians of {args.clock} time; "
+              f"shares: medians of {args.share_repeats}; load average {os.getloadavg()[0]:.2f} at the start")
         print(format_tables(rows, shares))
-        print(f"total {time.perf_counter() - started:.1f} s")
+        print(f"total {time.perf_counter() - started:.1f} s; load average {os.getloadavg()[0]:.2f} at the end")
     return 0 if all(r.identical_losses for r in rows) else 1
 
 

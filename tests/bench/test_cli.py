@@ -156,7 +156,7 @@ def test_ctrl_c_records_the_run_in_flight_and_exits_130(tmp_path, capsys):
     watcher = threading.Thread(target=interrupt_once_one_run_is_recorded)
     watcher.start()
     code = main(["bench", "--tasks", "spiral", "--optimizers", "adam", "--lrs", "0.01", "--seeds", "3",
-                 "--epochs", "150", "--workers", "1", "--out", str(out)])  # fmt: skip
+                 "--epochs", "300", "--workers", "1", "--out", str(out)])  # fmt: skip
     watcher.join()
     assert code == 130
     assert "run the same command again to resume" in capsys.readouterr().err

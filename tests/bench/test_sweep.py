@@ -170,7 +170,9 @@ def test_eval_every_reaches_the_run_and_only_a_non_default_changes_its_id():
     from gradretention.bench.sweep import plan_runs
 
     default = plan_runs(SweepConfig(), "spiral", "sgd", 0.1, [0], "final")[0]
-    assert default.extra == ()
+    assert default.extra == ()  # "auto": the default stays out of the run id
+    per_epoch = plan_runs(SweepConfig(eval_every=1), "spiral", "sgd", 0.1, [0], "final")[0]
+    assert ("eval_every", 1) in per_epoch.extra and per_epoch.run_id != default.run_id
     sparse = plan_runs(SweepConfig(eval_every=2, epochs=4), "spiral", "sgd", 0.1, [0], "final")[0]
     assert ("eval_every", 2) in sparse.extra
     result = train(sparse)

@@ -188,6 +188,35 @@ def test_evaluate_batches_to_the_same_numbers_as_one_pass(name):
     assert 0 <= result["f1"] <= 1 and 0 <= result["accuracy"] <= 1
 
 
+def test_evaluate_loss_is_the_batch_means_times_sizes_summed_in_float64():
+    task = get_task("digits-mlp")
+    data = task.load(0, None)
+    torch.manual_seed(0)
+    model = task.build_model(data.num_classes)
+    n, size = len(data.val), 100  # 359 examples: batches of 100, 100, 100, 59
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, n, size):
+            inputs, targets = data.val.inputs[start : start + size], data.val.targets[start : start + size]
+            total += float(torch.nn.functional.cross_entropy(model(inputs), targets)) * len(targets)
+    model.train()
+    result = task.evaluate(model, data.val, batch_size=size)
+    assert result["loss"] == total / n  # exactly: the same float64 sum, in the same order
+    assert model.training  # put back as it was
+
+
+def test_split_rows_are_views_of_the_examples_batch_would_copy():
+    split = get_task("spiral").load(0, None).train
+    inputs, targets = split.rows(10, 20)
+    copied_inputs, copied_targets = split.batch(torch.arange(10, 20))
+    assert torch.equal(inputs, copied_inputs) and torch.equal(targets, copied_targets)
+    assert inputs.data_ptr() == split.inputs[10].data_ptr()  # no copy
+
+
+def test_classification_metrics_of_an_empty_split_are_zero():
+    assert classification_metrics([torch.zeros(0, 3)], [torch.zeros(0, dtype=torch.long)]) == {"accuracy": 0.0, "f1": 0.0}
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_classification_metrics_equal_sklearn_on_random_labels(seed):
     generator = torch.Generator().manual_seed(seed)

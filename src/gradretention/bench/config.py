@@ -38,6 +38,30 @@ DEVICES = ("cpu", "cuda", "mps")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 
 
+EVAL_EVERY_AUTO = "auto"
+"""The default evaluation schedule: an interval in epochs derived from the task's split sizes."""
+
+
+def eval_every_value(value: object) -> int | str:
+    """``value`` if it is an evaluation schedule: ``"auto"`` or an int >= 1 (epochs).
+
+    Raises:
+        ValueError: anything else, naming the value and the valid choices.
+    """
+    if value == EVAL_EVERY_AUTO or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value  # type: ignore[return-value]
+    raise ValueError(f"eval_every must be {EVAL_EVERY_AUTO!r} or an int >= 1 (epochs between evaluations), "
+                     f"got {value!r}")
+
+
+def eval_every_flag(text: str) -> int | str:
+    """``--eval-every``'s argparse type: ``auto`` or the digits of an int >= 1."""
+    try:
+        return eval_every_value(int(text) if text.strip().isdigit() else text)
+    except ValueError as exc:  # argparse prints an ArgumentTypeError's message as it is
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """A sweep: tasks × optimizers × lr grid, tuned on validation, then rerun on seeds.
@@ -58,9 +82,10 @@ class SweepConfig:
         max_steps: Optimizer steps per run, instead of epochs.
         batch_size: ``None``: the task's default; ``0``: full batch.
         log_every: Steps between train-loss / lr / gradient logs.
-        eval_every: Epochs between evaluations of the train / val / test splits (the last
-            epoch is always evaluated); 1 gives per-epoch curves, larger values cut the
-            evaluation's share of small tasks (see benchmarks/README.md).
+        eval_every: When the train / val / test splits are evaluated: ``"auto"`` (every k
+            epochs, k from the task's split sizes so that evaluation stays near 10 % of a
+            run, see :func:`gradretention.bench.metering.evaluation_interval`) or an int N
+            (every N epochs; 1 gives per-epoch curves). The last step is always evaluated.
         data_dir: Folder for tasks that read files.
         data_seed: Which fixed train / val / test split.
         out: Output folder holding ``runs.db`` and the report.
@@ -94,7 +119,7 @@ class SweepConfig:
     max_steps: int | None = None
     batch_size: int | None = None
     log_every: int = 10
-    eval_every: int = 1
+    eval_every: int | str = EVAL_EVERY_AUTO
     data_dir: str | None = None
     data_seed: int = 0
     out: str = "bench-out"
@@ -114,8 +139,9 @@ class SweepConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("seeds", "tune_seeds", "log_every", "eval_every"):
+        for name in ("seeds", "tune_seeds", "log_every"):
             _check_at_least(name, getattr(self, name), 1)
+        eval_every_value(self.eval_every)
         for name, low in (("epochs", 1), ("max_steps", 1), ("workers", 1), ("checkpoint_every", 1), ("max_len", 2)):
             if getattr(self, name) is not None:
                 _check_at_least(name, getattr(self, name), low)
@@ -237,13 +263,23 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     """``value`` as the field's type; lists become tuples, ints are accepted as floats."""
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType):  # X | None: TOML has no null, so X it is
-        hint = next(a for a in args if a is not type(None))
+        kinds = [a for a in args if a is not type(None)]
+        if len(kinds) > 1:  # int | str (eval_every): either type; the field's own check does the rest
+            return _one_of(key, value, kinds, source)
+        hint = kinds[0]
         args = typing.get_args(hint)
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{source}: {key!r} must be a list of {args[0].__name__}, got {value!r}")
         return tuple(_scalar(key, item, args[0], source) for item in value)
     return _scalar(key, value, hint, source)
+
+
+def _one_of(key: str, value: Any, kinds: list[type], source: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, tuple(kinds)):
+        names = " or ".join(kind.__name__ for kind in kinds)
+        raise ValueError(f"{source}: {key!r} must be {names}, got {value!r} ({type(value).__name__})")
+    return value
 
 
 def _scalar(key: str, value: Any, kind: type, source: str) -> Any:
@@ -271,7 +307,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, help="final-phase seeds 0..N-1")
     parser.add_argument("--tune-seeds", type=int, help="seeds scoring each grid lr on validation")
     parser.add_argument("--log-every", type=int, help="steps between train-loss logs")
-    parser.add_argument("--eval-every", type=int, help="epochs between split evaluations (default 1)")
+    parser.add_argument("--eval-every", type=eval_every_flag,
+                        help="auto (default: every k epochs, k from the split sizes so evaluation stays near 10%% "
+                             "of a run) or N: evaluate the splits every N epochs; the last step always")
     parser.add_argument("--data-dir", help="folder with the data of tasks that read files")
     parser.add_argument("--data-seed", type=int, help="which fixed train/val/test split")
     parser.add_argument("--out", help="output folder (runs.db, report)")

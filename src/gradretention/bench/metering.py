@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from fractions import Fraction
 from typing import Any
 
 import torch
 
+from gradretention.bench.config import EVAL_EVERY_AUTO, eval_every_value
 from gradretention.bench.events import Event, EvalLogged, Listener, StepLogged
 from gradretention.bench.memory import optimizer_state_bytes, peak_ram_mb, peak_vram_mb, reset_peak_vram
 from gradretention.bench.results import CurvePoint, RunConfig, RunResult, RunStatus
@@ -25,6 +27,34 @@ SPLITS = ("train", "val", "test")
 
 
 DIVERGENCE_FACTOR = 100.0  # a training loss this many times the first step's loss has blown up
+
+AUTO_EVAL_SHARE = Fraction(1, 10)  # the evaluation time the "auto" schedule allows, per training time
+FORWARD_COST = Fraction(1, 3)  # a forward pass per example, in training steps per example (fwd + bwd + update)
+
+
+def evaluation_interval(eval_every: int | str, task: Task, data: TaskData) -> int:
+    """Epochs between evaluations: ``eval_every`` itself, or the ``"auto"`` schedule's k.
+
+    ``"auto"`` estimates one evaluation's cost from the split sizes alone, in epochs of
+    training: ``examples evaluated / (3 * train examples)`` (a forward pass costs about a
+    third of a training step), and spreads evaluations so that the estimate stays within
+    :data:`AUTO_EVAL_SHARE` of the training time::
+
+        k = ceil(cost / 0.10),  k >= 1
+
+    It depends on nothing measured, so two runs of one config evaluate at the same steps.
+    Train is counted only for tasks that evaluate it (``Task.evaluate_train``). Examples:
+    spiral (180 / 60 / 60) and the digits tasks (1,079 / 359 / 359): k = 6; MNIST-1D
+    (3,500 / 500 / 1,000): k = 5.
+
+    Raises:
+        ValueError: ``eval_every`` is neither ``"auto"`` nor an int >= 1.
+    """
+    if eval_every_value(eval_every) != EVAL_EVERY_AUTO:
+        return int(eval_every)
+    evaluated = len(data.val) + len(data.test) + (len(data.train) if task.evaluate_train else 0)
+    cost = Fraction(evaluated) * FORWARD_COST / max(len(data.train), 1)  # exact: no rounding moves k
+    return max(1, math.ceil(cost / AUTO_EVAL_SHARE))
 
 
 class Diverged(Exception):
@@ -66,25 +96,31 @@ class StepMeter:
         if not self.losses:
             return math.nan
         stacked = torch.stack(self.losses).double()
-        bad = ~torch.isfinite(stacked)
-        if self.limit is not None:
-            bad |= stacked > self.limit
-        mean, any_bad = torch.stack([stacked.mean(), bad.any().double()]).tolist()
-        if any_bad:
-            first = int(bad.nonzero()[0, 0])
-            limit = float(self.limit) / DIVERGENCE_FACTOR if self.limit is not None else math.nan
-            raise Diverged(self.steps_before + first + 1, float(stacked[first]), limit)
-        return mean
+        # The mean is finite iff every loss is, and the peak says whether one passed the
+        # limit: two reductions and one read, the search for the culprit only when needed.
+        limit = self.limit if self.limit is not None else stacked.new_full((), math.inf)
+        mean, peak, limit_value = torch.stack([stacked.mean(), stacked.max(), limit]).tolist()
+        if math.isfinite(mean) and peak <= limit_value:
+            return mean
+        bad = ~torch.isfinite(stacked) | (stacked > limit)
+        first = int(bad.nonzero()[0, 0])
+        raise Diverged(self.steps_before + first + 1, float(stacked[first]), limit_value / DIVERGENCE_FACTOR)
 
 
 def gradient_moments(model: torch.nn.Module) -> tuple[float, float] | None:
-    """Mean and unbiased variance over every gradient entry of ``model`` (one host sync)."""
+    """Mean and unbiased variance over every gradient entry of ``model`` (one host sync).
+
+    Two passes in float64 (the mean, then the centred sum of squares): as stable as
+    ``torch.var_mean`` and up to 5x faster on the CPU, where var_mean runs a Welford loop.
+    """
     grads = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
     if not grads:
         return None
-    var, mean = torch.var_mean(torch.cat(grads).double())
-    mean_value, var_value = torch.stack([mean, var]).tolist()
-    return mean_value, var_value
+    flat = torch.cat(grads).double()
+    mean = flat.mean()
+    centred = flat - mean
+    mean_value, squares = torch.stack([mean, centred.dot(centred)]).tolist()
+    return mean_value, squares / (flat.numel() - 1) if flat.numel() > 1 else math.nan
 
 
 class Metering:
@@ -152,6 +188,8 @@ class Metering:
 
         For a task with ``evaluate_train=False`` the train split is not evaluated: its
         ``loss`` is ``running_train_loss``, the mean training loss since the last evaluation.
+        ``best_val_*`` and the steps / seconds to target see only the evaluations made, so
+        their resolution is the schedule's (every k epochs and the last step).
         """
         for name, split in zip(SPLITS, (data.train, data.val, data.test)):
             if name == "train" and not self.task.evaluate_train:

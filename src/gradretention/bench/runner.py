@@ -4,8 +4,13 @@
 permutation (``torch.randperm`` with the run's own generator), so the same config gives
 the same numbers. The training loss is accumulated on the device and read back only at
 log steps; gradient statistics, learning rates and optimizer telemetry are taken at
-log steps only. Every ``eval_every`` epochs (and at the last step) the train,
-validation and test splits are evaluated. Listeners receive :mod:`~gradretention.bench.events`.
+log steps only. Every k epochs (and at the last step) the train, validation and test
+splits are evaluated; k is ``eval_every``, by default ``"auto"``: from the split sizes,
+so that evaluation stays near 10 % of the training time
+(:func:`~gradretention.bench.metering.evaluation_interval`). Summaries that depend on
+evaluations (``best_val_*``, ``steps_to_target``, ``seconds_to_target``) are taken at
+those points: a target reached between two evaluations counts at the next one.
+Listeners receive :mod:`~gradretention.bench.events`.
 
 Statuses: ``done``; ``diverged`` (a training loss that is non-finite or above 100× the
 first step's loss ends the run; the reason names the step and the value); ``error``
@@ -16,8 +21,8 @@ training — an unknown task, a bad optimizer spec or hyperparameter, missing da
 ``ValueError`` / ``FileNotFoundError`` instead: they are the user's to fix.
 
 ``RunConfig.extra`` options: ``lr_decay`` (multiply every group's lr by
-``1 / (1 + lr_decay * step)``, the classic decay) and ``eval_every`` (epochs between
-evaluations, default 1). ``batch_size=0`` means full batch.
+``1 / (1 + lr_decay * step)``, the classic decay) and ``eval_every`` (``"auto"``, the
+default, or epochs between evaluations). ``batch_size=0`` means full batch.
 
 Checkpoints (:class:`Checkpointing`, outside :class:`RunConfig` so they never change a
 run's id): every ``every`` epochs and at the run's end the model, optimizer, scheduler,
@@ -47,7 +52,8 @@ import torch
 from gradretention.bench.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from gradretention.bench.events import RunFinished, RunStarted
 from gradretention.bench.events import Listener
-from gradretention.bench.metering import Diverged, Metering, StepMeter
+from gradretention.bench.config import EVAL_EVERY_AUTO, eval_every_value
+from gradretention.bench.metering import Diverged, Metering, StepMeter, evaluation_interval
 from gradretention.bench.provenance import collect_provenance
 from gradretention.bench.results import RunConfig, RunResult
 from gradretention.optim import create_optimizer
@@ -56,7 +62,8 @@ from gradretention.tasks.registry import get_task
 
 EXTRA_OPTIONS: dict[str, str] = {
     "lr_decay": "float >= 0: lr_t = lr / (1 + lr_decay * t), t = optimizer steps taken",
-    "eval_every": "int >= 1: epochs between evaluations (the last step is always evaluated)",
+    "eval_every": "'auto' (default: k epochs from the split sizes, evaluation ~10 % of training) or "
+                  "int >= 1: epochs between evaluations (the last step is always evaluated)",
     # Recorded so that runs with another encoder or sequence length get another run id;
     # the values themselves reach the tasks through their settings (tasks.text_tasks).
     "model_path": "str: the Hugging Face model folder of the BERT tasks (identity only)",
@@ -159,21 +166,22 @@ def train(
         return loop.run(tuple(listeners), should_stop or (lambda: False))
 
 
-def run_options(config: RunConfig) -> dict[str, float]:
+def run_options(config: RunConfig) -> dict[str, Any]:
     """``config.extra`` checked against :data:`EXTRA_OPTIONS`, with defaults filled in."""
-    options = {"lr_decay": 0.0, "eval_every": 1}
+    options: dict[str, Any] = {"lr_decay": 0.0, "eval_every": EVAL_EVERY_AUTO}
     for key, value in config.extra:
         if key not in EXTRA_OPTIONS:
             raise ValueError(f"unknown run option {key!r} in extra; valid options: {', '.join(EXTRA_OPTIONS)}")
         if key in ("model_path", "max_len"):
             continue  # identity only, see EXTRA_OPTIONS
+        if key == "eval_every":
+            options[key] = eval_every_value(value)
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"run option {key} must be a number, got {value!r}")
         options[key] = value
     if options["lr_decay"] < 0:
         raise ValueError(f"lr_decay must be >= 0, got {options['lr_decay']}")
-    if int(options["eval_every"]) != options["eval_every"] or options["eval_every"] < 1:
-        raise ValueError(f"eval_every must be an int >= 1, got {options['eval_every']}")
     if config.batch_size is not None and config.batch_size < 0:
         raise ValueError(f"batch_size must be >= 0 (0: full batch), got {config.batch_size}")
     return options
@@ -183,7 +191,7 @@ class _TrainingLoop:
     """One run's mutable state; ``run`` is the only entry point."""
 
     def __init__(self, config: RunConfig, task: Task, data: TaskData, model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, options: dict[str, float],
+                 optimizer: torch.optim.Optimizer, options: dict[str, Any],
                  checkpointing: Checkpointing | None = None) -> None:  # fmt: skip
         self.config, self.task, self.data, self.model, self.optimizer = config, task, data, model, optimizer
         n = len(data.train)
@@ -192,7 +200,7 @@ class _TrainingLoop:
         self.steps_per_epoch = math.ceil(n / self.batch_size)
         epochs = task.default_epochs if config.epochs is None else config.epochs
         self.total_steps = config.max_steps if config.max_steps is not None else epochs * self.steps_per_epoch
-        self.eval_every = int(options["eval_every"])
+        self.eval_every = evaluation_interval(options["eval_every"], task, data)
         self.scheduler = None
         if options["lr_decay"] > 0:
             decay = options["lr_decay"]

@@ -8,6 +8,7 @@ every tensor in a split has the number of examples as its first dimension.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,10 @@ class Split:
         """The examples at ``index`` (a 1-D long tensor on the data's device)."""
         return _take(self.inputs, index), _take(self.targets, index)
 
+    def rows(self, start: int, stop: int) -> tuple[Inputs, Any]:
+        """The examples ``start .. stop - 1`` as views: no copy, unlike :meth:`batch`."""
+        return _slice(self.inputs, start, stop), _slice(self.targets, start, stop)
+
     def to(self, device: torch.device | str) -> "Split":
         return Split(_move(self.inputs, device), _move(self.targets, device))
 
@@ -55,6 +60,12 @@ def _take(value: Any, index: torch.Tensor) -> Any:
     if isinstance(value, dict):
         return {key: tensor[index] for key, tensor in value.items()}
     return value[index]
+
+
+def _slice(value: Any, start: int, stop: int) -> Any:
+    if isinstance(value, dict):
+        return {key: tensor[start:stop] for key, tensor in value.items()}
+    return value[start:stop]
 
 
 def _move(value: Any, device: torch.device | str) -> Any:
@@ -123,24 +134,25 @@ class Task:
     def evaluate(self, model: nn.Module, split: Split, batch_size: int | None = None) -> dict[str, float]:
         """``loss`` plus :attr:`metrics` over the whole split, in eval mode, no grad.
 
-        ``batch_size`` defaults to :attr:`eval_batch_size`.
+        ``batch_size`` defaults to :attr:`eval_batch_size`. The loss is summed on the
+        device in float64 (each batch's mean times its size, in batch order) and read once.
         """
         batch_size = self.eval_batch_size if batch_size is None else batch_size
         was_training = model.training
         model.eval()
-        total_loss, outputs_seen, targets_seen = 0.0, [], []
         n = len(split)
-        device = _device_of(split)
+        total_loss = torch.zeros((), dtype=torch.float64, device=_device_of(split))
+        outputs_seen, targets_seen = [], []
         for start in range(0, n, batch_size):
-            index = torch.arange(start, min(start + batch_size, n), device=device)
-            inputs, targets = split.batch(index)
+            stop = min(start + batch_size, n)
+            inputs, targets = split.rows(start, stop)
             outputs = model(**inputs) if isinstance(inputs, dict) else model(inputs)
-            total_loss += float(self._loss(outputs, targets)) * int(index.numel())
+            total_loss += self._loss(outputs, targets).double() * (stop - start)
             outputs_seen.append(_detach(outputs))
             targets_seen.append(targets)
         model.train(was_training)
         metric_fn = self.metric_fn or classification_metrics
-        result = {"loss": total_loss / max(n, 1)}
+        result = {"loss": float(total_loss) / max(n, 1)}
         result.update(metric_fn(outputs_seen, targets_seen))
         return result
 
@@ -176,6 +188,7 @@ def classification_metrics(outputs: list[torch.Tensor], targets: list[torch.Tens
     f1 = torch.where(f1_den > 0, 2 * true_positive / f1_den.clamp_min(1), torch.zeros_like(f1_den))
     # As scikit-learn's macro average: over every label that occurs in truth or prediction.
     present = f1_den > 0
-    macro_f1 = f1[present].mean() if bool(present.any()) else torch.tensor(0.0)
+    macro_f1 = f1[present].mean()  # NaN when no label is present: an empty split
     accuracy = true_positive.sum() / confusion.sum().clamp_min(1)
-    return {"accuracy": float(accuracy), "f1": float(macro_f1)}
+    accuracy_value, f1_value = torch.stack([accuracy, macro_f1]).tolist()
+    return {"accuracy": accuracy_value, "f1": 0.0 if math.isnan(f1_value) else f1_value}
