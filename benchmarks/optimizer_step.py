@@ -35,6 +35,9 @@ import torch
 from gradretention.optim import available_optimizers, compiled, create_optimizer
 
 BASELINE = "torch.optim.Adam(fused=True)"
+EXTRA_SPECS = ["enhanced_sgd[noise_pool=65536]"]
+"""Timed after the registry names by default: EnhancedSGD's opt-in noise pool. Its default draws
+one N(0, 1) per entry from torch's serial CPU generator, which alone costs several fused Adam steps."""
 ADAM_BYTES = 28
 """Bytes per float32 parameter fused Adam moves: reads g, p, m, v (16), writes p, m, v (12)."""
 
@@ -174,7 +177,7 @@ def benchmark(names: list[str], total: int, repeats: int, device: torch.device, 
         # Each round's own ratio, then the median: a burst of load that slows a whole round
         # (another job on the machine) cancels out instead of skewing one side.
         ratio = statistics.median(t / adam for t, adam in zip(times[name], times[BASELINE]))
-        floor = ADAM_BYTES if name == BASELINE else FLOOR_BYTES.get(name)
+        floor = ADAM_BYTES if name == BASELINE else FLOOR_BYTES.get(name.split("[")[0])
         rows.append(Row(name, device.type, round(statistics.median(times[name]) * 1e3, 3), round(ratio, 3),
                         round(state_bytes(optimizer) / count, 2),
                         None if floor is None else floor * params[0].element_size() / 4,  # floors are for float32
@@ -213,7 +216,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=float, default=10_000_000, help="about how many parameters (default 1e7)")
     parser.add_argument("--repeats", type=int, default=15, help="timed steps per optimizer (median reported)")
-    parser.add_argument("--only", default="", help="comma-separated registry names (default: all)")
+    parser.add_argument("--only", default="", help="comma-separated registry names or specs such as "
+                        "'enhanced_sgd[noise_pool=65536]' (default: all names and EXTRA_SPECS)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--device", action="append", default=None, help="cpu, cuda (default: cpu, and cuda if present)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
@@ -227,8 +231,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="never use compiled kernels (compiled=False): the eager fast paths alone")
     args = parser.parse_args(argv)
     valid = available_optimizers()
-    args.names = [n.strip() for n in args.only.split(",") if n.strip()] or valid
-    unknown = [n for n in args.names if n not in valid]
+    args.names = [n.strip() for n in args.only.split(",") if n.strip()] or valid + EXTRA_SPECS
+    unknown = [n for n in args.names if n.split("[")[0] not in valid]
     if unknown:
         parser.error(f"unknown optimizer(s) {', '.join(unknown)} in --only; valid: {', '.join(valid)}")
     if args.params < 100 or args.repeats < 1 or (args.threads is not None and args.threads < 1):

@@ -28,20 +28,25 @@ VARIANTS = [
     ("rmsprop_var", {"momentum": 0.5}),
     ("rescaled_sgd", {"update": "magnitude", "weight_decay": 0.05}),
     ("rescaled_sgd", {"retain_min": False}),
+    ("enhanced_sgd", {"noise_pool": 7, "weight_decay": 0.05}),
+    ("enhanced_sgd", {"noise_scale": 0.0, "clip_factor": None, "centering": False}),
 ]
 
 
 def trajectory(name: str, settings: dict, dtype: torch.dtype = torch.float32, steps: int = 12, skip_at: int = 5):
     """Params, lrs and the optimizer after ``steps`` steps of ``name`` on the shared regression problem."""
     model, inputs, targets = make_regression_problem(dtype)
+    if name == "enhanced_sgd":
+        settings = {"seed": 3, "lr": 0.05, **settings}  # some exploration, so the scales move
     optimizer = create_optimizer(name, model.parameters(), **settings)
     lrs = []
     for step in range(steps):
         optimizer.zero_grad()
-        regression_loss(model, inputs, targets).backward()
+        loss = regression_loss(model, inputs, targets)
+        loss.backward()
         if step == skip_at:
             model[2].bias.grad = None  # a param without a gradient for one step
-        optimizer.step()
+        optimizer.step(loss=loss) if name == "enhanced_sgd" else optimizer.step()
         lrs.append(optimizer.param_groups[0]["lr"])
     return [p.detach().clone() for p in model.parameters()], lrs, optimizer
 
@@ -83,7 +88,8 @@ def test_compiled_variants_equal_reference(name, settings, dtype):
                 assert compiled_state[index][key] == value
 
 
-@pytest.mark.parametrize("name", ["sgd_hd", "sgdn_hd", "adam_hd", "adagrad_hd", "rmsprop_hd", "rescaled_sgd"])
+@pytest.mark.parametrize("name", ["sgd_hd", "sgdn_hd", "adam_hd", "adagrad_hd", "rmsprop_hd", "rescaled_sgd",
+                                  "enhanced_sgd"])
 def test_compiled_path_equals_reference_in_float64(name):
     settings = {"weight_decay": 0.01}
     compiled_run = trajectory(name, {**settings, "compiled": True}, torch.float64)
@@ -203,7 +209,7 @@ def test_a_bad_compiled_value_names_the_valid_choices(value):
         create_optimizer("adam_hd", model.parameters(), compiled=value)
 
 
-@pytest.mark.parametrize("name", ["sgdn_hd", "adagrad_hd", "rmsprop_hd", "rescaled_sgd", "adam_hd"])
+@pytest.mark.parametrize("name", ["sgdn_hd", "adagrad_hd", "rmsprop_hd", "rescaled_sgd", "adam_hd", "enhanced_sgd"])
 def test_one_compiled_kernel_serves_groups_with_different_constants(name):
     # A regression test: a 0-dim tensor given as torch.add's alpha was baked into the traced
     # graph, so a second optimizer with another weight decay silently reused the first one's.

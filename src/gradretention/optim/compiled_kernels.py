@@ -232,3 +232,68 @@ def rule_update(rule_name: str, params: list[Tensor], states: list[dict[str, Any
         for state in states:
             state["step"] -= 1
     return done is not None
+
+
+# --- EnhancedSGD's update (enhanced.py): preprocessing, noise and heavy ball in one pass. ---
+
+
+def _enhanced_update(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], means: Tensor,
+                     noise: list[Tensor], pool: Tensor, starts: Tensor, alpha: Tensor, momentum: Tensor, clip: Tensor,
+                     grad_scale: Tensor, noise_scale: Tensor, weight_decay: Tensor, decayed: bool,
+                     centred: tuple[bool, ...], clipped: bool, scaled: bool, noise_kind: str) -> Tensor:
+    for index, (param, grad) in enumerate(zip(params, grads)):
+        direction = grad + weight_decay * param if decayed else grad
+        if centred[index]:
+            direction = direction - means[index]
+        if clipped:
+            direction = direction.clamp(-clip, clip)
+        if scaled:
+            direction = direction * grad_scale
+        if noise_kind == "periodic":
+            # Entry j of this tensor takes pool[(start + j) mod P], as StepNoise.add_to_ does.
+            positions = (torch.arange(param.numel(), device=param.device) + starts[index]) % pool.numel()
+            direction = direction + noise_scale * pool[positions].view(param.shape)
+        elif noise_kind == "per-entry":
+            direction = direction + noise_scale * noise[index]
+        buffer = buffers[index]
+        buffer.mul_(momentum).add_(direction)
+        param.sub_(alpha * buffer)
+    return alpha
+
+
+def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, group: Group, alpha: float,
+                    momentum: float, clip: float | None, grad_scale: float, noise: Any) -> bool:
+    """EnhancedSGD's ``b ← μ b + g̃``, ``θ ← θ − α b`` with ``g̃`` built in the same pass.
+
+    ``g̃ = clamp(g − mean, ±clip)·grad_scale + noise_scale·z`` (each part as the group says);
+    ``noise`` is the step's :class:`~gradretention.optim.fastpath.StepNoise` or None: a pool
+    shorter than the entries is read periodically in the kernel, a full one is sliced. Every
+    param must already have its momentum buffer (the first step is eager). Returns False
+    when the kernel cannot be compiled here; the noise position is advanced only on success.
+    """
+    like = params[0]
+    sizes = [p.numel() for p in params]
+    noise_kind, views, pool, starts = "none", [], torch.zeros(1, dtype=like.dtype, device=like.device), [0] * len(params)
+    if noise is not None:
+        pool = noise.pool.to(like)
+        position, period = noise.position, pool.numel()
+        for index, size in enumerate(sizes):
+            starts[index] = position
+            position = (position + size) % period
+        if period >= sum(sizes) and noise.position + sum(sizes) <= period:
+            noise_kind = "per-entry"
+            views = [pool[start:start + size].view(p.shape) for p, start, size in zip(params, starts, sizes)]
+        else:
+            noise_kind = "periodic"
+    centred = tuple(bool(group["centering"]) and p.dim() > 1 for p in params)
+    weight_decay = group["weight_decay"]
+    done = run("enhanced_update", _enhanced_update, params, [p.grad for p in params], buffers, means.to(like),
+               views, pool, torch.tensor(starts, device=like.device), _scalar(alpha, like), _scalar(momentum, like),
+               _scalar(clip if clip is not None else 0.0, like), _scalar(grad_scale, like),
+               _scalar(group["noise_scale"], like), _scalar(weight_decay, like), weight_decay != 0, centred,
+               clip is not None, grad_scale != 1.0, noise_kind)
+    if done is None:
+        return False
+    if noise is not None:
+        noise.position = (noise.position + sum(sizes)) % noise.pool.numel()
+    return True
