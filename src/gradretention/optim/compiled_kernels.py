@@ -234,30 +234,50 @@ def rule_update(rule_name: str, params: list[Tensor], states: list[dict[str, Any
     return done is not None
 
 
+def _sums_and_squares(flats: list[Tensor]) -> Tensor:
+    return torch.stack([torch.stack([flat.sum(), (flat * flat).sum()]) for flat in flats])
+
+
+def sums_and_squares(flats: list[Tensor]) -> Tensor | None:
+    """Per tensor ``[Σg, Σg²]`` (n × 2) from one read of each; None when not compiled here."""
+    return run("sums_and_squares", _sums_and_squares, flats)
+
+
 # --- EnhancedSGD's update (enhanced.py): preprocessing, noise and heavy ball in one pass. ---
 
 
+def _enhanced_part(param: Tensor, grad: Tensor, buffer: Tensor, noise: Tensor | None, mean: Tensor, alpha: Tensor,
+                   momentum: Tensor, clip: Tensor, grad_scale: Tensor, noise_scale: Tensor, weight_decay: Tensor,
+                   decayed: bool, centred: bool, clipped: bool, scaled: bool) -> None:
+    direction = grad + weight_decay * param if decayed else grad
+    if centred:
+        direction = direction - mean
+    if clipped:
+        direction = direction.clamp(-clip, clip)
+    if scaled:
+        direction = direction * grad_scale
+    if noise is not None:
+        direction = direction + noise_scale * noise
+    buffer.mul_(momentum).add_(direction)
+    param.sub_(alpha * buffer)
+
+
 def _enhanced_update(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], means: Tensor,
-                     noise: list[Tensor], pool: Tensor, starts: Tensor, alpha: Tensor, momentum: Tensor, clip: Tensor,
-                     grad_scale: Tensor, noise_scale: Tensor, weight_decay: Tensor, decayed: bool,
-                     centred: tuple[bool, ...], clipped: bool, scaled: bool, noise_kind: str) -> Tensor:
-    for index, (param, grad) in enumerate(zip(params, grads)):
-        direction = grad + weight_decay * param if decayed else grad
-        if centred[index]:
-            direction = direction - means[index]
-        if clipped:
-            direction = direction.clamp(-clip, clip)
-        if scaled:
-            direction = direction * grad_scale
-        if noise_kind == "periodic":
-            # Entry j of this tensor takes pool[(start + j) mod P], as StepNoise.add_to_ does.
-            positions = (torch.arange(param.numel(), device=param.device) + starts[index]) % pool.numel()
-            direction = direction + noise_scale * pool[positions].view(param.shape)
-        elif noise_kind == "per-entry":
-            direction = direction + noise_scale * noise[index]
-        buffer = buffers[index]
-        buffer.mul_(momentum).add_(direction)
-        param.sub_(alpha * buffer)
+                     noise: list[Tensor], alpha: Tensor, momentum: Tensor, clip: Tensor, grad_scale: Tensor,
+                     noise_scale: Tensor, weight_decay: Tensor, decayed: bool, centred: tuple[bool, ...],
+                     clipped: bool, scaled: bool, noise_kind: str) -> Tensor:
+    for index, (param, grad, buffer) in enumerate(zip(params, grads, buffers)):
+        piece = None
+        if noise_kind == "per-entry":
+            piece = noise[index].view(param.shape)
+        elif noise_kind == "periodic":
+            # noise[index] is the pool read from this tensor's start (P values): entry j takes value
+            # j mod P. The expanded rows are index arithmetic for Inductor, never materialised.
+            period = noise[index].numel()
+            rows = -(-param.numel() // period)
+            piece = noise[index].expand(rows, period).reshape(-1)[:param.numel()].view(param.shape)
+        _enhanced_part(param, grad, buffer, piece, means[index], alpha, momentum, clip, grad_scale, noise_scale,
+                       weight_decay, decayed, centred[index], clipped, scaled)
     return alpha
 
 
@@ -266,29 +286,32 @@ def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, 
     """EnhancedSGD's ``b ← μ b + g̃``, ``θ ← θ − α b`` with ``g̃`` built in the same pass.
 
     ``g̃ = clamp(g − mean, ±clip)·grad_scale + noise_scale·z`` (each part as the group says);
-    ``noise`` is the step's :class:`~gradretention.optim.fastpath.StepNoise` or None: a pool
-    shorter than the entries is read periodically in the kernel, a full one is sliced. Every
-    param must already have its momentum buffer (the first step is eager). Returns False
-    when the kernel cannot be compiled here; the noise position is advanced only on success.
+    ``noise`` is the step's :class:`~gradretention.optim.fastpath.StepNoise` or None. A pool
+    that covers the entries is sliced; a shorter one (period P) is read from each tensor's
+    start (P values per tensor, a view of the pool twice over) and added row-broadcast. Every param must already have its
+    momentum buffer (the first step is eager). Returns False when the kernel cannot be
+    compiled here; the noise position advances only on success.
     """
     like = params[0]
     sizes = [p.numel() for p in params]
-    noise_kind, views, pool, starts = "none", [], torch.zeros(1, dtype=like.dtype, device=like.device), [0] * len(params)
+    noise_kind, pieces = "none", []
     if noise is not None:
-        pool = noise.pool.to(like)
-        position, period = noise.position, pool.numel()
-        for index, size in enumerate(sizes):
-            starts[index] = position
+        pool, period = noise.pool.to(like), noise.pool.numel()
+        starts, position = [], noise.position
+        for size in sizes:
+            starts.append(position)
             position = (position + size) % period
-        if period >= sum(sizes) and noise.position + sum(sizes) <= period:
+        if noise.position + sum(sizes) <= period:
             noise_kind = "per-entry"
-            views = [pool[start:start + size].view(p.shape) for p, start, size in zip(params, starts, sizes)]
+            pieces = [pool[start:start + size] for start, size in zip(starts, sizes)]
         else:
             noise_kind = "periodic"
+            doubled = torch.cat([pool, pool])  # P values from any start are one contiguous view
+            pieces = [doubled[start:start + period] for start in starts]
     centred = tuple(bool(group["centering"]) and p.dim() > 1 for p in params)
     weight_decay = group["weight_decay"]
     done = run("enhanced_update", _enhanced_update, params, [p.grad for p in params], buffers, means.to(like),
-               views, pool, torch.tensor(starts, device=like.device), _scalar(alpha, like), _scalar(momentum, like),
+               pieces, _scalar(alpha, like), _scalar(momentum, like),
                _scalar(clip if clip is not None else 0.0, like), _scalar(grad_scale, like),
                _scalar(group["noise_scale"], like), _scalar(weight_decay, like), weight_decay != 0, centred,
                clip is not None, grad_scale != 1.0, noise_kind)

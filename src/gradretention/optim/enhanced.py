@@ -159,7 +159,9 @@ class EnhancedSGD(torch.optim.Optimizer):
         if not grads:
             return _GroupWork(group, params, grads, None, None)
         if fast:
-            return _GroupWork(group, params, grads, *fastpath.gradient_moments(grads))
+            kernels = compiled.wanted(group.get("compiled"), sum(p.numel() for p in params), params[0].device,
+                                      group["step_count"])
+            return _GroupWork(group, params, grads, *fastpath.gradient_moments(grads, kernels))
         return _GroupWork(group, params, grads, None, gradient_variance(grads))
 
     def _warn_once(self) -> None:

@@ -210,7 +210,7 @@ BLOCK = 1 << 20
 matching slices of the state it is combined with stay in cache between the ops."""
 
 
-def gradient_moments(grads: list[Tensor]) -> tuple[Tensor, Tensor]:
+def gradient_moments(grads: list[Tensor], use_compiled: bool = False) -> tuple[Tensor, Tensor]:
     """Per-tensor means and the unbiased variance over all entries, as device tensors.
 
     Σg and Σg² per tensor (the second read hits the cache), combined exactly as Chan et
@@ -221,13 +221,18 @@ def gradient_moments(grads: list[Tensor]) -> tuple[Tensor, Tensor]:
 
     Args:
         grads: non-empty, contiguous tensors of one float dtype on one device.
+        use_compiled: take Σg and Σg² in one compiled pass (:mod:`.compiled_kernels`).
     """
     flats = [grad.view(-1) for grad in grads]
-    sums, squares = [], []
-    for flat in flats:
-        sums.append(flat.sum())
-        squares.append(torch.dot(flat, flat))
-    sums_t, squares_t = torch.stack(sums), torch.stack(squares)
+    found = compiled_kernels.sums_and_squares(flats) if use_compiled else None
+    if found is not None:
+        sums_t, squares_t = found.unbind(1)
+    else:
+        sums, squares = [], []
+        for flat in flats:
+            sums.append(flat.sum())
+            squares.append(torch.dot(flat, flat))
+        sums_t, squares_t = torch.stack(sums), torch.stack(squares)
     counts = torch.tensor([flat.numel() for flat in flats], dtype=sums_t.dtype, device=sums_t.device)
     means = sums_t / counts
     total = sum(flat.numel() for flat in flats)
