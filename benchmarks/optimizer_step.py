@@ -246,7 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    compiled.COMPILE_AFTER_STEPS = args.compile_after
+    switch_step, compiled.COMPILE_AFTER_STEPS = compiled.COMPILE_AFTER_STEPS, args.compile_after
+    try:
+        return _report(args)
+    finally:
+        compiled.COMPILE_AFTER_STEPS = switch_step  # main() may run inside another program (the tests)
+
+
+def _report(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     rows = [row for device in args.device
             for row in benchmark(args.names, int(args.params), args.repeats, torch.device(device), args.clock,

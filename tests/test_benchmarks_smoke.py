@@ -77,3 +77,15 @@ def test_harness_throughput_checks_equal_losses_and_reports_the_shares(capsys):
     assert 0 <= share["total_share"] <= 1
     assert share["total_share"] == pytest.approx(share["evaluation_share"] + share["logging_share"]
                                                  + share["gradient_statistics_share"], abs=2e-4)
+
+
+def test_compile_cost_times_cold_and_warm_first_steps_in_fresh_processes(capsys):
+    script = load_script("compile_cost")
+    assert script.main(["--only", "sgd_hd", "--params", "2000", "--steps", "2", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert set(row) == {"name", "eager_s", "cold_s", "warm_s", "cold_extra_s", "warm_extra_s"}
+    assert row["name"] == "sgd_hd" and min(row["eager_s"], row["cold_s"], row["warm_s"]) > 0
+    assert row["cold_extra_s"] == pytest.approx(row["cold_s"] - row["eager_s"], abs=2e-3)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--steps", "1"])
+    assert exit_info.value.code == 2 and "need --steps >= 2" in capsys.readouterr().err
