@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from gradretention.bench import stats
-from gradretention.bench.config import SweepConfig
+from gradretention.bench.config import EVAL_EVERY_AUTO, SweepConfig
 from gradretention.bench.events import Listener, RunFinished
 from gradretention.bench.executors import Executor, LocalExecutor
 from gradretention.bench.lock import SweepLock
@@ -112,7 +112,7 @@ def plan_runs(config: SweepConfig, task: str, spec: str, lr: float, seeds: Itera
     # Settings that change a text task's numbers belong to the run's identity.
     extra = tuple((key, value) for key in ("model_path", "max_len")
                   if (value := getattr(config, key, None)) is not None)
-    if config.eval_every != 1:  # the default stays out of the run id, so existing stores still match
+    if config.eval_every != EVAL_EVERY_AUTO:  # the default stays out of the run id; 1 must reach the run
         extra += (("eval_every", config.eval_every),)
     return [
         RunConfig(task=task, optimizer=spec, seed=seed, lr=lr, data_seed=config.data_seed, epochs=epochs,
