@@ -218,3 +218,20 @@ def test_one_compiled_kernel_serves_groups_with_different_constants(name):
         compiled_run = trajectory(name, {**settings, "compiled": True}, torch.float64, steps=4)
         reference_run = trajectory(name, {**settings, "fused": False}, torch.float64, steps=4)
         assert_trajectories_close(compiled_run, reference_run, 1e-12, 1e-14, 1e-10)
+
+
+def test_half_precision_groups_stay_eager_and_compiled_true_says_why(monkeypatch):
+    monkeypatch.setattr(compiled, "COMPILE_MIN_NUMEL", 1)
+    monkeypatch.setattr(compiled, "COMPILE_AFTER_STEPS", 0)
+    model, inputs, targets = make_regression_problem(torch.float32)
+    model = model.to(torch.bfloat16)
+    before = compiled.CALLS.copy()
+    auto = create_optimizer("adagrad_hd", model.parameters())
+    for _ in range(3):
+        auto.zero_grad()
+        regression_loss(model, inputs.bfloat16(), targets.bfloat16()).backward()
+        auto.step()
+    assert compiled.CALLS == before
+    strict = create_optimizer("adagrad_hd", model.parameters(), compiled=True)
+    with pytest.raises(RuntimeError, match=r"compiled=True supports float32 and float64 params, got torch.bfloat16"):
+        strict.step()

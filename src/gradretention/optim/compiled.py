@@ -46,6 +46,9 @@ COMPILE_AFTER_STEPS = 200
 
 SETTINGS = (None, True, False)
 
+DTYPES = (torch.float32, torch.float64)
+"""Param dtypes the kernels serve (their scalars are of the params' dtype)."""
+
 RECOMPILE_LIMIT = 256
 """Compiled variants kept per kernel (param shapes × dtype × flags); past it the kernel fails to
 compile and warns, and its callers run eagerly."""
@@ -58,21 +61,26 @@ _BROKEN: dict[str, str] = {}
 _AVAILABLE: dict[str, bool] = {}
 
 
-def wanted(setting: bool | None, numel: int, device: torch.device, group_step: int) -> bool:
-    """Whether a group with ``numel`` entries on ``device`` runs its compiled kernels at ``group_step``.
+def wanted(setting: bool | None, params: list[torch.Tensor], group_step: int) -> bool:
+    """Whether a group of ``params`` (non-empty, one device and dtype) runs compiled kernels at ``group_step``.
 
     Raises:
-        RuntimeError: ``setting`` is True and this device has no working compiler.
+        RuntimeError: ``setting`` is True and this device has no working compiler, or the
+            params are not float32/float64 (half-precision groups stay on the eager paths).
     """
-    if setting is False:
+    if setting is False or not params:
         return False
+    device, dtype = params[0].device, params[0].dtype
     if setting is True:
         if not available(device):
             raise RuntimeError(f"compiled=True needs torch.compile on {device.type}: "
                                f"{_why_unavailable(device)}; use compiled=None or False")
+        if dtype not in DTYPES:
+            raise RuntimeError(f"compiled=True supports float32 and float64 params, got {dtype}; "
+                               "use compiled=None or False")
         return True
-    return (device.type == "cpu" and numel >= COMPILE_MIN_NUMEL and group_step > COMPILE_AFTER_STEPS
-            and available(device))
+    return (device.type == "cpu" and dtype in DTYPES and group_step > COMPILE_AFTER_STEPS
+            and sum(p.numel() for p in params) >= COMPILE_MIN_NUMEL and available(device))
 
 
 def available(device: torch.device) -> bool:

@@ -29,8 +29,6 @@ def _scalar(value: float, like: Tensor) -> Tensor:
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
-
-
 def _adam_direction_dots(grads: list[Tensor], params: list[Tensor], exp_avgs: list[Tensor],
                          exp_avg_sqs: list[Tensor], eps_scaled: Tensor, scales: Tensor,
                          weight_decay: Tensor, decayed: bool) -> Tensor:

@@ -109,8 +109,7 @@ class ComposedOptimizer(torch.optim.Optimizer):
             raise RuntimeError(f"fused=True needs dense contiguous params of one dtype and device and a rule in "
                                f"{fastpath.FAST_RULES}; got rule {self.rule.name!r}")
         kernels = (group["fused"] is not False and fastpath.uniform_dense(params)
-                   and compiled.wanted(group.get("compiled"), sum(p.numel() for p in params), params[0].device,
-                                       group_step))
+                   and compiled.wanted(group.get("compiled"), params, group_step))
         signals = StepSignals(params, grads, loss)
         if self.controller.needs_previous_direction:
             h, scale = self._hypergradient(group, params, grads, states, group_step, fast or kernels, kernels)

@@ -159,8 +159,7 @@ class EnhancedSGD(torch.optim.Optimizer):
         if not grads:
             return _GroupWork(group, params, grads, None, None)
         if fast:
-            kernels = compiled.wanted(group.get("compiled"), sum(p.numel() for p in params), params[0].device,
-                                      group["step_count"])
+            kernels = compiled.wanted(group.get("compiled"), params, group["step_count"])
             return _GroupWork(group, params, grads, *fastpath.gradient_moments(grads, kernels))
         return _GroupWork(group, params, grads, None, gradient_variance(grads))
 
@@ -195,9 +194,8 @@ class EnhancedSGD(torch.optim.Optimizer):
         """The reference update in place, block by block, with torch's fused SGD kernel for b and θ."""
         group, grad_scale = item.group, self.controller.scales["grad_scale"]
         states = [self.state[p] for p in item.params]
-        numel = sum(p.numel() for p in item.params)
         if (all("momentum_buffer" in state for state in states)
-                and compiled.wanted(group.get("compiled"), numel, item.params[0].device, group["step_count"])
+                and compiled.wanted(group.get("compiled"), item.params, group["step_count"])
                 and compiled_kernels.enhanced_update(item.params, [s["momentum_buffer"] for s in states], item.means,
                                                      group, alpha, momentum, clip, grad_scale, noise)):
             return

@@ -154,8 +154,7 @@ class RescaledSGD(torch.optim.Optimizer):
         """The two passes as two compiled kernels (``compiled.py``); False: take the eager paths."""
         first = params[0]
         uniform = all(p.dtype == first.dtype == p.grad.dtype and p.device == first.device for p in params)
-        numel = sum(p.numel() for p in params)
-        if not uniform or not compiled.wanted(group.get("compiled"), numel, first.device, group_step):
+        if not uniform or not compiled.wanted(group.get("compiled"), params, group_step):
             return False
         if any("retained_grad" not in self.state[p] for p in params):
             return False  # the first step copies g into m: once per run, eager
