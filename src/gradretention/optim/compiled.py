@@ -6,14 +6,15 @@ chain into one C++/OpenMP loop on the CPU (Triton on CUDA), which reads each ope
 The kernels (:mod:`.compiled_kernels`) are the maths of the reference loops written as
 plain torch functions: Adam-HD's hypergradient reduction (one pass over g, m, v, the
 issue's floor), the Adagrad / RMSprop / SGD updates that also write d_t for the next
-hypergradient, and RescaledSGD's two passes. This module decides when they run and
-compiles them.
+hypergradient, RescaledSGD's two passes and EnhancedSGD's statistics and update. This
+module decides when they run and compiles them.
 
 When they run (the group option ``compiled``):
 
 - ``False``: never (the eager fast path or the reference loop);
-- ``True``: from the first step (the first call compiles, ~2–10 s on 2 cores, then the
-  process and the on-disk Inductor cache reuse the code);
+- ``True``: from the first step (the first call compiles: 6–18 s on 2 cores with an empty
+  Inductor cache, 2–6 s when an earlier process left the code on disk, then nothing for
+  the rest of the process; ``benchmarks/compile_cost.py``);
 - ``None`` (default, "auto"): on the CPU, for a group of at least :data:`COMPILE_MIN_NUMEL`
   entries, from its step :data:`COMPILE_AFTER_STEPS` + 1 on. A short run never pays the
   compile; a long run of a large model pays it once and saves a pass per step thereafter.
@@ -43,8 +44,6 @@ short for one pass less to repay a compile within a typical run)."""
 
 COMPILE_AFTER_STEPS = 200
 """Steps a group takes on the eager path before "auto" switches it to the compiled kernels."""
-
-SETTINGS = (None, True, False)
 
 DTYPES = (torch.float32, torch.float64)
 """Param dtypes the kernels serve (their scalars are of the params' dtype)."""
