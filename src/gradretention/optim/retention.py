@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled, compiled_kernels
+from gradretention.optim import compiled, compiled_kernels, native
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.fastpath import BLOCK
 from gradretention.optim.hyperparams import check_hyperparameters
@@ -85,9 +85,10 @@ class RescaledSGD(torch.optim.Optimizer):
         fused: None or True: the fast path (in-place ops on cache-sized blocks, one host sync
             per group for the magnitude bounds) where the group is dense and contiguous; True
             requires it; False: the readable reference loop. Both keep the same state.
-        compiled: None (auto: groups of ≥ 4 M entries on the CPU switch to two Inductor-compiled
-            passes after 200 steps), True (from the first step), False (never); see
-            :mod:`gradretention.optim.compiled`. The compiled passes compute the reference's formula
+        compiled: None (auto: groups of ≥ 4 M entries on the CPU switch to two compiled passes
+            after 200 steps), True (from the first step), False (never); see
+            :mod:`gradretention.optim.compiled`. Pass 1 is a hand-written C++ loop
+            (:mod:`gradretention.optim.native`, built once per machine) where it builds, else Inductor's. The compiled passes compute the reference's formula
             in its op order (equal to it within 2 float32 ulps, ``tests/optim/test_compiled.py``).
 
     Example:
@@ -160,10 +161,16 @@ class RescaledSGD(torch.optim.Optimizer):
             return False  # the first step copies g into m: once per run, eager
         retained = [self.state[p]["retained_grad"] for p in params]
         rescale = group["retain_min"]
-        done, bounds = compiled_kernels.retain_and_bounds(retained, [p.grad for p in params], params, group["decay"],
-                                                  group["weight_decay"], rescale)
-        if not done:
-            return False
+        grads = [p.grad for p in params]
+        # Pass 1: the hand-written loop (one read and write of m), else Inductor's (m read twice).
+        bounds = native.retain_and_bounds(retained, grads, params, group["decay"], group["weight_decay"], rescale)
+        if bounds is None:
+            done, bounds = compiled_kernels.retain_and_bounds(retained, grads, params, group["decay"],
+                                                              group["weight_decay"], rescale)
+            if not done:
+                return False
+        elif not rescale:
+            bounds = None
         lr = group["lr"]
         floor = min(group["base_lr"], lr)
         if compiled_kernels.retained_update(params, retained, bounds, lr, floor, group["update"], rescale, FLAT_SPREAD):
