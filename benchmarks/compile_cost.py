@@ -1,9 +1,10 @@
 """What the compiled kernels cost up front: the first steps with ``compiled=True`` against eager.
 
 Each optimizer runs in a fresh Python process (so nothing is compiled in memory yet) on
-the benchmark's parameter set, once with an empty Inductor cache ("cold": Dynamo traces,
-Inductor generates C++ and the compiler builds it) and once more with the cache that run
-left ("warm": a new process that finds the built code on disk). Printed per optimizer: the
+the benchmark's parameter set, once with an empty Inductor cache and extension folder
+("cold": Dynamo traces, Inductor generates C++ and the compiler builds it; RescaledSGD also
+builds its hand-written kernel, ``optim/native.py``) and once more with what that run left
+("warm": a new process that finds the built code on disk). Printed per optimizer: the
 seconds of its first ``--steps`` steps with ``compiled=True`` and with ``compiled=False``,
 and the difference, the one-off price that ``compiled=None`` ("auto") pays once a large
 group passes its switch step.
@@ -48,8 +49,8 @@ def child(name: str, params: int, steps: int, compiled: bool) -> float:
 
 
 def measure(name: str, params: int, steps: int, compiled: bool, cache: str) -> float:
-    """Run :func:`child` in a new interpreter with ``TORCHINDUCTOR_CACHE_DIR=cache``."""
-    environment = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    """Run :func:`child` in a new interpreter whose Inductor cache and C++ extension builds live in ``cache``."""
+    environment = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "TORCH_EXTENSIONS_DIR": str(Path(cache) / "ext")}
     command = [sys.executable, __file__, CHILD, name, str(params), str(steps), str(int(compiled))]
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout
     return float(output.strip().splitlines()[-1])
