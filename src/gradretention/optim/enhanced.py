@@ -11,7 +11,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled, compiled_kernels, fastpath
+from gradretention.optim import compiled, compiled_enhanced, fastpath
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.controllers.variance import gradient_variance
 from gradretention.optim.hyperparams import check_hyperparameters
@@ -196,7 +196,7 @@ class EnhancedSGD(torch.optim.Optimizer):
         states = [self.state[p] for p in item.params]
         if (all("momentum_buffer" in state for state in states)
                 and compiled.wanted(group.get("compiled"), item.params, group["step_count"])
-                and compiled_kernels.enhanced_update(item.params, [s["momentum_buffer"] for s in states], item.means,
+                and compiled_enhanced.enhanced_update(item.params, [s["momentum_buffer"] for s in states], item.means,
                                                      group, alpha, momentum, clip, grad_scale, noise)):
             return
         for param, grad, mean in zip(item.params, item.grads, item.means):

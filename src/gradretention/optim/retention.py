@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled, compiled_kernels, native
+from gradretention.optim import compiled, compiled_retention
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.fastpath import BLOCK
 from gradretention.optim.hyperparams import check_hyperparameters
@@ -152,36 +152,12 @@ class RescaledSGD(torch.optim.Optimizer):
             apply_retained_update(param, m, block, base, slope, (low, high), group["update"])
 
     def _compiled_update(self, params: list[Tensor], group: dict[str, Any], group_step: int) -> bool:
-        """The two passes as two compiled kernels (``compiled.py``); False: take the eager paths."""
+        """The two passes as compiled kernels (:mod:`.compiled_retention`); False: take the eager paths."""
         first = params[0]
         uniform = all(p.dtype == first.dtype == p.grad.dtype and p.device == first.device for p in params)
         if not uniform or not compiled.wanted(group.get("compiled"), params, group_step):
             return False
-        if any("retained_grad" not in self.state[p] for p in params):
-            return False  # the first step copies g into m: once per run, eager
-        retained = [self.state[p]["retained_grad"] for p in params]
-        rescale = group["retain_min"]
-        grads = [p.grad for p in params]
-        # Pass 1: the hand-written loop (one read and write of m), else Inductor's (m read twice).
-        bounds = native.retain_and_bounds(retained, grads, params, group["decay"], group["weight_decay"], rescale)
-        if bounds is None:
-            done, bounds = compiled_kernels.retain_and_bounds(retained, grads, params, group["decay"],
-                                                              group["weight_decay"], rescale)
-            if not done:
-                return False
-        elif not rescale:
-            bounds = None
-        lr = group["lr"]
-        floor = min(group["base_lr"], lr)
-        if compiled_kernels.retained_update(params, retained, bounds, lr, floor, group["update"], rescale, FLAT_SPREAD):
-            return True
-        # The second kernel would not compile although the first did: finish this step eagerly.
-        pairs = bounds.tolist() if bounds is not None else [(0.0, 0.0)] * len(params)
-        for param, m, (low, high) in zip(params, retained, pairs):
-            slope = (lr - floor) / (high - low) if rescale and high - low > FLAT_SPREAD * high else 0.0
-            apply_retained_update(param, m, self._block_buffer(param), floor if rescale else lr, slope,
-                                  (low, high), group["update"])
-        return True
+        return compiled_retention.compiled_step(params, [self.state[p] for p in params], group, FLAT_SPREAD)
 
     def _block_buffer(self, like: Tensor) -> Tensor:
         """A reusable 1-D buffer of ``min(BLOCK, numel)`` elements on ``like``'s device and dtype."""

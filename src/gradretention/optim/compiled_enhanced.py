@@ -1,0 +1,89 @@
+"""EnhancedSGD's update as one compiled pass (the conventions of :mod:`.compiled_kernels`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gradretention.optim.compiled import run
+from gradretention.optim.compiled_kernels import scalar_like
+
+Group = dict[str, Any]
+
+
+def _enhanced_part(param: Tensor, grad: Tensor, buffer: Tensor, noise: Tensor | None, mean: Tensor, alpha: Tensor,
+                   momentum: Tensor, clip: Tensor, grad_scale: Tensor, noise_scale: Tensor, weight_decay: Tensor,
+                   decayed: bool, centred: bool, clipped: bool, scaled: bool) -> None:
+    direction = grad + weight_decay * param if decayed else grad
+    if centred:
+        direction = direction - mean
+    if clipped:
+        direction = direction.clamp(-clip, clip)
+    if scaled:
+        direction = direction * grad_scale
+    if noise is not None:
+        direction = direction + noise_scale * noise
+    buffer.mul_(momentum).add_(direction)
+    param.sub_(alpha * buffer)
+
+
+def _enhanced_update(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], means: Tensor,
+                     noise: list[Tensor], alpha: Tensor, momentum: Tensor, clip: Tensor, grad_scale: Tensor,
+                     noise_scale: Tensor, weight_decay: Tensor, decayed: bool, centred: tuple[bool, ...],
+                     clipped: bool, scaled: bool, noise_kind: str) -> Tensor:
+    for index, (param, grad, buffer) in enumerate(zip(params, grads, buffers)):
+        piece = None
+        if noise_kind == "per-entry":
+            piece = noise[index].view(param.shape)
+        elif noise_kind == "periodic":
+            # noise[index] is the pool read from this tensor's start (P values): entry j takes value
+            # j mod P. The expanded rows are index arithmetic for Inductor, never materialised.
+            period = noise[index].numel()
+            rows = -(-param.numel() // period)
+            piece = noise[index].expand(rows, period).reshape(-1)[:param.numel()].view(param.shape)
+        _enhanced_part(param, grad, buffer, piece, means[index], alpha, momentum, clip, grad_scale, noise_scale,
+                       weight_decay, decayed, centred[index], clipped, scaled)
+    return alpha
+
+
+def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, group: Group, alpha: float,
+                    momentum: float, clip: float | None, grad_scale: float, noise: Any) -> bool:
+    """EnhancedSGD's ``b ← μ b + g̃``, ``θ ← θ − α b`` with ``g̃`` built in the same pass.
+
+    ``g̃ = clamp(g − mean, ±clip)·grad_scale + noise_scale·z`` (each part as the group says);
+    ``noise`` is the step's :class:`~gradretention.optim.fastpath.StepNoise` or None. A pool
+    that covers the entries is sliced; a shorter one (period P) is read from each tensor's
+    start (P values per tensor, a view of the pool twice over) and added row-broadcast. Every param must already have its
+    momentum buffer (the first step is eager). Returns False when the kernel cannot be
+    compiled here; the noise position advances only on success.
+    """
+    like = params[0]
+    sizes = [p.numel() for p in params]
+    noise_kind, pieces = "none", []
+    if noise is not None:
+        pool, period = noise.pool.to(like), noise.pool.numel()
+        starts, position = [], noise.position
+        for size in sizes:
+            starts.append(position)
+            position = (position + size) % period
+        if noise.position + sum(sizes) <= period:
+            noise_kind = "per-entry"
+            pieces = [pool[start:start + size] for start, size in zip(starts, sizes)]
+        else:
+            noise_kind = "periodic"
+            doubled = torch.cat([pool, pool])  # P values from any start are one contiguous view
+            pieces = [doubled[start:start + period] for start in starts]
+    centred = tuple(bool(group["centering"]) and p.dim() > 1 for p in params)
+    weight_decay = group["weight_decay"]
+    done = run("enhanced_update", _enhanced_update, params, [p.grad for p in params], buffers, means.to(like),
+               pieces, scalar_like(alpha, like), scalar_like(momentum, like),
+               scalar_like(clip if clip is not None else 0.0, like), scalar_like(grad_scale, like),
+               scalar_like(group["noise_scale"], like), scalar_like(weight_decay, like), weight_decay != 0, centred,
+               clip is not None, grad_scale != 1.0, noise_kind)
+    if done is None:
+        return False
+    if noise is not None:
+        noise.position = (noise.position + sum(sizes)) % noise.pool.numel()
+    return True
