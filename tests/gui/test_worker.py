@@ -156,3 +156,11 @@ def test_bad_sessions_are_refused_before_training(kwargs: dict, message: str) ->
 def test_spec_check_names_the_bad_hyperparameter() -> None:
     with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) momentun for optimizer 'sgd'"):
         check_optimizer_specs(("sgd[momentun=0.9]",))
+
+
+def test_the_live_view_gets_a_validation_point_every_epoch() -> None:
+    from gradretention.bench.events import EvalLogged  # noqa: PLC0415
+
+    events = run_session(GuiSession(optimizers=("sgd",), seeds=1, epochs=3))
+    validation = [event.epoch for event in of_type(events, EvalLogged) if event.split == "val"]
+    assert validation == [1.0, 2.0, 3.0]  # the benchmark's "auto" schedule would give only the last

@@ -163,8 +163,11 @@ class TrainingWorker:
             for seed in range(session.seeds):
                 if self.signals.stop.is_set() or self.signals.skip.is_set():
                     break
+                # Every epoch: a live view wants its validation curve point by point, not the
+                # benchmark's "auto" schedule, which spaces evaluations for throughput.
                 config = RunConfig(task=session.task, optimizer=spec, seed=seed, data_seed=session.data_seed,
-                                   epochs=plan.epochs, batch_size=session.batch_size, log_every=session.log_every)
+                                   epochs=plan.epochs, batch_size=session.batch_size, log_every=session.log_every,
+                                   extra=(("eval_every", 1),))
                 GuiRun(self, config, task, data, plan).run()
             if self.signals.stop.is_set():
                 return "stopped"
