@@ -104,12 +104,13 @@ class ComposedOptimizer(torch.optim.Optimizer):
         grads = [effective_grad(p, group["weight_decay"]) for p in params]
         states = [self.state[p] for p in params]
         group_step = group["step_count"] = group.get("step_count", 0) + 1
-        fast = group["fused"] is not False and fastpath.eligible(self.rule.name, params)
+        # One scan of the params serves both the fused path and the compiled kernels.
+        dense = group["fused"] is not False and fastpath.uniform_dense(params)
+        fast = dense and self.rule.name in fastpath.FAST_RULES
         if group["fused"] and not fast:
             raise RuntimeError(f"fused=True needs dense contiguous params of one dtype and device and a rule in "
                                f"{fastpath.FAST_RULES}; got rule {self.rule.name!r}")
-        kernels = (group["fused"] is not False and fastpath.uniform_dense(params)
-                   and compiled.wanted(group.get("compiled"), params, group_step))
+        kernels = dense and compiled.wanted(group.get("compiled"), params, group_step)
         signals = StepSignals(params, grads, loss)
         if self.controller.needs_previous_direction:
             h, scale = self._hypergradient(group, params, grads, states, group_step, fast or kernels, kernels)
