@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= dev,parquet,text,vision,tensorboard,ray,lightning
+EXTRAS ?= dev,parquet,text,vision,tensorboard,ray,lightning,peers
 PYTEST_WORKERS ?= 2
 
 .PHONY: install test bench demo clean
