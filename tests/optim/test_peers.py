@@ -142,3 +142,23 @@ def test_schedule_free_evaluates_the_averaged_iterate():
         # y = (1 - β1) z + β1 x: the train-mode point interpolates the average and the base sequence
         torch.testing.assert_close(yi, (1 - beta1) * z + beta1 * xi, rtol=1e-5, atol=1e-6)
         assert not torch.equal(xi, yi)
+
+
+@pytest.mark.parametrize(("spec", "canonical", "cls"), [
+    ("PRODIGY[d_coef=0.5]", "prodigy[d_coef=0.5]", "Prodigy"),
+    ("pt:AdaBelief[lr=1e-3]", "pt:adabelief[lr=0.001]", "AdaBelief"),
+    ("torch.optim:NAdam[lr=0.002]", "torch.optim:NAdam[lr=0.002]", "NAdam"),
+])  # fmt: skip
+def test_external_names_work_through_the_registry_api(spec, canonical, cls):
+    from gradretention.optim import canonical_spec, create_optimizer, optimizer_info
+
+    opt = create_optimizer(spec, [torch.nn.Parameter(torch.zeros(2))], lr=None)
+    assert type(opt).__name__ == cls and canonical_spec(spec) == canonical
+    assert optimizer_info(canonical)["class"].endswith(cls)
+
+
+def test_unknown_name_suggests_a_peer():
+    from gradretention.optim import create_optimizer
+
+    with pytest.raises(ValueError, match=r"Did you mean 'prodigy'\?.*external: prodigy.*MODULE:CLASS"):
+        create_optimizer("prodigi", [torch.nn.Parameter(torch.zeros(1))])

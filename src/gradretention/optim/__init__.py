@@ -9,6 +9,7 @@ from gradretention.optim.enhanced import EnhancedSGD
 from gradretention.optim.named import SGDHD, SGDNHD, Adagrad, AdamHD
 from gradretention.optim.registry import (
     OptimizerEntry,
+    available_peers,
     available_optimizers,
     canonical_spec,
     create_optimizer,
@@ -19,7 +20,7 @@ from gradretention.optim.retention import RescaledSGD
 from gradretention.optim.spec import format_spec, parse_spec
 
 __all__ = [
-    "SGDHD", "SGDNHD", "Adagrad", "AdamHD", "ComposedOptimizer", "OptimizerEntry", "available_optimizers",
+    "SGDHD", "SGDNHD", "Adagrad", "AdamHD", "ComposedOptimizer", "OptimizerEntry", "available_optimizers", "available_peers",
     "canonical_spec", "create_optimizer", "format_spec", "optimizer_info", "parse_spec", "register_optimizer",
     "EnhancedSGD", "RescaledSGD", "VarianceController",
 ]

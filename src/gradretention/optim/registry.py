@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import torch
 
+from gradretention.optim import peers
 from gradretention.optim.composed import ComposedOptimizer
 from gradretention.optim.controllers.hypergradient import HypergradientController
 from gradretention.optim.hyperparams import check_hyperparameters
@@ -54,17 +55,26 @@ def available_optimizers() -> list[str]:
 
 
 def get_entry(name: str) -> OptimizerEntry:
-    """The entry for ``name``; ``ValueError`` with a did-you-mean and the valid names otherwise."""
+    """The entry for ``name``; ``ValueError`` with a did-you-mean and the valid names otherwise.
+
+    External names (a curated peer, ``pt:NAME``, ``MODULE:CLASS``: :mod:`~gradretention.optim.peers`)
+    get an entry built on the fly, so that every caller treats them like ours.
+    """
     if name in _REGISTRY:
         return _REGISTRY[name]
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.6)
+    if peers.is_external_name(name):
+        return _peer_entry(name)
+    close = difflib.get_close_matches(name, [*_REGISTRY, *peers.PEERS], n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"Unknown optimizer {name!r}.{hint} Valid names: {', '.join(sorted(_REGISTRY))}")
+    raise ValueError(f"Unknown optimizer {name!r}.{hint} Valid names: {', '.join(sorted(_REGISTRY))}; "
+                     f"external: {', '.join(peers.PEERS)}, pt:NAME (pytorch-optimizer), MODULE:CLASS")
 
 
 def optimizer_info(name: str) -> dict[str, Any]:
     """Class, defaults, family, summary and paper of a registered optimizer."""
     entry = get_entry(parse_spec(name)[0])
+    if peers.is_external_name(entry.name):
+        return peers.peer_info(entry.name)
     return {"name": entry.name, "class": f"{entry.cls.__module__}.{entry.cls.__qualname__}",
             "defaults": dict(entry.defaults), "family": entry.family, "summary": entry.summary,
             "reference": entry.reference}
@@ -87,6 +97,21 @@ def create_optimizer(spec: str, params: Any, **overrides: Any) -> torch.optim.Op
                          f"valid: {', '.join(sorted(entry.defaults))}")
     check_hyperparameters(values)
     return entry.factory(params, **{**entry.defaults, **values})
+
+
+def available_peers() -> list[str]:
+    """The curated external names (:data:`~gradretention.optim.peers.PEERS`), installed or not."""
+    return list(peers.PEERS)
+
+
+def _peer_entry(name: str) -> OptimizerEntry:
+    info = peers.peer_info(name)
+    return OptimizerEntry(name, partial(_build_peer, name), info["defaults"], info["summary"], info["reference"],
+                          info["family"], peers.resolve_class(name))
+
+
+def _build_peer(name: str, params: Any, **values: Any) -> torch.optim.Optimizer:
+    return peers.create_peer(name, params, values)
 
 
 def canonical_spec(spec: str) -> str:

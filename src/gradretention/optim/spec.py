@@ -14,7 +14,8 @@ import math
 import re
 from typing import Any
 
-_SPEC = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*(?:\[(.*)\])?\s*$", re.DOTALL)
+# A registry name, or an external one (optim/peers.py): ``pt:adabelief`` or ``package.module:Class``.
+_SPEC = re.compile(r"^\s*((?:[A-Za-z_][A-Za-z0-9_.]*:)?[A-Za-z][A-Za-z0-9_]*)\s*(?:\[(.*)\])?\s*$", re.DOTALL)
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -36,7 +37,9 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     if match is None:
         raise ValueError(f"Malformed optimizer spec {spec!r}; expected NAME or NAME[key=value,...], "
                          "e.g. 'adam_hd[lr=0.001,hypergrad_lr=1e-07]'")
-    name, body = match.group(1).lower(), match.group(2)
+    name, body = match.group(1), match.group(2)
+    # Registry and pytorch-optimizer names are case-insensitive; a MODULE:CLASS path is Python's, case and all.
+    name = name if ":" in name and not name.lower().startswith("pt:") else name.lower()
     values: dict[str, Any] = {}
     for item in _split_top_level(body or "", spec):
         key, sep, raw = item.partition("=")
