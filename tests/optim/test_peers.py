@@ -162,3 +162,13 @@ def test_unknown_name_suggests_a_peer():
 
     with pytest.raises(ValueError, match=r"Did you mean 'prodigy'\?.*external: prodigy.*MODULE:CLASS"):
         create_optimizer("prodigi", [torch.nn.Parameter(torch.zeros(1))])
+
+
+def test_telemetry_of_reads_ours_and_the_peers():
+    from gradretention.optim import create_optimizer
+    from gradretention.optim.peers import telemetry_of
+
+    p = torch.nn.Parameter(torch.ones(3))
+    ours, theirs, plain = (create_optimizer(n, [p]) for n in ("adam_hd", "dadapt_adam", "adam"))
+    assert telemetry_of(ours)["lr/g0"] == pytest.approx(1e-3)
+    assert telemetry_of(theirs) == {"d": 1e-6} and telemetry_of(plain) == {}

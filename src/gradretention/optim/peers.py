@@ -201,6 +201,14 @@ def peer_telemetry(optimizer: torch.optim.Optimizer) -> dict[str, float]:
     return out
 
 
+def telemetry_of(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """Any optimizer's telemetry as plain floats: ours from ``telemetry()``, a peer's from its state."""
+    own = getattr(optimizer, "telemetry", None)
+    if callable(own):
+        return {key: float(value) for key, value in own().items()}
+    return peer_telemetry(optimizer)
+
+
 def uses_eval_mode(optimizer: torch.optim.Optimizer) -> bool:
     """``True`` when the optimizer must be put in eval mode before its weights are evaluated."""
     return _has_eval_mode(type(optimizer))
