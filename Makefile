@@ -5,9 +5,21 @@ PY     := $(VENV)/bin/python
 EXTRAS ?= dev,parquet,text,vision,tensorboard,ray,lightning,peers
 PYTEST_WORKERS ?= 2
 
-.PHONY: install test bench demo clean
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-install: $(VENV)/.installed
+.PHONY: install data test bench demo clean
+
+install: $(VENV)/.installed data
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist (the real-data tests and suites read it).
+# Never fatal: without apt or root, only what needs the files is skipped, with a message.
+data:
+	@if [ -f $(FMNIST) ]; then echo "Fashion-MNIST: found in /usr/share/datasets/fashion-mnist"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST: no apt-get here; its tests are skipped (see: gradretention data)"; \
+	elif (apt-get install -y -qq dataset-fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST: installed dataset-fashion-mnist"; \
+	else echo "Fashion-MNIST: 'apt-get install dataset-fashion-mnist' failed (root needed?); its tests are skipped"; fi
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +28,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
 
-test: install
+test: install data
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup tests
 
 bench: install

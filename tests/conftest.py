@@ -17,3 +17,12 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def no_system_datasets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the data folders they make, not what a system package installed
+    (``/usr/share/datasets``); a test that wants the real files sets ``SYSTEM_DATA_DIRS`` back."""
+    from gradretention.tasks.readers import locate
+
+    monkeypatch.setattr(locate, "SYSTEM_DATA_DIRS", ())

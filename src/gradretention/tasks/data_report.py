@@ -1,14 +1,16 @@
-"""``gradretention data``: which real-data tasks find their files, and exactly what each looks for.
+"""``gradretention data``: which real datasets are found, which tasks use them, and what is looked for.
 
-For every task that reads a real dataset it prints ``found`` with the folder it will
-read (original files or a Hugging Face folder), or ``missing`` followed by every path it
-looks for: the files of the primary layout, the alternative layouts, and the Hugging
-Face folder. The BERT tasks also say which encoder folder they would load.
+One block per dataset: ``found`` with the folder its tasks will read (original files, a
+system package's folder or a Hugging Face folder), or ``missing`` followed by every path
+looked for: the files of the primary layout, the alternative layouts, the system
+package's install command (Fashion-MNIST: ``apt-get install dataset-fashion-mnist``) and
+the Hugging Face folder. The tasks that read the dataset are listed on its line. The BERT
+tasks' encoder folder is reported once at the end.
 
 Example:
     >>> data_main(["--data-dir", "/tmp/empty"])  # doctest: +SKIP
     Data directory: /tmp/empty (from --data-dir)
-    mnist-logreg  missing  MNIST
+    MNIST          missing  (mnist-logreg, mnist-mlp, mnist-cnn)
         /tmp/empty/mnist/train-images-idx3-ubyte  (or train-images-idx3-ubyte.gz)
         ...
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gradretention.tasks.readers.hf import hf_folder_kind
-from gradretention.tasks.readers.locate import dataset_source, find_dataset, locate_data_dir
+from gradretention.tasks.readers.locate import apt_command, dataset_source, find_dataset, locate_data_dir
 
 EXIT_OK, EXIT_USAGE = 0, 2
 REAL_DATA_MODULES = (
@@ -44,10 +46,24 @@ def task_datasets() -> dict[str, str]:
     return mapping
 
 
+def dataset_tasks() -> dict[str, list[str]]:
+    """Dataset name -> the tasks that read it, both in module order."""
+    grouped: dict[str, list[str]] = {}
+    for task, dataset in task_datasets().items():
+        grouped.setdefault(dataset, []).append(task)
+    return grouped
+
+
 def dataset_status(dataset: str, root: Path) -> tuple[str, str]:
-    """``("found", where)`` or ``("missing", "")`` for ``dataset`` under the data directory ``root``."""
+    """``("found", where)`` or ``("missing", "")`` for ``dataset`` under the data directory ``root``.
+
+    Original files are also looked for where a system package installs them (see
+    :func:`~gradretention.tasks.readers.locate.find_dataset`).
+    """
     try:
-        return "found", f"{find_dataset(dataset, root)} (original files)"
+        folder = find_dataset(dataset, root)
+        installed = folder.parent != root and dataset_source(dataset).apt_package is not None
+        return "found", f"{folder} ({'installed by ' + dataset_source(dataset).apt_package if installed else 'original files'})"
     except FileNotFoundError:
         pass
     if dataset_source(dataset).hub_id is not None:
@@ -68,6 +84,9 @@ def expected_paths(dataset: str, root: Path) -> list[str]:
         lines.append(f"{root / primary.folder}/{names[0]}{alternatives}")
     for layout in others:
         lines.append("or: " + ", ".join(f"{root / layout.folder}/{names[0]}" for names in layout.entries))
+    if source.apt_package is not None:
+        places = " or ".join(f"{folder}/" for folder in source.system_folders())
+        lines.append(f"or: {apt_command(dataset)}  (installs it into {places}, found there)")
     if source.hub_id is not None:
         lines.append(f"or: a Hugging Face dataset in {root / dataset}/ (save_to_disk or parquet)")
         lines.append(f"or: --download (fetches '{source.hub_id}')")
@@ -78,23 +97,21 @@ def expected_paths(dataset: str, root: Path) -> list[str]:
 
 
 def print_report(data_dir: str | None, stream: TextIO) -> int:
-    """Print the report for ``data_dir``; returns how many tasks miss their data."""
+    """Print the report for ``data_dir``, one block per dataset; returns how many tasks miss their data."""
     root, origin = locate_data_dir(data_dir)
     print(f"Data directory: {root} (from {origin})", file=stream)
-    statuses: dict[str, tuple[str, str]] = {}
     missing = 0
-    for task, dataset in task_datasets().items():
-        if dataset not in statuses:
-            statuses[dataset] = dataset_status(dataset, root)
-        status, where = statuses[dataset]
+    for dataset, tasks in dataset_tasks().items():
+        status, where = dataset_status(dataset, root)
         title = dataset_source(dataset).title
-        print(f"{task:<17} {status:<8} {title}{': ' + where if where else ''}", file=stream)
+        print(f"{title:<16} {status:<8} {where + '  ' if where else ''}({', '.join(tasks)})", file=stream)
         if status == "missing":
-            missing += 1
+            missing += len(tasks)
             for line in expected_paths(dataset, root):
                 print(f"    {line}", file=stream)
-        if task in _ENCODER_TASKS:
-            print(f"    encoder: {_encoder_status()}", file=stream)
+    encoder_tasks = [task for task in _ENCODER_TASKS if task in task_datasets()]
+    if encoder_tasks:
+        print(f"Encoder of {', '.join(encoder_tasks)}: {_encoder_status()}", file=stream)
     return missing
 
 

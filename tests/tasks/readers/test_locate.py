@@ -72,8 +72,8 @@ def test_unknown_dataset_suggests_the_closest_name():
 
 
 def _populate(name: str, data_dir: Path, rng: np.random.Generator) -> None:
-    if name == "mnist":
-        write_mnist(data_dir / "mnist", rng, {"train": 2, "test": 1})
+    if name in ("mnist", "fashion-mnist"):
+        write_mnist(data_dir / name, rng, {"train": 2, "test": 1})
     elif name == "cifar10":
         write_cifar10(data_dir / "cifar-10-batches-py", rng, per_batch=1)
     elif name == "imdb":
@@ -93,6 +93,7 @@ def _populate(name: str, data_dir: Path, rng: np.random.Generator) -> None:
 
 READ_ONE_SPLIT = {
     "mnist": lambda root: read_mnist(root, "test"),
+    "fashion-mnist": lambda root: read_mnist(root, "test"),
     "cifar10": lambda root: read_cifar10(root, "test"),
     "imdb": lambda root: read_imdb(root, "test"),
     "ag_news": lambda root: read_ag_news(root, "test"),

@@ -1,6 +1,6 @@
 """Tiny data folders in every real format the tasks read, and test-wide settings.
 
-One session-wide data directory holds all six datasets in their original layouts, small
+One session-wide data directory holds all seven datasets in their original layouts, small
 enough that every task trains a few steps on it in well under a second (the BERT tasks
 excepted: they load the shipped MiniLM). Text tasks are capped at 32 tokens and every
 Hugging Face access is offline.
@@ -84,6 +84,7 @@ def write_all(root: Path) -> Path:
     """Every dataset under ``root`` in its original layout; returns ``root``."""
     rng = np.random.default_rng(5)
     write_mnist(root / "mnist", rng, {"train": 24, "test": 8}, gz=True)
+    write_mnist(root / "fashion-mnist", rng, {"train": 24, "test": 8}, gz=True)
     write_cifar10(root / "cifar-10-batches-py", rng, per_batch=3)
     write_reviews(root)
     write_news(root)

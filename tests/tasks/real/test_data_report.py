@@ -1,19 +1,33 @@
-"""``gradretention data``: found / missing per task, with every path it looks for."""
+"""``gradretention data``: found / missing per dataset with its tasks, and every path it looks for."""
 
 from __future__ import annotations
 
 import pytest
 
-from gradretention.tasks.data_report import data_main, task_datasets
-from gradretention.tasks.readers import required_files
+from gradretention.tasks.data_report import data_main, dataset_tasks, task_datasets
+from gradretention.tasks.readers import DATASETS, required_files
 
 datasets = pytest.importorskip("datasets")
 
 
 def _task_lines(output: str) -> dict[str, str]:
-    """The one status line per task (its first word is the task name)."""
-    tasks = set(task_datasets())
-    return {line.split()[0]: line for line in output.splitlines() if line.split()[:1] and line.split()[0] in tasks}
+    """Task name -> the status line of the dataset it reads, less the title: "found ..." or "missing ..."."""
+    lines = {}
+    for dataset, tasks in dataset_tasks().items():
+        line = next(line for line in output.splitlines() if line.startswith(DATASETS[dataset].title + " "))
+        assert line.endswith(f"({', '.join(tasks)})"), line
+        lines.update({task: line.removeprefix(DATASETS[dataset].title) for task in tasks})
+    return lines
+
+
+def test_each_dataset_has_one_block_listing_its_tasks(tmp_path, capsys):
+    assert data_main(["--data-dir", str(tmp_path)]) == 0
+    output = capsys.readouterr().out
+    for dataset, tasks in dataset_tasks().items():
+        assert sum(line.startswith(DATASETS[dataset].title + " ") for line in output.splitlines()) == 1
+        # Each expected path once, not once per task.
+        assert output.count(f"{tmp_path}/{required_files(dataset)[0]}") == 1
+    assert dataset_tasks()["mnist"] == ["mnist-logreg", "mnist-mlp", "mnist-cnn"]
 
 
 def test_an_empty_folder_lists_every_task_as_missing_with_the_expected_paths(tmp_path, capsys):
@@ -22,7 +36,7 @@ def test_an_empty_folder_lists_every_task_as_missing_with_the_expected_paths(tmp
     assert output.startswith(f"Data directory: {tmp_path} (from --data-dir)\n")
     lines = _task_lines(output)
     assert set(lines) == set(task_datasets())
-    assert all(line.split()[1] == "missing" for line in lines.values())
+    assert all(line.split()[0] == "missing" for line in lines.values())
     for dataset in set(task_datasets().values()):
         for relative in required_files(dataset):
             assert f"    {tmp_path}/{relative}" in output
@@ -31,17 +45,18 @@ def test_an_empty_folder_lists_every_task_as_missing_with_the_expected_paths(tmp
     assert f"or: {tmp_path}/imdb/train.csv, {tmp_path}/imdb/test.csv" in output
     assert f"or: a Hugging Face dataset in {tmp_path}/squad/ (save_to_disk or parquet)" in output
     assert "or: --download (fetches 'rajpurkar/squad')" in output
-    assert output.rstrip().endswith("0 of 11 tasks have their data.")
+    assert "or: sudo apt-get install dataset-fashion-mnist  (installs it into" in output
+    assert output.rstrip().endswith("0 of 14 tasks have their data.")
 
 
 def test_a_full_folder_reports_every_task_found(data_dir, capsys):
     assert data_main(["--data-dir", str(data_dir)]) == 0
     output = capsys.readouterr().out
     lines = _task_lines(output)
-    assert all(line.split()[1] == "found" for line in lines.values()), output
+    assert all(line.split()[0] == "found" for line in lines.values()), output
     assert f"{data_dir}/VOCdevkit/VOC2012 (original files)" in lines["voc-unet"]
-    assert output.count("encoder: ") == 3 and "(found; --model-path to change)" in output
-    assert output.rstrip().endswith("11 of 11 tasks have their data.")
+    assert "Encoder of imdb-bert, agnews-bert, squad-bert: " in output and "(found; --model-path to change)" in output
+    assert output.rstrip().endswith("14 of 14 tasks have their data.")
 
 
 def test_a_hugging_face_folder_counts_as_found(tmp_path, capsys):
@@ -49,7 +64,7 @@ def test_a_hugging_face_folder_counts_as_found(tmp_path, capsys):
     datasets.DatasetDict({"train": table, "test": table}).save_to_disk(str(tmp_path / "ag_news"))
     assert data_main(["--data-dir", str(tmp_path)]) == 0
     line = _task_lines(capsys.readouterr().out)["agnews-bert"]
-    assert line.split()[1] == "found" and f"{tmp_path}/ag_news (Hugging Face save_to_disk folder)" in line
+    assert line.split()[0] == "found" and f"{tmp_path}/ag_news (Hugging Face save_to_disk folder)" in line
 
 
 def test_the_environment_variable_picks_the_folder(tmp_path, monkeypatch, capsys):

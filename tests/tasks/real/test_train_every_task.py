@@ -15,6 +15,7 @@ from gradretention.tasks.registry import available_tasks, get_task
 # (train, val, test) sizes the conftest files give after the seeded validation carve.
 EXPECTED_SIZES = {
     "mnist-logreg": (22, 2, 8), "mnist-mlp": (22, 2, 8), "mnist-cnn": (22, 2, 8),
+    "fmnist-logreg": (22, 2, 8), "fmnist-mlp": (22, 2, 8), "fmnist-cnn": (22, 2, 8),
     "cifar10-cnn": (13, 2, 3), "cifar10-resnet18": (13, 2, 3), "cifar10-vgg16": (13, 2, 3),
     "imdb-lstm": (8, 1, 9), "imdb-bert": (8, 1, 9), "agnews-bert": (11, 1, 8),
     "squad-bert": (2, 1, 3), "voc-unet": (4, 1, 2),

@@ -6,7 +6,10 @@ else ``~/.cache/huggingface/datasets``), so files already fetched by ``datasets`
 
 Each dataset has one or more accepted *layouts* (a folder under the data directory and
 the entries it must hold); :func:`find_dataset` returns the folder of the first complete
-one, which is what the matching reader takes as ``root``.
+one, which is what the matching reader takes as ``root``. A dataset that a system package
+installs (Debian's ``dataset-fashion-mnist`` puts the four IDX files in
+``/usr/share/datasets/fashion-mnist/``) is also looked for there, after the data directory:
+its primary layout under each of :data:`SYSTEM_DATA_DIRS`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATA_ENV = "GRADRETENTION_DATA"
+DEBIAN_DATA_DIR = Path("/usr/share/datasets")  # where Debian's dataset-* packages install
+# Folders where system packages install datasets, searched after the data directory.
+SYSTEM_DATA_DIRS: tuple[Path, ...] = (DEBIAN_DATA_DIR,)
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,23 @@ class Layout:
 
 @dataclass(frozen=True)
 class DatasetSource:
-    """What a dataset needs on disk and where it comes from."""
+    """What a dataset needs on disk and where it comes from.
+
+    ``apt_package`` names the Debian package that installs the primary layout under one of
+    :data:`SYSTEM_DATA_DIRS` (``None``: no such package).
+    """
 
     title: str
     layouts: tuple[Layout, ...]
     hub_id: str | None
     origin: str
+    apt_package: str | None = None
+
+    def system_folders(self) -> list[Path]:
+        """Where the system package would put the files: the primary layout under each system dir."""
+        if self.apt_package is None:
+            return []
+        return [system_dir / self.layouts[0].folder for system_dir in SYSTEM_DATA_DIRS]
 
 
 def _present(root: Path, name: str) -> bool:
@@ -96,6 +113,12 @@ DATASETS: dict[str, DatasetSource] = {
         None,
         "VOCtrainval_11-May-2012.tar from http://host.robots.ox.ac.uk/pascal/VOC/voc2012/, extracted",
     ),
+    "fashion-mnist": DatasetSource(
+        "Fashion-MNIST", (_mnist("fashion-mnist"), _mnist("FashionMNIST/raw")), "zalando-datasets/fashion_mnist",
+        "the four IDX files (plain or .gz) of Zalando's Fashion-MNIST (Xiao et al., 2017), "
+        "or fetched by torchvision",
+        apt_package="dataset-fashion-mnist",
+    ),
 }  # fmt: skip
 
 
@@ -151,6 +174,10 @@ def find_dataset(dataset: str, data_dir: str | os.PathLike[str] | None = None) -
     for layout in source.layouts:
         if not layout.missing(root):
             return root / layout.folder
+    primary = source.layouts[0]
+    for folder in source.system_folders():
+        if not primary.missing(folder.parent):
+            return folder
     raise FileNotFoundError(missing_message(dataset, root, origin))
 
 
@@ -166,6 +193,9 @@ def missing_message(dataset: str, root: Path, origin: str = "--data-dir") -> str
     lines.append(f"  Source: {source.origin}.")
     for layout in source.layouts[1:]:
         lines.append(f"Or this layout: {', '.join(f'{root / layout.folder}/{names[0]}' for names in layout.entries)}")
+    if source.apt_package is not None:
+        lines.append(f"Or install it system-wide: {apt_command(dataset)} "
+                     f"(puts it in {' or '.join(str(f) for f in source.system_folders())}, found there).")
     if source.hub_id is not None:
         lines.append(
             f"Or a Hugging Face dataset under {root / dataset}/ (a `save_to_disk` folder or parquet files), "
@@ -175,6 +205,15 @@ def missing_message(dataset: str, root: Path, origin: str = "--data-dir") -> str
         lines.append(f"{source.title} has no Hugging Face copy this tool can fetch; --download does not apply.")
     lines.append(f"Choose the data directory with --data-dir or ${DATA_ENV}.")
     return "\n".join(lines)
+
+
+def apt_command(dataset: str) -> str:
+    """The shell command that installs ``dataset`` system-wide; ValueError if no package does."""
+    package = dataset_source(dataset).apt_package
+    if package is None:
+        raise ValueError(f"{dataset!r} has no system package; datasets with one: "
+                         f"{', '.join(n for n, s in DATASETS.items() if s.apt_package) or 'none'}")
+    return f"sudo apt-get install {package}"
 
 
 def _alternatives(names: tuple[str, ...]) -> str:
