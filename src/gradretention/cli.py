@@ -157,8 +157,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    # One task and one spec: a single run per seed, no lr grid unless one is asked for.
-    values = sweep_values(args, {"seeds": 1, "lr_factors": (), "out": "results"})
+    # One task and one spec: a single run per seed, no tuning unless a grid or protocol is asked for.
+    values = sweep_values(args, {"seeds": 1, "out": "results"})
+    tuning = ("lrs", "lr_factors", "lr_low", "lr_high", "trials", "protocol")
+    if not any(values.get(name) not in (None, ()) for name in tuning):
+        values["lr_factors"] = ()
     values.update(tasks=(args.task,), optimizers=(args.optimizer,))
     return _sweep(sweep_config_from_mapping(values, source="command line"), report=False)
 
@@ -206,7 +209,8 @@ def _suite(args: argparse.Namespace) -> int:
 
     suite = get_suite(args.suite)
     values = sweep_values(args, {"out": str(Path("bench-out") / suite.name)})
-    fixed = ("tasks", "optimizers", "lrs", "lr_factors", "max_steps", "batch_size", "interactive", "preset")
+    fixed = ("tasks", "optimizers", "lrs", "lr_factors", "protocol", "trials", "lr_low", "lr_high", "extend",
+             "tune_seeds", "max_steps", "batch_size", "interactive", "preset")
     # Given as a flag or in the --config file: either way the suite would ignore it.
     clashing = [f"--{name.replace('_', '-')}" for name in fixed if getattr(args, name) or name in values]
     if clashing:

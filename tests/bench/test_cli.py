@@ -161,12 +161,13 @@ def test_ctrl_c_records_the_run_in_flight_and_exits_130(tmp_path, capsys):
     assert code == 130
     assert "run the same command again to resume" in capsys.readouterr().err
     runs = runs_of(out).sort_values("seed")
-    assert list(zip(runs["seed"], runs["status"])) == [(0, "done"), (1, "interrupted")]
+    assert list(zip(runs["seed"], runs["status"])) == [(100, "done"), (101, "interrupted")]
 
 
 def test_sweep_killed_with_sigkill_resumes_with_every_run_once(tmp_path):
     out = tmp_path / "X"
-    argv = ["bench", "--tasks", "spiral", "--optimizers", "adam,adam_hd", "--seeds", "2", "--epochs", "3", "--out", str(out)]
+    argv = ["bench", "--tasks", "spiral", "--optimizers", "adam,adam_hd", "--seeds", "2", "--epochs", "3",
+            "--lr-factors", "0.1,1,10", "--tune-seeds", "1", "--out", str(out)]  # fmt: skip
     env = {**os.environ, "CI": "true"}
     process = subprocess.Popen([sys.executable, "-m", "gradretention", *argv], start_new_session=True, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

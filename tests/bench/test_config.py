@@ -145,3 +145,32 @@ resume = true
                                                       r"Valid presets: seed-plan")]:  # fmt: skip
         with pytest.raises(ValueError, match=pattern):
             sweep_config_from_mapping(values)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--lrs", "0.01,0.1", "--lr-factors", "0.1,1"], "--lrs and --lr-factors each set the lr grid; give one"),
+        (["--lrs", "0.01", "--lr-low", "1e-4"], "--lrs and --lr-low each set the lr grid"),
+        (["--lr-factors", "1", "--lr-high", "0.1"], "--lr-factors and --lr-high each set the lr grid"),
+        (["--trials", "8"], "trials is the budget protocol's setting"),
+        (["--protocol", "budget"], "protocol 'budget' needs trials"),
+        (["--protocol", "budget", "--trials", "4", "--lrs", "0.1"], "samples lrs from its search space; drop --lrs"),
+        (["--lr-low", "0.1", "--lr-high", "0.01"], "lr_low must be <= lr_high"),
+        (["--tune-seeds", "101"], "tune_seeds must be <= 100"),
+        (["--extend", "-1"], "extend must be >= 0"),
+    ],
+)
+def test_conflicting_or_bad_protocol_flags_exit_2_naming_them(flags, message, capsys, tmp_path):
+    from gradretention.cli import main
+
+    assert main(["bench", "--tasks", "spiral", "--optimizers", "sgd", *flags, "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_seeds_for_tuning_and_final_runs_are_disjoint_by_construction():
+    config = SweepConfig(seeds=5, tune_seeds=3)
+    assert config.tuning_seeds() == (0, 1, 2) and config.final_seeds() == (100, 101, 102, 103, 104)
+    big = SweepConfig(seeds=30, tune_seeds=100)
+    assert set(big.tuning_seeds()).isdisjoint(big.final_seeds())

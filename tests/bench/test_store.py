@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from dataclasses import replace
@@ -15,13 +16,14 @@ from gradretention.bench.results import CurvePoint, RunConfig, RunResult
 from gradretention.bench.store import (
     DB_NAME,
     SCHEMA_VERSION,
+    SELECTION_COLUMNS,
     IncompatibleStoreError,
     ResultsStore,
     StoreError,
 )
 
 DOCUMENTED_COLUMNS = {
-    "run_id", "task", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
+    "run_id", "task", "label", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
     "status", "reason", "steps", "epochs_completed", "wall_seconds", "steps_to_target",
     "seconds_to_target", "config_json", "eval_json", "package_version", "git_commit",
     "torch_version", "device", "platform", "python_version", "created_at",
@@ -162,7 +164,7 @@ def test_incompatible_schema_raises_and_leaves_the_file_untouched(tmp_path: Path
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     before_bytes, before_mtime = db.read_bytes(), db.stat().st_mtime_ns
-    with pytest.raises(IncompatibleStoreError, match=r"999.*schema_version 1.*nothing was over"):
+    with pytest.raises(IncompatibleStoreError, match=r"999.*schema_version 2.*nothing was over"):
         ResultsStore(tmp_path)
     assert db.read_bytes() == before_bytes and db.stat().st_mtime_ns == before_mtime
 
@@ -218,3 +220,62 @@ def test_provenance_has_every_key_and_the_real_versions() -> None:
     assert provenance["python_version"] == platform.python_version()
     commit = provenance["git_commit"]
     assert commit == "unknown" or (len(commit) == 40 and int(commit, 16) >= 0)
+
+
+def _selection(label: str = "adam", **changes) -> dict:
+    row = {"task": "spiral", "label": label, "protocol": "grid", "chosen_spec": label, "chosen_lr": 0.01,
+           "score": 0.9, "tuning_seeds": [0, 1, 2], "final_seeds": [100, 101], "grid": [0.001, 0.01, 0.1],
+           "edge": "", "stop_reason": "interior", "trials": 0, "final_run_ids": ["a", "b"]}  # fmt: skip
+    return {**row, **changes}
+
+
+def test_selections_round_trip_one_row_per_task_and_label(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path) as store:
+        assert list(store.selections().columns) == list(SELECTION_COLUMNS) and store.selections().empty
+        store.record_selection(_selection())
+        store.record_selection(_selection(chosen_lr=0.1, edge="high"))  # a later decision replaces it
+        store.record_selection(_selection("sgd[lr=0.05]", protocol="fixed", tuning_seeds=[], score=None))
+        frame = store.selections().set_index("label")
+    assert list(frame.index) == ["adam", "sgd[lr=0.05]"]
+    assert frame.loc["adam", "chosen_lr"] == 0.1 and frame.loc["adam", "edge"] == "high"
+    assert json.loads(frame.loc["adam", "grid"]) == [0.001, 0.01, 0.1]
+    assert json.loads(frame.loc["sgd[lr=0.05]", "tuning_seeds"]) == [] and math.isnan(frame.loc["sgd[lr=0.05]", "score"])
+
+
+def test_a_selection_with_a_missing_or_unknown_key_is_refused(tmp_path: Path) -> None:
+    row = _selection()
+    del row["edge"]
+    with ResultsStore(tmp_path) as store, pytest.raises(ValueError, match=r"missing \['edge'\], unknown \['x'\]"):
+        store.record_selection({**row, "x": 1})
+
+
+def _version_1_store(folder: Path) -> RunResult:
+    """A store as version 1 wrote it: no label column, no selections table."""
+    result = _result()
+    with ResultsStore(folder) as store:
+        store.record(result)
+    conn = sqlite3.connect(folder / DB_NAME)
+    with conn:
+        conn.execute("DROP TABLE selections")
+        conn.execute("ALTER TABLE runs DROP COLUMN label")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return result
+
+
+def test_a_version_1_store_reads_as_it_is_and_migrates_when_opened_for_writing(tmp_path: Path) -> None:
+    result = _version_1_store(tmp_path)
+    with ResultsStore(tmp_path, read_only=True) as old:
+        assert old.runs()["label"].tolist() == [result.config.optimizer] and old.selections().empty
+    with ResultsStore(tmp_path) as store:
+        store.record_selection(_selection())
+        runs = store.runs()
+        assert store.get(result.run_id) == result
+    assert runs["label"].tolist() == [result.config.optimizer] and set(runs.columns) >= DOCUMENTED_COLUMNS
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        assert conn.execute("SELECT label FROM runs").fetchall() == [(result.config.optimizer,)]
+    finally:
+        conn.close()

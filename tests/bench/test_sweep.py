@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 
@@ -33,30 +34,62 @@ class Counter:
 
 
 def tiny(tmp_path, **changes) -> SweepConfig:
-    settings = {"tasks": ("spiral",), "optimizers": ("sgd", "adam"), "seeds": 2, "lrs": (0.03, 0.3),
+    settings = {"tasks": ("spiral",), "optimizers": ("sgd", "adam"), "seeds": 2, "tune_seeds": 2, "lrs": (0.03, 0.3),
                 "max_steps": 12, "log_every": 4, "out": str(tmp_path / "out"), "workers": 1, **changes}  # fmt: skip
     return SweepConfig(**settings)
 
 
-def test_tiny_sweep_tunes_on_validation_and_reruns_the_best_lr_on_every_seed(tmp_path):
+def test_tiny_sweep_tunes_on_validation_and_reruns_the_best_lr_on_fresh_seeds(tmp_path):
     config = tiny(tmp_path)
     outcome = run_sweep(config)
     with ResultsStore(config.out) as store:
-        runs = store.runs()
+        runs, selections = store.runs(), store.selections()
 
     assert set(RUN_COLUMNS) | set(FINAL_KEYS) <= set(runs.columns)
-    assert len(runs) == 8 and outcome.trained == 8 and (runs["status"] == "done").all()
+    assert len(runs) == 12 and outcome.trained == 12 and (runs["status"] == "done").all()
     tune, final = runs[runs["phase"] == "tune"], runs[runs["phase"] == "final"]
     assert sorted(zip(tune["optimizer"], tune["lr"], tune["seed"])) == [
-        ("adam", 0.03, 0), ("adam", 0.3, 0), ("sgd", 0.03, 0), ("sgd", 0.3, 0)]  # fmt: skip
+        (o, lr, s) for o in ("adam", "sgd") for lr in (0.03, 0.3) for s in (0, 1)]  # fmt: skip
+    # Tuning and final seeds are disjoint: no final number comes from a run that chose.
+    assert set(tune["seed"]).isdisjoint(final["seed"]) and sorted(set(final["seed"])) == [100, 101]
     for optimizer in ("sgd", "adam"):
-        rows = tune[tune["optimizer"] == optimizer].sort_values("lr")
-        # Highest validation accuracy wins; on a tie the smaller lr.
-        expected = rows.loc[rows["val_accuracy"].idxmax(), "lr"]
+        rows = tune[tune["optimizer"] == optimizer]
+        means = rows.groupby("lr")["val_accuracy"].mean()
+        # Highest mean validation accuracy over the tuning seeds wins; on a tie the smaller lr.
+        expected = float(means[means == means.max()].index.min())
         assert outcome.best_lrs[("spiral", optimizer)] == expected
-        picked = final[final["optimizer"] == optimizer]
-        assert sorted(picked["seed"]) == [0, 1] and set(picked["lr"]) == {expected}
+        picked = final[final["label"] == optimizer]
+        assert sorted(picked["seed"]) == [100, 101] and set(picked["lr"]) == {expected}
+        row = selections[selections["label"] == optimizer].iloc[0]
+        assert (row["protocol"], row["chosen_spec"], row["chosen_lr"], row["trials"]) == ("grid", optimizer, expected, 0)
+        assert row["score"] == pytest.approx(means.max())
+        assert json.loads(row["tuning_seeds"]) == [0, 1] and json.loads(row["final_seeds"]) == [100, 101]
+        assert json.loads(row["grid"]) == [0.03, 0.3] and row["stop_reason"] == "the listed grid is not extended"
+        assert row["edge"] == ("low" if expected == 0.03 else "high")
+        assert sorted(json.loads(row["final_run_ids"])) == sorted(picked["run_id"])
     assert set(outcome.final_ids) == set(final["run_id"])
+
+
+def test_every_run_records_its_resolved_setup(tmp_path):
+    config = tiny(tmp_path, optimizers=("adam",), lrs=(0.1,), seeds=1, max_steps=None, epochs=None)
+    plan = plan_runs(config, "spiral", "adam", 0.1, [100], "final")[0]
+    setup = json.loads(plan.to_json())
+    assert setup["epochs"] == 50 and setup["batch_size"] == 32  # spiral's defaults, never null
+    assert ["eval_every", "auto"] in [list(item) for item in setup["extra"]] and setup["label"] == "adam"
+    assert all(setup[key] is not None for key in ("epochs", "batch_size", "data_seed", "device", "log_every"))
+
+
+def test_a_spec_that_sets_its_lr_is_not_tuned_and_is_recorded_fixed(tmp_path):
+    outcome = run_sweep(tiny(tmp_path, optimizers=("sgd[lr=0.05]", "sgd"), seeds=1))
+    with ResultsStore(tmp_path / "out") as store:
+        runs, selections = store.runs(), store.selections().set_index("label")
+    fixed = runs[runs["label"] == "sgd[lr=0.05]"]
+    assert list(fixed["phase"]) == ["final"] and list(fixed["lr"]) == [0.05]
+    assert selections.loc["sgd[lr=0.05]", "protocol"] == "fixed"
+    assert selections.loc["sgd[lr=0.05]", "stop_reason"] == "lr fixed by spec"
+    assert json.loads(selections.loc["sgd[lr=0.05]", "tuning_seeds"]) == []
+    assert selections.loc["sgd", "protocol"] == "grid" and len(runs[runs["label"] == "sgd"]) == 2 * 2 + 1
+    assert outcome.best_lrs[("spiral", "sgd[lr=0.05]")] == 0.05
 
 
 def test_rerunning_a_finished_sweep_trains_nothing(tmp_path):
@@ -74,7 +107,7 @@ def test_rerunning_a_finished_sweep_trains_nothing(tmp_path):
 
 def test_interrupted_runs_are_trained_again_on_resume(tmp_path):
     config = tiny(tmp_path, optimizers=("adam",), lrs=(0.1,))
-    planned = plan_runs(config, "spiral", "adam", 0.1, range(2), "final")
+    planned = plan_runs(config, "spiral", "adam", 0.1, config.final_seeds(), "final")
     with ResultsStore(config.out) as store:
         store.record(train(planned[1], should_stop=lambda: True))
         assert store.get(planned[1].run_id).status == "interrupted"
@@ -93,12 +126,14 @@ def test_a_single_lr_skips_the_tune_phase(tmp_path):
     assert set(runs["phase"]) == {"final"} and set(runs["lr"]) == {0.1}
 
 
-def test_relative_grid_scales_each_optimizers_default_lr():
+def test_relative_grid_scales_each_optimizers_default_lr_and_the_default_grid_is_absolute():
     config = SweepConfig(lr_factors=(0.1, 1.0, 10.0))
     assert lr_grid(config, "sgd") == (0.001, 0.01, 0.1)  # sgd's registry default is 1e-2
     assert lr_grid(config, "adam") == (0.0001, 0.001, 0.01)
     assert lr_grid(SweepConfig(lrs=(0.5,)), "adam") == (0.5,)
     assert lr_grid(SweepConfig(lr_factors=()), "adam[lr=0.02]") == (0.02,)
+    assert lr_grid(SweepConfig(), "sgd") == lr_grid(SweepConfig(), "adam")  # one shared grid
+    assert lr_grid(SweepConfig(), "adam")[::2] == (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
 def test_unknown_optimizer_or_bad_hyperparameter_fails_before_any_run(tmp_path):
@@ -164,13 +199,13 @@ def test_model_path_and_max_len_are_part_of_the_run_identity():
     assert plain.run_id != longer.run_id and ("max_len", 64) in longer.extra
 
 
-def test_eval_every_reaches_the_run_and_only_a_non_default_changes_its_id():
+def test_eval_every_reaches_the_run_and_changes_its_id():
     from gradretention.bench.config import SweepConfig
     from gradretention.bench.runner import train
     from gradretention.bench.sweep import plan_runs
 
     default = plan_runs(SweepConfig(), "spiral", "sgd", 0.1, [0], "final")[0]
-    assert default.extra == ()  # "auto": the default stays out of the run id
+    assert default.extra == (("eval_every", "auto"),)  # recorded, so the stored setup says it
     per_epoch = plan_runs(SweepConfig(eval_every=1), "spiral", "sgd", 0.1, [0], "final")[0]
     assert ("eval_every", 1) in per_epoch.extra and per_epoch.run_id != default.run_id
     sparse = plan_runs(SweepConfig(eval_every=2, epochs=4), "spiral", "sgd", 0.1, [0], "final")[0]

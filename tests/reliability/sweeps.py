@@ -21,7 +21,7 @@ PLANNED_RUNS = 8
 def bench_args(out: Path, epochs: int = 40) -> list[str]:
     """``gradretention bench`` arguments of the tiny sweep (in-process, one thread)."""
     return ["bench", "--tasks", "spiral", "--optimizers", "adam,sgd", "--seeds", "2", "--lrs", "0.01,0.1",
-            "--epochs", str(epochs), "--log-every", "5", "--workers", "1", "--threads", "1", "--out", str(out)]  # fmt: skip
+            "--tune-seeds", "1", "--epochs", str(epochs), "--log-every", "5", "--workers", "1", "--threads", "1", "--out", str(out)]  # fmt: skip
 
 
 # Measured time, memory and where/when: they differ between two identical runs.
@@ -82,7 +82,7 @@ def curve_indices_are_whole(out: Path) -> bool:
 
 def tiny_config(out: Path, epochs: int = 40) -> SweepConfig:
     """The sweep of :func:`bench_args` as a :class:`SweepConfig`."""
-    return SweepConfig(tasks=("spiral",), optimizers=("adam", "sgd"), seeds=2, lrs=(0.01, 0.1), epochs=epochs,
+    return SweepConfig(tasks=("spiral",), optimizers=("adam", "sgd"), seeds=2, lrs=(0.01, 0.1), tune_seeds=1, epochs=epochs,
                        log_every=5, workers=1, threads=1, out=str(out))  # fmt: skip
 
 

@@ -8,8 +8,10 @@ Example ``sweep.toml``::
 
     tasks = ["spiral", "digits-mlp"]
     optimizers = ["adam", "adam_hd[hypergrad_lr=1e-07]"]
-    seeds = 3              # final-phase seeds 0..2
-    lrs = [0.0003, 0.001, 0.003]
+    seeds = 5              # final-phase seeds 100..104
+    tune_seeds = 3         # tuning seeds 0..2
+    lr_low = 1e-4          # the grid protocol's first grid: 1e-4 .. 1e-1, half-decades,
+    lr_high = 0.1          # extended at an edge by up to `extend` points per side
     epochs = 5
     out = "bench-out"
 """
@@ -36,6 +38,8 @@ DEVICES = ("cpu", "cuda", "mps")
 
 
 EXECUTORS: tuple[str, ...] = ("local", "ray")
+PROTOCOLS: tuple[str, ...] = ("grid", "budget")
+FINAL_SEED_START = 100  # final seeds are FINAL_SEED_START + 0 .. seeds-1: never a tuning seed
 
 
 EVAL_EVERY_AUTO = "auto"
@@ -64,20 +68,41 @@ def eval_every_flag(text: str) -> int | str:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """A sweep: tasks × optimizers × lr grid, tuned on validation, then rerun on seeds.
+    """A sweep: tasks × optimizers, each tuned on validation, then rerun on fresh seeds.
+
+    The tuning protocol (:mod:`gradretention.bench.protocol`) is one of:
+
+    - ``grid`` (default): the absolute half-decade grid ``lr_low .. lr_high`` shared by every
+      optimizer, extended at an edge by up to ``extend`` half-decades per side;
+      ``lrs`` replaces it by a listed absolute grid, ``lr_factors`` by a grid relative to
+      each optimizer's default lr (both scored as listed, never extended; they are two
+      ways to give one grid, so giving both is an error); ``lr_factors=()`` tunes nothing
+      (each optimizer's default lr), as does a single ``lrs`` value;
+    - ``budget``: ``trials`` scrambled-Sobol points of each optimizer's declared search
+      space (lr and its own hyperparameters), the same number for every optimizer.
+
+    An optimizer whose spec sets ``lr`` (``sgd_hd_adam[lr=0.01]``) is not tuned by either
+    protocol: its final runs train that lr (recorded as protocol ``fixed``).
 
     Attributes:
         tasks: Task names; empty means every embedded task (``"all"`` is accepted too).
         optimizers: Optimizer specs (``"adam_hd[hypergrad_lr=1e-07]"``); empty means the
             default families; ``"all"`` is accepted.
-        seeds: Final-phase seeds, numbered ``0 .. seeds-1``.
-        lrs: The absolute learning-rate grid shared by every optimizer. Empty: use
-            ``lr_factors``; both empty: each optimizer's own default lr, no tuning.
-        lr_factors: A grid relative to each optimizer's default lr, the same relative grid
-            for every optimizer, used when ``lrs`` is empty. The default ``(0.1, 1, 10)``
-            spans two decades around each default (the registry's defaults differ by
-            optimizer family: sgd 1e-2, adam 1e-3, ...).
-        tune_seeds: Seeds ``0 .. tune_seeds-1`` that score each grid point on validation.
+        seeds: Final-phase seeds, numbered ``100 .. 100+seeds-1`` (:data:`FINAL_SEED_START`),
+            disjoint from the tuning seeds: no reported number comes from a run that chose.
+        lrs: A listed absolute lr grid shared by every optimizer, instead of the half-decade
+            grid; scored as listed, not extended.
+        lr_factors: A grid relative to each optimizer's default lr (``0.1,1,10``), instead of
+            the half-decade grid; ``()``: no tuning, each optimizer's default lr. ``None``:
+            not given. Exclusive with ``lrs``.
+        tune_seeds: Seeds ``0 .. tune_seeds-1`` that score each grid point (or trial) on
+            validation, at most :data:`FINAL_SEED_START`.
+        protocol: ``grid`` or ``budget`` (see above).
+        trials: Sobol trials per optimizer; the budget protocol needs it, the grid refuses it.
+        lr_low / lr_high: The grid protocol's first grid, snapped outward onto half-decades
+            (default ``1e-5 .. 1``); also the budget protocol's lr range.
+        extend: Half-decades the grid protocol may add per side while the best sits on an
+            edge (default 3; 0: never extends).
         epochs: Epochs per run; ``None``: the task's default. Exclusive with ``max_steps``.
         max_steps: Optimizer steps per run, instead of epochs.
         batch_size: ``None``: the task's default; ``0``: full batch.
@@ -111,10 +136,15 @@ class SweepConfig:
 
     tasks: tuple[str, ...] = ()
     optimizers: tuple[str, ...] = ()
-    seeds: int = 3
+    seeds: int = 5
     lrs: tuple[float, ...] = ()
-    lr_factors: tuple[float, ...] = (0.1, 1.0, 10.0)
-    tune_seeds: int = 1
+    lr_factors: tuple[float, ...] | None = None
+    tune_seeds: int = 3
+    protocol: str = "grid"
+    trials: int | None = None
+    lr_low: float | None = None
+    lr_high: float | None = None
+    extend: int = 3
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int | None = None
@@ -152,9 +182,10 @@ class SweepConfig:
         if self.epochs is not None and self.max_steps is not None:
             raise ValueError(f"set epochs or max_steps, not both (got epochs={self.epochs}, max_steps={self.max_steps})")
         for name in ("lrs", "lr_factors"):
-            bad = [v for v in getattr(self, name) if not (math.isfinite(v) and v > 0)]
+            bad = [v for v in getattr(self, name) or () if not (math.isfinite(v) and v > 0)]
             if bad:
                 raise ValueError(f"{name} must be positive finite numbers, got {bad[0]!r}")
+        self._check_protocol()
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if not (self.cpus_per_run > 0 and self.gpus_per_run >= 0):
@@ -165,9 +196,46 @@ class SweepConfig:
         if self.preset is not None:
             get_preset(self.preset)  # an unknown name fails here, with a did-you-mean
 
-    def lr_grid_size(self) -> int:
-        """Points per optimizer in the tuning grid (0: no grid, each optimizer's default)."""
-        return len(self.lrs) or len(self.lr_factors)
+    def _check_protocol(self) -> None:
+        """Refuse settings that contradict each other instead of ignoring one of them."""
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        _check_at_least("extend", self.extend, 0)
+        if self.tune_seeds > FINAL_SEED_START:
+            raise ValueError(f"tune_seeds must be <= {FINAL_SEED_START} (final seeds start there), got {self.tune_seeds}")
+        # Each of these chooses the grid; () is a choice for lr_factors (no tuning), not for lrs.
+        grids = [name for name in ("lrs", "lr_factors", "lr_low", "lr_high")
+                 if (bool(self.lrs) if name == "lrs" else getattr(self, name) is not None)]  # fmt: skip
+        listed = [name for name in grids if name in ("lrs", "lr_factors")]
+        if len(listed) == 2 or (listed and len(grids) > len(listed)):
+            raise ValueError(f"{' and '.join(_flag(n) for n in grids)} each set the lr grid; give one of them")
+        for name in ("lr_low", "lr_high"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if self.lr_low is not None and self.lr_high is not None and self.lr_low > self.lr_high:
+            raise ValueError(f"lr_low must be <= lr_high, got {self.lr_low!r} > {self.lr_high!r}")
+        if self.protocol == "budget":
+            if self.trials is None:
+                raise ValueError("protocol 'budget' needs trials (--trials K, the Sobol trials per optimizer)")
+            _check_at_least("trials", self.trials, 1)
+            if listed:
+                raise ValueError(f"protocol 'budget' samples lrs from its search space; drop {_flag(listed[0])}")
+        elif self.trials is not None:
+            raise ValueError(f"trials is the budget protocol's setting; got trials={self.trials} with protocol "
+                             f"{self.protocol!r} (add --protocol budget, or drop --trials)")  # fmt: skip
+
+    def tuning_seeds(self) -> tuple[int, ...]:
+        """The seeds that score tuning points: ``0 .. tune_seeds-1``."""
+        return tuple(range(self.tune_seeds))
+
+    def final_seeds(self) -> tuple[int, ...]:
+        """The seeds of the reported runs: ``100 .. 100+seeds-1``, disjoint from the tuning seeds."""
+        return tuple(range(FINAL_SEED_START, FINAL_SEED_START + self.seeds))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _check_at_least(name: str, value: int, low: int) -> None:
@@ -303,9 +371,17 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--max-steps", type=int, help="optimizer steps per run, instead of epochs")
     parser.add_argument("--batch-size", type=int, help="default: the task's; 0: full batch")
     parser.add_argument("--lrs", type=float_list, help="lr grid shared by every optimizer, e.g. 0.001,0.01")
-    parser.add_argument("--lr-factors", type=float_list, help="lr grid relative to each optimizer's default")
-    parser.add_argument("--seeds", type=int, help="final-phase seeds 0..N-1")
-    parser.add_argument("--tune-seeds", type=int, help="seeds scoring each grid lr on validation")
+    parser.add_argument("--lr-factors", type=float_list,
+                        help="lr grid relative to each optimizer's default, instead of --lrs or the half-decade grid")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="grid (default: the absolute half-decade lr grid, extended at an edge) or budget "
+                             "(--trials Sobol points of each optimizer's search space)")
+    parser.add_argument("--trials", type=int, help="budget protocol: trials per optimizer")
+    parser.add_argument("--lr-low", type=float, help="grid protocol: first grid's lowest lr (default 1e-5)")
+    parser.add_argument("--lr-high", type=float, help="grid protocol: first grid's highest lr (default 1)")
+    parser.add_argument("--extend", type=int, help="grid protocol: half-decades added per side at most (default 3)")
+    parser.add_argument("--seeds", type=int, help="final-phase seeds 100..100+N-1 (default 5)")
+    parser.add_argument("--tune-seeds", type=int, help="seeds 0..N-1 scoring each grid lr on validation (default 3)")
     parser.add_argument("--log-every", type=int, help="steps between train-loss logs")
     parser.add_argument("--eval-every", type=eval_every_flag,
                         help="auto (default: every k epochs, k from the split sizes so evaluation stays near 10%% "

@@ -24,6 +24,9 @@ class RunConfig:
     ``optimizer`` is the parametrized spec string (``"adam_hd[lr=0.001]"``); ``lr`` is the
     initial learning rate passed as an override (``None``: the spec's own or the default).
     ``seed`` drives model init and batch order; ``data_seed`` the train/val/test split.
+    ``label`` is the optimizer as the user named it in a sweep (``"adam"``, whose final runs
+    train ``optimizer="adam"`` at the picked lr; empty: ``optimizer`` itself), so that every
+    run can be attributed to the selection that planned it.
     """
 
     task: str
@@ -38,6 +41,7 @@ class RunConfig:
     phase: Phase = "single"
     device: str = "cpu"
     extra: tuple[tuple[str, Any], ...] = ()
+    label: str = ""
 
     @property
     def run_id(self) -> str:

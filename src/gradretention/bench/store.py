@@ -31,16 +31,23 @@ import gradretention
 from gradretention.bench.provenance import PROVENANCE_KEYS
 from gradretention.bench.results import RUN_STATUSES, CurvePoint, RunConfig, RunResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 lacked ``runs.label`` and the ``selections`` table; opening it for writing adds
+# both in one transaction (old rows' label = their optimizer), reading it shows the same.
+MIGRATABLE_VERSIONS = ("1",)
 DB_NAME = "runs.db"
 FINISHED_STATUSES: tuple[str, ...] = ("done", "diverged")
 
 RUN_COLUMNS: tuple[str, ...] = (
-    "run_id", "task", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
+    "run_id", "task", "label", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
     "status", "reason", "steps", "epochs_completed", "wall_seconds", "steps_to_target",
     "seconds_to_target", "config_json", "eval_json", *PROVENANCE_KEYS, "created_at",
 )  # fmt: skip
 CURVE_COLUMNS: tuple[str, ...] = ("run_id", "step", "epoch", "split", "name", "group", "value")
+SELECTION_COLUMNS: tuple[str, ...] = (
+    "task", "label", "protocol", "chosen_spec", "chosen_lr", "score", "tuning_seeds", "final_seeds",
+    "grid", "edge", "stop_reason", "trials", "final_run_ids", "created_at",
+)  # fmt: skip
 
 # The columns stored as-is; ``final``, ``eval`` and provenance live in JSON so that a new
 # metric name never needs a migration.
@@ -51,7 +58,7 @@ _STORED = (
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, task TEXT NOT NULL, optimizer TEXT NOT NULL,
+    run_id TEXT PRIMARY KEY, task TEXT NOT NULL, label TEXT NOT NULL, optimizer TEXT NOT NULL,
     optimizer_name TEXT NOT NULL, lr REAL, seed INTEGER NOT NULL, data_seed INTEGER NOT NULL,
     phase TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, steps INTEGER NOT NULL,
     epochs_completed REAL NOT NULL, wall_seconds REAL NOT NULL, steps_to_target INTEGER,
@@ -61,6 +68,15 @@ CREATE TABLE IF NOT EXISTS curves (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, idx INTEGER NOT NULL,
     step INTEGER NOT NULL, epoch REAL NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL,
     "group" INTEGER, value REAL, PRIMARY KEY (run_id, idx));
+CREATE TABLE IF NOT EXISTS selections (
+    task TEXT NOT NULL, label TEXT NOT NULL, protocol TEXT NOT NULL, chosen_spec TEXT NOT NULL,
+    chosen_lr REAL, score REAL, tuning_seeds TEXT NOT NULL, final_seeds TEXT NOT NULL,
+    grid TEXT NOT NULL, edge TEXT NOT NULL, stop_reason TEXT NOT NULL, trials INTEGER NOT NULL,
+    final_run_ids TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (task, label));
+"""
+_MIGRATION_FROM_1 = """
+ALTER TABLE runs ADD COLUMN label TEXT NOT NULL DEFAULT '';
+UPDATE runs SET label = optimizer WHERE label = '';
 """
 
 
@@ -139,9 +155,12 @@ class ResultsStore:
         # Check the version before any PRAGMA that writes: an incompatible file stays
         # byte-for-byte as it was.
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+        found = None
         if "meta" in tables:
             row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            self._check_version(row[0] if row else "missing")
+            found = str(row[0]) if row else "missing"
+            if found not in MIGRATABLE_VERSIONS:
+                self._check_version(found)
         elif tables:
             self._check_version("missing")
         elif self.read_only:
@@ -151,6 +170,8 @@ class ResultsStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        if found in MIGRATABLE_VERSIONS:
+            self._migrate()
         if "meta" not in tables:
             with self._write_transaction():
                 for statement in _SCHEMA.split(";"):
@@ -161,6 +182,14 @@ class ResultsStore:
                     [("schema_version", str(SCHEMA_VERSION)),
                      ("package_version", gradretention.__version__)],
                 )  # fmt: skip
+
+    def _migrate(self) -> None:
+        """Bring a version-1 store to :data:`SCHEMA_VERSION` in one transaction."""
+        with self._write_transaction():
+            for statement in (*_MIGRATION_FROM_1.split(";"), *_SCHEMA.split(";")):
+                if statement.strip():
+                    self._conn.execute(statement)
+            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _check_version(self, found: object) -> None:
         if str(found) != str(SCHEMA_VERSION):
@@ -236,6 +265,49 @@ class ResultsStore:
              "wall_seconds": float, "steps_to_target": "Int64"}
         )  # fmt: skip
 
+    def record_selection(self, selection: dict[str, Any]) -> None:
+        """Insert or replace the selection of one (task, label): the keys of :data:`SELECTION_COLUMNS`.
+
+        Lists (seeds, grid, run ids) are stored as JSON text; ``created_at`` is set here.
+
+        Raises:
+            ValueError: a missing or unknown key, naming it.
+            StoreError: the store is read-only or the write failed.
+        """
+        given = set(selection)
+        expected = set(SELECTION_COLUMNS) - {"created_at"}
+        if given != expected:
+            raise ValueError(f"selection keys must be {sorted(expected)}; missing {sorted(expected - given)}, "
+                             f"unknown {sorted(given - expected)}")
+        if self.read_only:
+            raise StoreError(f"results store {self.path} was opened read-only")
+        row = {key: json.dumps(list(value)) if isinstance(value, (list, tuple)) else value
+               for key, value in selection.items()}  # fmt: skip
+        row["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+        marks = ",".join("?" * len(SELECTION_COLUMNS))
+        try:
+            with self._write_transaction():
+                self._conn.execute(f"INSERT OR REPLACE INTO selections({','.join(SELECTION_COLUMNS)}) "
+                                   f"VALUES ({marks})", [row[c] for c in SELECTION_COLUMNS])  # fmt: skip
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not record the selection of {selection['label']!r} on task "
+                             f"{selection['task']!r} in {self.path}: {exc}{_failure_hint(self.path)}") from exc
+
+    def selections(self) -> pd.DataFrame:
+        """What each sweep decided, one row per (task, label), columns :data:`SELECTION_COLUMNS`.
+
+        ``tuning_seeds``, ``final_seeds``, ``grid`` and ``final_run_ids`` are JSON lists;
+        ``edge`` is ``""``, ``"low"`` or ``"high"``; ``trials`` is 0 for the grid protocol.
+        A version-1 store opened read-only has none (an empty frame with these columns).
+        """
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+        rows = []
+        if "selections" in tables:
+            rows = self._conn.execute(f"SELECT {','.join(SELECTION_COLUMNS)} FROM selections "
+                                      "ORDER BY task, label").fetchall()  # fmt: skip
+        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(SELECTION_COLUMNS))
+        return frame.astype({"chosen_lr": float, "score": float, "trials": "int64"})
+
     def curves(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Curve points in logging order, columns :data:`CURVE_COLUMNS`; all runs if ``None``."""
         query = 'SELECT run_id, step, epoch, split, name, "group", value FROM curves'
@@ -301,7 +373,7 @@ def optimizer_base_name(spec: str) -> str:
 def _run_row(result: RunResult) -> dict[str, Any]:
     cfg = result.config
     return {
-        "run_id": result.run_id, "task": cfg.task, "optimizer": cfg.optimizer,
+        "run_id": result.run_id, "task": cfg.task, "label": cfg.label or cfg.optimizer, "optimizer": cfg.optimizer,
         "optimizer_name": optimizer_base_name(cfg.optimizer), "lr": cfg.lr, "seed": cfg.seed,
         "data_seed": cfg.data_seed, "phase": cfg.phase, "status": result.status,
         "reason": result.reason, "steps": result.steps,
@@ -317,6 +389,8 @@ def _run_row(result: RunResult) -> dict[str, Any]:
 
 def _frame_record(row: sqlite3.Row) -> dict[str, Any]:
     record = {c: row[c] for c in RUN_COLUMNS if c in row.keys()}
+    if not record.get("label"):  # a version-1 store read as it is: its runs are labelled by their optimizer
+        record["label"] = row["optimizer"]
     provenance = json.loads(row["provenance_json"])
     for key in PROVENANCE_KEYS:
         record[key] = provenance.get(key)

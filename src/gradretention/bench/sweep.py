@@ -1,40 +1,50 @@
 """The sweep driver and its fair tuning protocol, the same for every optimizer.
 
-1. **tune** — every task × optimizer × grid lr trains on the tune seeds
-   (``0 .. tune_seeds-1``) and is scored on *validation* (``val_<target metric>``).
-2. **pick** — per (task, optimizer) the best-scoring lr
-   (:func:`gradretention.bench.stats.best_lr_per_optimizer`: a diverged seed makes an lr
-   the worst; ties go to the smaller lr).
-3. **final** — the picked lr reruns on seeds ``0 .. seeds-1`` (``phase="final"``, distinct
-   runs from the tune phase); the test numbers reported come from these runs only.
+1. **tune** — per task × label (each optimizer spec as given), a tuner
+   (:mod:`gradretention.bench.protocol`) plans runs on the tuning seeds ``0 .. tune_seeds-1``
+   (default 3), scored on *validation* (``val_<target metric>`` at the end of the run; a
+   failed seed scores chance). The grid protocol (default) scores the shared absolute
+   half-decade grid ``1e-5 .. 1`` and extends it at an edge, round after round, by up to
+   ``extend`` half-decades per side; ``--protocol budget --trials K`` scores K Sobol
+   points of each optimizer's search space. A spec that sets ``lr`` is not tuned.
+2. **pick** — per (task, label) the best point (ties to the smaller lr), recorded with its
+   grid, edge and stop reason as a row of ``ResultsStore.selections()``.
+3. **final** — the picked spec and lr rerun on the final seeds ``100 .. 100+seeds-1``
+   (default 5, ``phase="final"``), disjoint from the tuning seeds: no reported number comes
+   from a run that took part in choosing.
 
-With one lr (or none: each optimizer's default) there is nothing to tune and only the
-final phase runs. The driver is the store's only writer: it records each result the
-moment it arrives, and skips runs the store already holds as finished, so rerunning a
-sweep does no training and an interrupted sweep resumes where it stopped (even after a
-SIGKILL: each result is one SQLite transaction). A second sweep on the same folder is
-refused while the first runs (:mod:`~gradretention.bench.lock`). Since each
-run depends on its config alone, the numbers do not depend on the executor or workers.
+Every run's config holds its resolved setup (epochs and batch size from the task where not
+given, the evaluation schedule in ``extra``) and its ``label``. The driver is the store's
+only writer: it records each result the moment it arrives, and skips runs the store already
+holds as finished, so rerunning a sweep does no training and an interrupted sweep resumes
+where it stopped (even after a SIGKILL: each result is one SQLite transaction). A second
+sweep on the same folder is refused while the first runs (:mod:`~gradretention.bench.lock`).
+Since each run depends on its config alone, the numbers do not depend on the executor or workers.
+
+The main job (``gradretention bench`` with no arguments) runs :data:`DEFAULT_OPTIMIZERS`
+on the embedded tasks with these defaults; see the README's harness section for its cost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from gradretention.bench import stats
-from gradretention.bench.config import EVAL_EVERY_AUTO, SweepConfig
+from gradretention.bench.config import SweepConfig
 from gradretention.bench.events import Listener, RunFinished
 from gradretention.bench.executors import Executor, LocalExecutor
 from gradretention.bench.lock import SweepLock
 from gradretention.bench.progress import SweepProgress
+from gradretention.bench.protocol.plan import default_lr, lr_grid, make_tuner
+from gradretention.bench.protocol.selection import Selection
+from gradretention.bench.protocol.tuning import Tuner
 from gradretention.bench.results import Phase, RunConfig, RunResult
 from gradretention.bench.store import ResultsStore
-from gradretention.optim import available_optimizers, canonical_spec, create_optimizer
+from gradretention.optim import available_optimizers, canonical_spec
 from gradretention.tasks.registry import available_tasks, get_task
 
 # The main job's optimizer families; names not (yet) registered are left out.
@@ -47,16 +57,21 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class SweepOutcome:
-    """What a sweep did: its run ids per phase, the lrs it picked, how many runs trained."""
+    """What a sweep did: its run ids per phase, its selections, how many runs trained."""
 
     tune_ids: tuple[str, ...]
     final_ids: tuple[str, ...]
-    best_lrs: dict[tuple[str, str], float] = field(default_factory=dict)
+    selections: dict[tuple[str, str], Selection] = field(default_factory=dict)
     trained: int = 0
 
     @property
     def run_ids(self) -> tuple[str, ...]:
         return self.tune_ids + self.final_ids
+
+    @property
+    def best_lrs(self) -> dict[tuple[str, str], float | None]:
+        """The lr each (task, label) trains its final runs with."""
+        return {key: sel.chosen_lr for key, sel in self.selections.items()}
 
 
 def resolve_tasks(names: Sequence[str]) -> tuple[str, ...]:
@@ -86,38 +101,24 @@ def resolve_optimizers(specs: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(resolved))
 
 
-def default_lr(spec: str, lr: float | None = None) -> float:
-    """The initial lr ``spec`` trains with (its own, else the registry default).
+def plan_runs(config: SweepConfig, task: str, spec: str, lr: float, seeds: Iterable[int], phase: Phase,
+              label: str = "", extra: tuple[tuple[str, Any], ...] = ()) -> list[RunConfig]:  # fmt: skip
+    """One :class:`RunConfig` per seed, the budget and settings taken from ``config``.
 
-    Raises:
-        ValueError: the spec (or ``lr``) is invalid, naming the value and its range.
+    The setup is resolved so that the stored config says what ran: ``epochs`` and
+    ``batch_size`` from the task where the config leaves them open (``epochs`` is kept
+    beside ``max_steps``, which then decides the budget), and ``eval_every`` in ``extra``.
     """
-    probe = torch.nn.Parameter(torch.zeros(1))
-    optimizer = create_optimizer(spec, [probe], **({} if lr is None else {"lr": lr}))
-    return float(optimizer.param_groups[0]["lr"])
-
-
-def lr_grid(config: SweepConfig, spec: str) -> tuple[float, ...]:
-    """The lrs ``spec`` is tuned over: ``lrs``, else ``lr_factors`` × its default, else its default."""
-    if config.lrs:
-        return tuple(default_lr(spec, lr) for lr in config.lrs)
-    base = default_lr(spec)
-    # Rounded to 12 significant digits so that 0.3 * 0.001 reads 0.0003 in tables.
-    return tuple(float(f"{base * factor:.12g}") for factor in config.lr_factors) or (base,)
-
-
-def plan_runs(config: SweepConfig, task: str, spec: str, lr: float, seeds: Iterable[int], phase: Phase) -> list[RunConfig]:
-    """One :class:`RunConfig` per seed, the budget and settings taken from ``config``."""
-    epochs = None if config.max_steps is not None else config.epochs
+    task_info = get_task(task)
+    epochs = task_info.default_epochs if config.epochs is None else config.epochs
+    batch_size = task_info.default_batch_size if config.batch_size is None else config.batch_size
     # Settings that change a text task's numbers belong to the run's identity.
     extra = tuple((key, value) for key in ("model_path", "max_len")
-                  if (value := getattr(config, key, None)) is not None)
-    if config.eval_every != EVAL_EVERY_AUTO:  # the default stays out of the run id; 1 must reach the run
-        extra += (("eval_every", config.eval_every),)
+                  if (value := getattr(config, key, None)) is not None) + (("eval_every", config.eval_every), *extra)
     return [
         RunConfig(task=task, optimizer=spec, seed=seed, lr=lr, data_seed=config.data_seed, epochs=epochs,
-                  max_steps=config.max_steps, batch_size=config.batch_size, log_every=config.log_every,
-                  phase=phase, device=config.device, extra=extra)  # fmt: skip
+                  max_steps=config.max_steps, batch_size=batch_size, log_every=config.log_every,
+                  phase=phase, device=config.device, extra=extra, label=label or spec)  # fmt: skip
         for seed in seeds
     ]
 
@@ -127,13 +128,14 @@ def run_sweep(config: SweepConfig, executor: Executor | None = None, listeners: 
     """Run the tuning protocol for ``config``, recording into ``<config.out>/runs.db``.
 
     Raises:
-        ValueError: an unknown task or optimizer, or a bad hyperparameter (before training).
+        ValueError: an unknown task or optimizer, a bad hyperparameter or grid lr (before training).
         SweepLockedError: another sweep holds ``<config.out>/.lock`` (the message names it).
         StoreError: the output folder or store cannot be used (nothing is overwritten).
         KeyboardInterrupt: after the interrupted runs were recorded.
     """
-    tasks, specs = resolve_tasks(config.tasks), resolve_optimizers(config.optimizers)
-    grids = {spec: lr_grid(config, spec) for spec in specs}
+    tasks, labels = resolve_tasks(config.tasks), resolve_optimizers(config.optimizers)
+    tuners = {(task, label): make_tuner(config, task, label, functools.partial(_plan, config, task))
+              for task in tasks for label in labels}  # fmt: skip
     data_dir = Path(config.data_dir) if config.data_dir else None
     with contextlib.ExitStack() as stack:
         stack.enter_context(SweepLock(config.out))  # held until the last result is recorded
@@ -141,17 +143,37 @@ def run_sweep(config: SweepConfig, executor: Executor | None = None, listeners: 
         if executor is None:
             executor = stack.enter_context(LocalExecutor(config.workers, config.threads))
         driver = _Driver(store, executor, data_dir, tuple(listeners), progress)
-        tune = [run for task in tasks for spec in specs if len(grids[spec]) > 1 for lr in grids[spec]
-                for run in plan_runs(config, task, spec, lr, range(config.tune_seeds), "tune")]  # fmt: skip
-        planned_final = len(tasks) * len(specs) * config.seeds
+        tune_ids = _tune(driver, tuners, len(tasks) * len(labels) * config.seeds)
+        selections, final = {}, []
+        for key, tuner in tuners.items():
+            selections[key] = selection = tuner.selection()
+            runs = plan_runs(config, key[0], selection.chosen_spec, selection.chosen_lr, selection.final_seeds,
+                             "final", label=key[1])  # fmt: skip
+            store.record_selection(selection.record([run.run_id for run in runs]))
+            final.extend(runs)
+        driver.execute(final)
+    return SweepOutcome(tune_ids, tuple(r.run_id for r in final), selections, driver.trained)
+
+
+def _plan(config: SweepConfig, task: str, label: str, lr: float, seeds: Sequence[int], phase: Phase,
+          extra: tuple[tuple[str, Any], ...], spec: str | None = None) -> list[RunConfig]:  # fmt: skip
+    return plan_runs(config, task, spec or label, lr, seeds, phase, label=label, extra=extra)
+
+
+def _tune(driver: _Driver, tuners: dict[tuple[str, str], Tuner], planned_final: int) -> tuple[str, ...]:
+    """Train the tuners' pending runs round by round until every tuner has decided."""
+    tune_ids: list[str] = []
+    while True:
+        batch = {key: tuner.pending() for key, tuner in tuners.items() if not tuner.done}
+        runs = [run for planned in batch.values() for run in planned]
+        if not runs:
+            return tuple(tune_ids)
+        tune_ids.extend(run.run_id for run in runs)
         # The bar's total covers the final phase from the start, so its ETA is the sweep's.
-        driver.execute(tune, extra_expected=planned_final)
-        best = pick_lrs(store, tune)
-        final = [run for task in tasks for spec in specs
-                 for run in plan_runs(config, task, spec, best.get((task, spec), min(grids[spec])),
-                                      range(config.seeds), "final")]  # fmt: skip
-        driver.execute(final, extra_expected=-planned_final)
-    return SweepOutcome(tuple(r.run_id for r in tune), tuple(r.run_id for r in final), best, driver.trained)
+        driver.execute(runs, reserve=planned_final)
+        recorded = driver.store.runs()
+        for key in batch:
+            tuners[key].update(recorded)
 
 
 def run_configs(configs: Sequence[RunConfig], out: Path, executor: Executor, data_dir: Path | None = None,
@@ -167,25 +189,6 @@ def run_configs(configs: Sequence[RunConfig], out: Path, executor: Executor, dat
     return driver.trained
 
 
-def pick_lrs(store: ResultsStore, tune: Sequence[RunConfig]) -> dict[tuple[str, str], float]:
-    """Best validation lr per (task, optimizer) among exactly these tune runs.
-
-    Each task is scored on ``val_<its target metric>``. Optimizers whose tune runs all
-    failed are absent; the caller falls back to the smallest grid lr.
-    """
-    if not tune:
-        return {}
-    runs = store.runs()
-    runs = runs[runs["run_id"].isin({r.run_id for r in tune})]
-    best: dict[tuple[str, str], float] = {}
-    for task_name, rows in runs.groupby("task"):
-        target = get_task(str(task_name)).target_metric
-        metric = f"val_{target}"
-        if metric in rows.columns:
-            best.update(stats.best_lr_per_optimizer(rows, metric=metric, higher_is_better=target != "loss"))
-    return best
-
-
 @dataclass
 class _Driver:
     """Submits runs, records each result as it arrives, notifies the listeners."""
@@ -196,15 +199,18 @@ class _Driver:
     listeners: tuple[Listener, ...]
     progress: SweepProgress | None
     trained: int = 0
+    reserved: int = 0
 
     def pending(self, configs: Sequence[RunConfig]) -> list[RunConfig]:
         finished = self.store.finished_ids()
         return [c for c in dict.fromkeys(configs) if c.run_id not in finished]
 
-    def execute(self, configs: Sequence[RunConfig], extra_expected: int = 0) -> None:
+    def execute(self, configs: Sequence[RunConfig], reserve: int = 0) -> None:
+        """Train what the store lacks of ``configs``; ``reserve``: runs still to come, for the bar's total."""
         todo = self.pending(configs)
         if self.progress is not None:
-            self.progress.expect(len(todo) + extra_expected)
+            self.progress.expect(len(todo) + reserve - self.reserved)
+        self.reserved = reserve
         for result in self.executor.submit_all(todo, self.data_dir):
             self._record(result)
 

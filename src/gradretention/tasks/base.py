@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 Inputs = torch.Tensor | dict[str, torch.Tensor]
+TRAIN_LOSS_TARGET_SHARE = 0.25  # the default train-loss target, as a share of a uniform guess's ln(classes)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ class Task:
         build_model: ``(num_classes) -> nn.Module``; the caller seeds torch before calling.
         target_metric / target_value: "steps to target" counts steps until the
             validation ``target_metric`` first reaches ``target_value``.
+        train_loss_target: the training-loss target of "train steps to target" (see
+            :meth:`train_target`); ``None``: :data:`TRAIN_LOSS_TARGET_SHARE` of the loss of a
+            uniform guess, ``0.25 * ln(num_classes)``.
+        chance_value: the target metric's chance level (what a failed run scores, see
+            :meth:`chance_level`); ``None``: derived from the metric and the class count.
         metrics: names that :meth:`evaluate` returns besides ``loss``.
         default_epochs / default_batch_size / default_lr: the harness defaults.
         loss_fn: ``(model_output, targets) -> scalar loss`` (mean over the batch).
@@ -116,11 +122,38 @@ class Task:
     needs_download: bool = False
     eval_batch_size: int = 1024
     evaluate_train: bool = True
+    train_loss_target: float | None = None
+    chance_value: float | None = None
 
     def __post_init__(self) -> None:
         size = self.eval_batch_size
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"eval_batch_size must be an int >= 1, got {self.eval_batch_size!r} (task {self.name!r})")
+
+    def chance_level(self, num_classes: int) -> float:
+        """The target metric of a model that guesses: what a diverged or failed run scores.
+
+        ``chance_value`` when set; else for ``accuracy`` / ``pixel_accuracy`` a uniform guess
+        over the classes, ``1 / num_classes``; for ``loss`` its cross-entropy, ``ln(num_classes)``;
+        for the other metrics (``f1``, ``miou``, ``exact_match``) 0.
+        """
+        if self.chance_value is not None:
+            return float(self.chance_value)
+        classes = max(int(num_classes), 1)
+        if self.target_metric in ("accuracy", "pixel_accuracy"):
+            return 1.0 / classes
+        return math.log(classes) if self.target_metric == "loss" else 0.0
+
+    def train_target(self, num_classes: int) -> float:
+        """The training-loss target: ``train_loss_target``, else a share of a guess's loss.
+
+        The default, ``0.25 * ln(num_classes)`` (0.58 for ten classes, 0.27 for three), is the
+        cross-entropy at which a model puts about ``num_classes ** -0.25`` of its mass on the
+        right class: well past guessing, reachable by a tuned baseline on every embedded task.
+        """
+        if self.train_loss_target is not None:
+            return float(self.train_loss_target)
+        return TRAIN_LOSS_TARGET_SHARE * math.log(max(int(num_classes), 2))
 
     def batch_loss(self, model: nn.Module, inputs: Inputs, targets: Any) -> torch.Tensor:
         """Mean training loss of one batch."""
