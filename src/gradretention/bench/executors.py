@@ -9,6 +9,13 @@ implements the same protocol.
 Ctrl-C: the in-flight runs end as ``interrupted`` and are still yielded, pending runs
 are dropped, then ``KeyboardInterrupt`` is raised to the consumer.
 
+A driver that is killed outright (SIGKILL, out of memory) takes its workers along:
+each worker waits in a thread on a *lifeline* pipe whose only write end the driver
+holds, and leaves at once when it reads end-of-file; on Linux the kernel also kills a
+worker whose parent (the forkserver) dies (``PR_SET_PDEATHSIG``). Once the workers are
+gone, the forkserver and multiprocessing's resource tracker see their own pipes close
+and exit too: nothing outlives the driver by more than a moment.
+
 Example:
     >>> with LocalExecutor(workers=2) as executor:  # doctest: +SKIP
     ...     for result in executor.submit_all(configs, data_dir=None):
@@ -19,10 +26,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.context
 import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +44,8 @@ from gradretention.bench.results import RunConfig, RunResult
 from gradretention.bench.runner import RunInterrupted, train
 
 _STOP: Any = None  # the pool's shared stop flag, set in each worker by _init_worker
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+ORPHANED_EXIT = 75  # a worker's exit code when its driver is gone (EX_TEMPFAIL: rerun the sweep)
 
 
 class Executor(Protocol):
@@ -77,6 +90,7 @@ class LocalExecutor:
         self.threads = threads or max(1, available_cores() // self.workers)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._stop: Any = None
+        self._lifeline: multiprocessing.connection.Connection | None = None  # its write end; see the module doc
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -89,6 +103,9 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._lifeline is not None:  # after the shutdown: closing it first would end the runs in flight
+            self._lifeline.close()
+            self._lifeline = None
 
     def submit_all(self, configs: Sequence[RunConfig], data_dir: Path | None) -> Iterator[RunResult]:
         """Yield each config's result as soon as it is known.
@@ -137,9 +154,11 @@ class LocalExecutor:
         if self._pool is None:
             context = _pool_context()
             self._stop = context.Event()
+            lifeline, self._lifeline = context.Pipe(duplex=False)
             self._pool = cf.ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads, self._stop)
-            )
+                self.workers, mp_context=context, initializer=_init_worker,
+                initargs=(self.threads, self._stop, lifeline),
+            )  # fmt: skip
         return self._pool
 
 
@@ -186,13 +205,41 @@ def _remaining_results(futures: list[cf.Future]) -> Iterator[RunResult]:
             continue
 
 
-def _init_worker(threads: int, stop: Any) -> None:
+def _init_worker(threads: int, stop: Any, lifeline: multiprocessing.connection.Connection | None = None) -> None:
     global _STOP
     # Ctrl-C reaches the whole process group; only the driver reacts. Workers stop
     # through the flag, so their run is still recorded as interrupted.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _STOP = stop
+    die_with_parent()
+    if lifeline is not None:
+        threading.Thread(target=_exit_when_closed, args=(lifeline,), name="driver-lifeline", daemon=True).start()
+
+
+def die_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent exits; ``False`` where unsupported.
+
+    ``prctl(PR_SET_PDEATHSIG)`` fires when the thread that forked us ends, so it is only
+    safe in a child of a single-threaded parent, such as a forkserver's child.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no libc prctl (e.g. a static or exotic libc)
+        return False
+
+
+def _exit_when_closed(lifeline: multiprocessing.connection.Connection) -> None:
+    # The driver never writes: recv returns only with end-of-file, i.e. the driver is gone
+    # (killed, or closed without shutting us down). Nobody is left to record a result.
+    try:
+        lifeline.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os._exit(ORPHANED_EXIT)
 
 
 def _run_settings() -> dict[str, str]:

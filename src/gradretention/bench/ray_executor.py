@@ -19,6 +19,12 @@ Failures:
       yielded as ``interrupted``: Ray discards a cancelled task's return value. They
       were not finished either way, so a resumed sweep reruns them.
 
+A local instance does not outlive its driver: when the driver is killed outright, Ray's
+own fate-sharing stops the raylet and the workers at once, but its node agents wait up
+to a minute for a dead GCS. So a small *reaper* process started beside the instance
+notes the instance's processes and, when its pipe from the driver closes, kills those
+still running (POSIX only: it waits on the pipe with ``select``).
+
 Tasks registered at run time in the driver (``register_task``, plug-ins) travel with
 their runs and are registered in the workers too. On a cluster every node needs the
 same Python environment (``gradretention`` installed) and, for tasks that read files,
@@ -35,8 +41,12 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -55,6 +65,28 @@ RAY_INSTALL = 'pip install "gradretention[ray]"'
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 MAX_RETRIES = 1  # a dead worker's run is tried once more, then recorded as an error
 _RAY_DEFAULTS: dict[str, Any] = {"ray_address": None, "cpus_per_run": 1, "gpus_per_run": 0}
+REAPER_ENV = "GRADRETENTION_RAY_INSTANCE"  # marks the processes ray.init starts for this executor
+# Run by a fresh interpreter, a child of the driver. Every second it notes the processes
+# of the instance: the driver's children carrying the marker (Ray renames its agents and
+# workers, which hides their environment, so they are found as those children's
+# descendants). When its stdin closes (the driver closed the executor, or died), it kills
+# what it noted that still runs; psutil checks each start time, so no reused pid is hit.
+_REAPER = """
+import os, select, sys, psutil
+marker, driver, noted = sys.argv[1], psutil.Process(os.getppid()), {}
+while not select.select([sys.stdin], [], [], 1.0)[0] or os.read(sys.stdin.fileno(), 64):
+    try:
+        for top in driver.children():
+            if top.environ().get("%s") == marker:
+                noted.update((p.pid, p) for p in [top, *top.children(recursive=True)])
+    except psutil.Error:
+        pass
+for proc in noted.values():
+    try:
+        proc.kill()
+    except psutil.Error:
+        pass
+""" % REAPER_ENV
 
 
 def import_ray() -> ModuleType:
@@ -111,6 +143,7 @@ class RayExecutor:
         # only when a worker died, since the error reasons point at its logs.
         self.temp_dir: Path | None = None
         self._keep_logs = False
+        self._reaper: subprocess.Popen | None = None
 
     def __enter__(self) -> RayExecutor:
         return self
@@ -125,6 +158,10 @@ class RayExecutor:
         if self._owns_ray:
             self.ray.shutdown()
             self._owns_ray = False
+        if self._reaper is not None:
+            self._reaper.stdin.close()  # type: ignore[union-attr]  # it kills any straggler, then exits
+            self._reaper.wait()
+            self._reaper = None
         if self.temp_dir is not None and not self._keep_logs:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self.temp_dir = None
@@ -181,7 +218,13 @@ class RayExecutor:
         # A private temp dir: /tmp/ray may belong to another user's or session's cluster.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="gradretention-ray-"))
         cpus = math.ceil((self.workers or available_cores()) * self.cpus_per_run)
-        self.ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _temp_dir=str(self.temp_dir))
+        marker = uuid.uuid4().hex
+        self._reaper = start_reaper(marker) if os.name == "posix" else None
+        os.environ[REAPER_ENV] = marker  # inherited by every process ray.init starts, then dropped
+        try:
+            self.ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _temp_dir=str(self.temp_dir))
+        finally:
+            os.environ.pop(REAPER_ENV, None)
         self._owns_ray = True
 
     def _result(self, ref: Any, config: RunConfig) -> RunResult:
@@ -198,6 +241,16 @@ class RayExecutor:
                 self._keep_logs = True
                 what += f" (worker logs: {self.temp_dir / 'session_latest' / 'logs'})"
             return failed_result(config, what, error)
+
+
+def start_reaper(marker: str) -> subprocess.Popen:
+    """The reaper of the local instance whose processes carry ``$GRADRETENTION_RAY_INSTANCE == marker``.
+
+    It kills them (and their descendants) once the returned handle's ``stdin`` closes:
+    explicitly, or because this process died.
+    """
+    env = {key: value for key, value in os.environ.items() if key != REAPER_ENV}
+    return subprocess.Popen([sys.executable, "-c", _REAPER, marker], stdin=subprocess.PIPE, env=env)
 
 
 def failed_result(config: RunConfig, what: str, error: BaseException) -> RunResult:

@@ -12,10 +12,11 @@ A task asks :func:`load_cached` for a *payload* (a dict of tensors and plain lis
 The payload is built once and written atomically (temporary file, then ``os.replace``)
 to ``<data_dir>/.gradretention-cache/<dataset>-<recipe>-<key>.pt``; later loads read it
 with ``torch.load(weights_only=True)``. The key hashes the recipe (what was done to the
-data: decoding, image size, tokenizer, maximum length) and the source's fingerprint (the
-path, size and modification time of every file the source holds), so editing, adding or
-removing a data file rebuilds the cache. An unwritable data directory only costs the
-cache (a warning), never the run.
+data: decoding, image size, tokenizer, maximum length) and the source's fingerprint (a
+SHA-256 of the name and *content* of every file the reader reads), so editing, adding or
+removing a data file rebuilds the cache, even when a replaced file keeps its size and
+modification time (``cp -p``, ``tar x``, ``rsync -t``). An unwritable data directory
+only costs the cache (a warning), never the run.
 
 Within one process the last few payloads are also kept in memory (keyed by the cache
 file, so a changed source is never served stale): a sweep decodes its data once. The
@@ -43,6 +44,7 @@ import torch
 
 from gradretention.tasks.readers import DatasetFormatError, find_dataset, load_hf_dataset
 from gradretention.tasks.readers.hf import hf_folder_kind
+from gradretention.tasks.fingerprint import files_fingerprint, layout_paths
 from gradretention.tasks.readers.locate import dataset_source, locate_data_dir
 
 DOWNLOAD_ENV = "GRADRETENTION_DOWNLOAD"
@@ -77,7 +79,7 @@ class DataSource:
         kind: ``"files"`` (original format), ``"hf-folder"`` or ``"hf-download"``.
         root: the reader's root (``files``), the HF folder, or the data directory.
         data_dir: the resolved data directory; the cache lives under it.
-        fingerprint: changes whenever a file of the source changes.
+        fingerprint: a hash of the content of every file the source's reader reads.
     """
 
     dataset: str
@@ -106,31 +108,7 @@ def locate_source(dataset: str, data_dir: str | os.PathLike[str] | None = None) 
         if not download_enabled() or hub_id is None:
             raise  # the readers' message: which files to put where (and whether --download applies)
         return DataSource(dataset, "hf-download", root, root, f"hub:{hub_id}")
-    return DataSource(dataset, "files", folder, root, files_fingerprint([folder]))
-
-
-def files_fingerprint(paths: list[Path]) -> str:
-    """A hash of the relative path, size and mtime of every file under ``paths`` (recursively).
-
-    Files are only stat'ed, never read (``os.walk`` on strings: pathlib's per-path
-    overhead would triple the cost), so IMDB's 100 000 review files cost well under a
-    second. Hidden files and folders, the cache folder among them, are skipped.
-    """
-    digest = hashlib.sha256()
-    for top in paths:
-        digest.update(f"{top.resolve()}\n".encode())
-        if top.is_file():
-            stat = top.stat()
-            digest.update(f"|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-            continue
-        for folder, subfolders, names in os.walk(top):
-            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-            relative = os.path.relpath(folder, top)
-            for name in sorted(names):
-                if not name.startswith("."):
-                    stat = os.stat(os.path.join(folder, name))
-                    digest.update(f"{relative}/{name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return DataSource(dataset, "files", folder, root, files_fingerprint(layout_paths(dataset, root, folder)))
 
 
 def open_hf(source: DataSource) -> Any:
@@ -285,6 +263,16 @@ def hf_images(cells: list[Any], mode: str, size: tuple[int, int], where: str) ->
             )
         out[index] = np.asarray(cell.convert(mode), dtype=np.uint8)
     return out
+
+
+def require_examples(count: int, minimum: int, where: str) -> None:
+    """DatasetFormatError naming ``where`` when a split holds fewer than ``minimum`` examples.
+
+    Called before tokenizing or decoding, so an empty file or split ends in this message
+    instead of an ``IndexError`` deep inside a tokenizer.
+    """
+    if count < minimum:
+        raise DatasetFormatError(f"{where}: holds {count} examples, need at least {minimum}")
 
 
 def checked_labels(values: list[Any], num_classes: int, where: str) -> np.ndarray:

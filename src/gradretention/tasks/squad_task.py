@@ -29,9 +29,22 @@ import torch
 from torch import nn
 
 from gradretention.tasks.base import Split, Task, TaskData
-from gradretention.tasks.datacache import MemoisedLoad, Payload, carve_validation, files_fingerprint, load_cached
+from gradretention.tasks.datacache import (
+    MemoisedLoad,
+    Payload,
+    carve_validation,
+    load_cached,
+    require_examples,
+)
+from gradretention.tasks.readers.errors import DatasetFormatError
 from gradretention.tasks.splits import check_data_seed
-from gradretention.tasks.text_tasks import checked_model_folder, load_tokenizer, max_length, model_path
+from gradretention.tasks.text_tasks import (
+    checked_model_folder,
+    load_tokenizer,
+    max_length,
+    model_path,
+    tokenizer_fingerprint,
+)
 
 DATASET = "squad"
 DEFAULT_LEN = 384
@@ -71,27 +84,52 @@ def read_squad_files(root: Path) -> dict[str, list[Any]]:
     """The train file's and the dev file's examples (dev becomes the test split)."""
     from gradretention.tasks.readers import read_squad_split
 
-    return {"train": read_squad_split(root, "train").examples, "test": read_squad_split(root, "dev").examples}
+    splits = {"train": read_squad_split(root, "train").examples, "test": read_squad_split(root, "dev").examples}
+    _check_articles(splits["train"], str(root / "train-v1.1.json"))
+    return splits
+
+
+def _check_articles(examples: list[Any], where: str) -> None:
+    # Checked before tokenizing: validation is carved by article, so one article is not enough.
+    titles = {example.title for example in examples}
+    if len(titles) < 2:
+        raise DatasetFormatError(
+            f"{where}: holds {len(titles)} articles; the SQuAD train split needs at least 2 to carve a validation split"
+        )
 
 
 def hf_squad(dataset_dict: Any) -> dict[str, list[Any]]:
     """The same from a Hugging Face ``squad`` DatasetDict (splits ``train``, ``validation``)."""
-    from gradretention.tasks.readers import DatasetFormatError, SquadExample, split_columns
+    from gradretention.tasks.readers import split_columns
 
     out = {}
     for split, hf_split in (("train", "train"), ("test", "validation")):
         columns = split_columns(dataset_dict, hf_split, ["id", "title", "question", "context", "answers"])
-        examples = []
-        for row, answers in enumerate(columns["answers"]):
-            if not isinstance(answers, dict) or not answers.get("text") or "answer_start" not in answers:
-                raise DatasetFormatError(
-                    f"Hugging Face squad, split {hf_split!r}, row {row}: expected answers "
-                    f"{{'text': [...], 'answer_start': [...]}} with at least one answer, found {answers!r:.80}"
-                )
-            values = [columns[name][row] for name in ("id", "title", "question", "context")]
-            examples.append(SquadExample(*values, tuple(answers["text"]), tuple(answers["answer_start"])))
+        examples = [_hf_example(columns, row, hf_split) for row in range(len(columns["answers"]))]
+        require_examples(len(examples), 1, f"Hugging Face squad, split {hf_split!r}")
         out[split] = examples
+    _check_articles(out["train"], "Hugging Face squad, split 'train'")
     return out
+
+
+def _hf_example(columns: dict[str, list[Any]], row: int, hf_split: str) -> Any:
+    from gradretention.tasks.readers import SquadExample
+    from gradretention.tasks.readers.squad import check_answer_span
+
+    answers = columns["answers"][row]
+    if not isinstance(answers, dict) or not answers.get("text") or "answer_start" not in answers:
+        raise DatasetFormatError(
+            f"Hugging Face squad, split {hf_split!r}, row {row}: expected answers "
+            f"{{'text': [...], 'answer_start': [...]}} with at least one answer, found {answers!r:.80}"
+        )
+    values = [columns[name][row] for name in ("id", "title", "question", "context")]
+    texts, starts = tuple(answers["text"]), tuple(answers["answer_start"])
+    where = f"Hugging Face squad, split {hf_split!r}, question id {values[0]!r}"
+    if len(texts) != len(starts) or not all(type(start) is int for start in starts):
+        raise DatasetFormatError(f"{where}: expected one int answer_start per answer text, found {answers!r:.80}")
+    for index, (text, start) in enumerate(zip(texts, starts)):
+        check_answer_span(values[3], text, start, f"{where} (answer {index})")
+    return SquadExample(*values, texts, starts)
 
 
 def load_squad(data_seed: int, data_dir: Path | None = None) -> TaskData:
@@ -104,7 +142,7 @@ def load_squad(data_seed: int, data_dir: Path | None = None) -> TaskData:
     seed = check_data_seed(data_seed)
     max_len = max_length(DEFAULT_LEN)
     folder = checked_model_folder(model_path())
-    recipe = f"bert-len{max_len}-tok{files_fingerprint([folder])[:12]}-v1"
+    recipe = f"bert-len{max_len}-tok{tokenizer_fingerprint(folder)[:12]}-v1"
     payload, source = load_cached(
         DATASET, data_dir, recipe,
         lambda root: squad_payload(read_squad_files(root), max_len, folder),

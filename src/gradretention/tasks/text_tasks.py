@@ -34,9 +34,10 @@ from gradretention.tasks.datacache import (
     carve_validation,
     checked_labels,
     clear_memory,
-    files_fingerprint,
     load_cached,
+    require_examples,
 )
+from gradretention.tasks.fingerprint import files_fingerprint
 from gradretention.tasks.splits import check_data_seed
 
 MODEL_PATH_ENV = "GRADRETENTION_MODEL_PATH"
@@ -45,6 +46,8 @@ LSTM_VOCAB = 25_000  # embedding rows; the vocabulary keeps the most frequent tr
 SPLITS = ("train", "test")
 # dataset -> (classes, validation fraction of the train file)
 DATASETS: dict[str, tuple[int, float]] = {"imdb": (2, 2_500 / 25_000), "ag_news": (4, 6_000 / 120_000)}
+MIN_EXAMPLES = {"train": 2, "test": 1}  # train: a validation split is carved from it
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt", "*.onnx")
 
 
 def set_model_path(path: str | os.PathLike[str] | None) -> None:
@@ -93,6 +96,15 @@ def checked_model_folder(folder: Path) -> Path:
     return folder
 
 
+def tokenizer_fingerprint(folder: Path) -> str:
+    """A content hash of a model folder without its weights: everything tokenizing reads.
+
+    Part of a cache recipe, so two folders with the same tokenizer share the cached token
+    ids and an edited tokenizer file builds new ones.
+    """
+    return files_fingerprint([folder], exclude=WEIGHT_FILES)
+
+
 def load_tokenizer(folder: Path) -> Any:
     """The fast tokenizer of a local model folder, offline and without remote code."""
     from transformers import AutoTokenizer
@@ -106,7 +118,10 @@ def read_texts(dataset: str, root: Path) -> dict[str, tuple[list[str], list[int]
     from gradretention.tasks.readers import read_ag_news, read_imdb
 
     reader = {"imdb": read_imdb, "ag_news": read_ag_news}[dataset]
-    return {split: reader(root, split) for split in SPLITS}
+    texts = {split: reader(root, split) for split in SPLITS}
+    for split, (documents, _) in texts.items():
+        require_examples(len(documents), MIN_EXAMPLES[split], f"{dataset} {split} split under {root}")
+    return texts
 
 
 def hf_texts(dataset: str, dataset_dict: Any) -> dict[str, tuple[list[str], list[int]]]:
@@ -117,6 +132,7 @@ def hf_texts(dataset: str, dataset_dict: Any) -> dict[str, tuple[list[str], list
     for split in SPLITS:
         columns = split_columns(dataset_dict, split, ["text", "label"])
         where = f"Hugging Face {dataset}, split {split!r}"
+        require_examples(len(columns["text"]), MIN_EXAMPLES[split], where)
         texts[split] = (columns["text"], checked_labels(columns["label"], DATASETS[dataset][0], where).tolist())
     return texts
 
@@ -179,8 +195,8 @@ class TextLoader:
             recipe, inputs = f"lstm-vocab{LSTM_VOCAB}-len{max_len}-v1", ("input_ids", "lengths")
         else:
             folder = checked_model_folder(model_path())
-            # The tokenizer is part of the recipe: another model folder is another cache.
-            recipe = f"bert-len{max_len}-tok{files_fingerprint([folder])[:12]}-v1"
+            # The tokenizer is part of the recipe: another tokenizer is another cache.
+            recipe = f"bert-len{max_len}-tok{tokenizer_fingerprint(folder)[:12]}-v1"
             inputs = ("input_ids", "attention_mask")
             info["model_path"] = str(folder)
         payload, source = load_cached(

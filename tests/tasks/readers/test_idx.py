@@ -107,9 +107,11 @@ def test_oversized_dims_are_refused_before_reading(tmp_path):
 
 
 def test_gzip_bomb_is_refused_without_inflating_it(tmp_path):
-    # Header says 10 labels; the stream inflates to 1 GiB of zeros after it.
+    # Header says 10 labels; the stream inflates to 1 GiB of zeros after it. The trailer is
+    # forged to agree with the header, so only the streaming cap can stop it.
     path = tmp_path / "train-labels-idx1-ubyte.gz"
-    path.write_bytes(gzip_bomb(struct.pack(">II", LABELS_MAGIC, 10), expanded_mib=1024))
+    bomb = gzip_bomb(struct.pack(">II", LABELS_MAGIC, 10), expanded_mib=1024)
+    path.write_bytes(bomb[:-4] + struct.pack("<I", 18))
     assert path.stat().st_size < 2 * 2**20
     tracemalloc.start()
     try:

@@ -36,9 +36,9 @@ def test_examples_are_flattened_with_every_answer(tmp_path):
 def test_answer_span_mismatches_are_counted_not_fatal(tmp_path):
     document = squad_document()
     document["data"][0]["paragraphs"][0]["qas"][0]["answers"][1]["answer_start"] += 1
-    document["data"][1]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 10_000  # past the end
+    # (an answer_start past the end of the context is an error: tests/tasks/test_readers_hostile.py)
     squad = read_squad(write_json(tmp_path / "train-v1.1.json", document))
-    assert squad.answer_mismatches == 2 and len(squad.examples) == 3
+    assert squad.answer_mismatches == 1 and len(squad.examples) == 3
 
 
 def _broken(edit):

@@ -119,7 +119,7 @@ def test_carve_validation_refuses_bad_arguments(n, fraction, message):
         carve_validation(n, fraction, 0)
 
 
-def test_bert_caches_are_keyed_by_the_encoder_folder(data_dir, tmp_path):
+def test_bert_caches_are_keyed_by_the_tokenizer_content(data_dir, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(data_dir / "ag_news", root / "ag_news")
     get_task("agnews-bert").load(0, root)
@@ -128,11 +128,17 @@ def test_bert_caches_are_keyed_by_the_encoder_folder(data_dir, tmp_path):
     shutil.copytree(text_tasks.model_path(), copy, ignore=shutil.ignore_patterns("*.safetensors"))
     text_tasks.set_model_path(copy)
     try:
-        data = get_task("agnews-bert").load(0, root)
+        same = get_task("agnews-bert").load(0, root)
+        assert same.info["model_path"] == str(copy)
+        assert len([name for name in _cache_files(root) if name.startswith("ag_news-bert-len32-")]) == 1
+        config = copy / "tokenizer_config.json"
+        config.write_text(config.read_text().replace('"do_lower_case": true', '"do_lower_case": false'))
+        datacache.clear_memory()
+        cased = get_task("agnews-bert").load(0, root)
     finally:
         text_tasks.set_model_path(None)
-    assert data.info["model_path"] == str(copy)
     assert len([name for name in _cache_files(root) if name.startswith("ag_news-bert-len32-")]) == 2
+    assert not torch.equal(cased.train.inputs["input_ids"], same.train.inputs["input_ids"])
 
 
 def test_every_real_task_load_frees_its_memory_with_cache_clear(mnist_dir):

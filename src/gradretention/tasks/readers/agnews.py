@@ -31,8 +31,8 @@ def read_ag_news_csv(path: str | Path) -> tuple[list[str], list[int]]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        DatasetFormatError: a row without exactly three columns or a class outside
-            1-4; the message names the file and line.
+        DatasetFormatError: no row at all, a row without exactly three columns or a
+            class outside 1-4; the message names the file and line.
 
     Example:
         >>> texts, labels = read_ag_news_csv("data/ag_news/test.csv")  # doctest: +SKIP
@@ -53,6 +53,10 @@ def read_ag_news_csv(path: str | Path) -> tuple[list[str], list[int]]:
                 line = reader.line_num + 1
         except (csv.Error, UnicodeDecodeError) as error:
             raise DatasetFormatError(f"{path}, line {line}: not a readable UTF-8 CSV ({error})") from error
+    if not texts:
+        raise DatasetFormatError(
+            f"{path}: holds no rows; expected AG_NEWS CSV rows of class index (1-4), title, description"
+        )
     return texts, labels
 
 

@@ -6,11 +6,16 @@ per row, each plane row-major 32x32), ``b"labels"`` a list of ints 0-9, plus
 ``b"batch_label"`` and ``b"filenames"``. ``batches.meta`` holds ``b"label_names"``.
 They must be opened with ``encoding="bytes"`` because Python 2 strings carry raw bytes.
 
+Batches re-pickled by Python 3 at protocol 2 (``pickle.dump(batch, f, protocol=2)``
+after loading them) are read too: Python 3 writes each ``bytes`` object there as
+``_codecs.encode(text, "latin1")``, and their keys may be ``str`` when they were loaded
+with ``encoding="latin1"`` (they are turned back into ``bytes``).
+
 ``pickle.load`` would run any callable the file names, so :class:`CifarUnpickler`
-resolves exactly the three globals a numpy array needs and nothing else, and even
-those are replaced by stand-ins that validate their arguments and state before
-numpy sees them: a hostile file can neither call ``os.system`` nor ask numpy for a
-petabyte array or an object dtype.
+resolves exactly the four globals a numpy array and Python 3's bytes need and nothing
+else, and even those are replaced by stand-ins that validate their arguments and
+state before numpy sees them: a hostile file can neither call ``os.system`` nor ask
+numpy for a petabyte array or an object dtype.
 """
 
 from __future__ import annotations
@@ -91,7 +96,18 @@ def _ndarray_marker(*args: Any) -> None:
     raise DatasetFormatError("refused direct call of numpy.ndarray in pickle")
 
 
+def _latin1_bytes(text: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
+    """Stand-in for ``_codecs.encode``: only ``encode(str, "latin1")``, Python 3's protocol-2 ``bytes``."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise DatasetFormatError(
+            f"refused _codecs.encode({type(text).__name__}, {encoding!r:.20}, {errors!r:.20}); "
+            "only encode(text, 'latin1') is allowed (how Python 3 pickles bytes at protocol 2)"
+        )
+    return text.encode("latin-1")
+
+
 _ALLOWED_GLOBALS = {
+    ("_codecs", "encode"): _latin1_bytes,
     ("numpy.core.multiarray", "_reconstruct"): _PickledArray,
     ("numpy._core.multiarray", "_reconstruct"): _PickledArray,
     ("numpy", "ndarray"): _ndarray_marker,
@@ -103,7 +119,8 @@ class CifarUnpickler(pickle.Unpickler):
     """An unpickler that resolves only the globals the real CIFAR files contain.
 
     Allowed: ``numpy.core.multiarray._reconstruct`` (also spelled ``numpy._core``),
-    ``numpy.ndarray`` and ``numpy.dtype``. Any other global raises
+    ``numpy.ndarray``, ``numpy.dtype`` and ``_codecs.encode`` (latin-1 text to bytes
+    only, as Python 3 pickles bytes at protocol 2). Any other global raises
     :class:`DatasetFormatError` naming the file and the refused global.
     """
 
@@ -116,7 +133,7 @@ class CifarUnpickler(pickle.Unpickler):
         if allowed is None:
             raise DatasetFormatError(
                 f"{self._path}: refused global '{module}.{name}' in pickle; CIFAR files only need "
-                "numpy.core.multiarray._reconstruct, numpy.ndarray and numpy.dtype"
+                "numpy.core.multiarray._reconstruct, numpy.ndarray, numpy.dtype and _codecs.encode"
             )
         return allowed
 
@@ -143,7 +160,12 @@ def load_cifar_pickle(path: str | Path) -> dict[bytes, Any]:
         raise DatasetFormatError(f"{path}: not a readable CIFAR pickle ({type(error).__name__}: {error})") from error
     if not isinstance(loaded, dict):
         raise DatasetFormatError(f"{path}: expected a pickled dict, found {type(loaded).__name__}")
-    return {key: _materialise(path, value) for key, value in loaded.items()}
+    # Keys are str when a batch was loaded with encoding="latin1" and pickled again by Python 3.
+    return {_as_bytes(key): _materialise(path, value) for key, value in loaded.items()}
+
+
+def _as_bytes(key: Any) -> Any:
+    return key.encode("latin-1") if isinstance(key, str) else key
 
 
 def _materialise(path: Path, value: Any) -> Any:
@@ -205,6 +227,6 @@ def read_cifar10_label_names(root: str | Path) -> list[str]:
     """The ten class names from ``batches.meta`` (``airplane`` ... ``truck``)."""
     path = Path(root) / META_FILE
     names = load_cifar_pickle(path).get(b"label_names")
-    if not isinstance(names, list) or not all(isinstance(name, bytes) for name in names):
+    if not isinstance(names, list) or not all(isinstance(name, (bytes, str)) for name in names):
         raise DatasetFormatError(f"{path}: expected b'label_names' to be a list of byte strings, found {names!r:.80}")
-    return [name.decode("utf-8") for name in names]
+    return [name.decode("utf-8") if isinstance(name, bytes) else name for name in names]

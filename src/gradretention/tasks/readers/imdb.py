@@ -41,7 +41,8 @@ def read_aclimdb(root: str | Path, split: str) -> tuple[list[str], list[int]]:
     Raises:
         FileNotFoundError: ``root/split/neg`` or ``root/split/pos`` is missing.
         DatasetFormatError: a ``.txt`` file not named ``<id>_<rating>.txt``, a rating that
-            does not fit its folder, or text that is not UTF-8; the message names the file.
+            does not fit its folder, text that is not UTF-8, or no review at all; the
+            message names the file or folder.
 
     Example:
         >>> texts, labels = read_aclimdb("data/aclImdb", "test")  # doctest: +SKIP
@@ -58,6 +59,10 @@ def read_aclimdb(root: str | Path, split: str) -> tuple[list[str], list[int]]:
         for path in _review_files(folder, polarity):
             texts.append(_read_text(path))
             labels.append(label)
+    if not texts:
+        raise DatasetFormatError(
+            f"{Path(root) / split}: holds no reviews; expected <id>_<rating>.txt files in {split}/neg and {split}/pos"
+        )
     return texts, labels
 
 
@@ -95,7 +100,7 @@ def read_imdb_csv(path: str | Path) -> tuple[list[str], list[int]]:
     Raises:
         FileNotFoundError: ``path`` does not exist.
         DatasetFormatError: the columns are missing (the message lists those expected and
-            found) or a label is not one of ``0 1 neg pos negative positive``.
+            found), a label is not one of ``0 1 neg pos negative positive``, or no row.
     """
     path = Path(path)
     texts: list[str] = []
@@ -109,6 +114,8 @@ def read_imdb_csv(path: str | Path) -> tuple[list[str], list[int]]:
                 labels.append(_parse_label(path, reader.line_num, row[label_column]))
         except (csv.Error, UnicodeDecodeError) as error:
             raise DatasetFormatError(f"{path}: not a readable UTF-8 CSV ({error})") from error
+    if not texts:
+        raise DatasetFormatError(f"{path}: holds no reviews; expected rows under its text,label header")
     return texts, labels
 
 

@@ -3,8 +3,11 @@
 The file is ``{"version": "1.1", "data": [{"title", "paragraphs": [{"context", "qas":
 [{"id", "question", "answers": [{"text", "answer_start"}]}]}]}]}``. :func:`read_squad`
 flattens it to one :class:`SquadExample` per question and checks every answer span:
-``context[answer_start : answer_start + len(text)] == text``. A wrong *structure* raises;
-a span that does not match is counted (the official data has a few), not fatal.
+``context[answer_start : answer_start + len(text)] == text``. A wrong *structure* raises,
+so does a file without questions or an answer that does not lie inside its context
+(``0 <= answer_start <= len(context) - len(text)``, else it would silently train as "no
+answer"); a span inside the context whose text does not match is counted (the official
+data has a few), not fatal.
 
 The scores follow the official ``evaluate-v1.1.py`` exactly: answers are normalised
 (lower case, punctuation removed, the articles a/an/the removed, whitespace collapsed);
@@ -60,8 +63,9 @@ def read_squad(path: str | Path) -> SquadFile:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        DatasetFormatError: not JSON, or a field missing or of the wrong type; the message
-            names the file and the JSON path (``data[0].paragraphs[2].qas[1].id``).
+        DatasetFormatError: not JSON, a field missing or of the wrong type, no question at
+            all, or an answer outside its context; the message names the file and the JSON
+            path (``data[0].paragraphs[2].qas[1].id``) or the question id.
 
     Example:
         >>> squad = read_squad("data/squad/dev-v1.1.json")  # doctest: +SKIP
@@ -93,6 +97,11 @@ def read_squad(path: str | Path) -> SquadFile:
                     for text, start in zip(example.answer_texts, example.answer_starts)
                 )
                 examples.append(example)
+    if not examples:
+        raise DatasetFormatError(
+            f"{path}: holds no questions ({len(articles)} articles); expected SQuAD v1.1 with at least one "
+            "article whose paragraphs have questions"
+        )
     return SquadFile(str(version), examples, mismatches)
 
 
@@ -130,7 +139,26 @@ def _parse_question(check: _Checker, qa: Any, where: str, title: str, context: s
     texts = tuple(check.field(answer, "text", str, place) for answer, place in places)
     starts = tuple(check.field(answer, "answer_start", int, place) for answer, place in places)
     question = check.field(qa, "question", str, where)
-    return SquadExample(check.field(qa, "id", str, where), title, question, context, texts, starts)
+    question_id = check.field(qa, "id", str, where)
+    for index, (text, start) in enumerate(zip(texts, starts)):
+        check_answer_span(context, text, start, f"{check.path}: question id {question_id!r} ({where}.answers[{index}])")
+    return SquadExample(question_id, title, question, context, texts, starts)
+
+
+def check_answer_span(context: str, text: str, start: int, where: str) -> None:
+    """DatasetFormatError naming ``where`` unless ``context[start : start + len(text)]`` lies inside ``context``.
+
+    The text there need not equal ``text`` (the official data has a few such answers);
+    the span must only be a real place in the context, so an answer can never turn
+    into the "no answer" target unnoticed.
+    """
+    last = len(context) - len(text)
+    if not 0 <= start <= last:
+        valid = f"0..{last}" if last >= 0 else "none: the answer is longer than the context"
+        raise DatasetFormatError(
+            f"{where}: answer_start {start} puts the {len(text)}-character answer {text!r:.40} outside its "
+            f"{len(context)}-character context; valid answer_start: {valid}"
+        )
 
 
 def read_squad_split(root: str | Path, split: str) -> SquadFile:
