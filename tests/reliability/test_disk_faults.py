@@ -174,10 +174,10 @@ def test_an_export_folder_that_is_a_file_gives_an_output_error_naming_it(tmp_pat
 
 def test_a_report_that_cannot_be_written_exits_2_with_the_path(tmp_path, seeded, capsys):
     out = _copy(seeded, tmp_path / "out")
-    shutil.rmtree(out / "figures")
-    (out / "figures").write_text("in the way")
+    (out / "report.md").unlink()
+    (out / "report.md").mkdir()  # in the way of the atomic rename
     assert main(["report", str(out)]) == 2
-    assert f"{out}/figures" in capsys.readouterr().err
+    assert f"{out}/report.md" in capsys.readouterr().err
 
 
 # Atomic writes: a write cut short by the size limit leaves the previous file whole and no temp file.

@@ -1,0 +1,109 @@
+"""Hypergradient honesty: did the learning rate α actually move, and did it stay positive?
+
+Per run, over every logged step t and parameter group:
+
+    movement  = max_t |α_t / α_0 − 1|        "α inactive" when below 0.01
+    min_ratio = min_t α_t / α_0               "α negative" when some α_t ≤ 0
+
+Runs recorded by this version carry these as columns (``alpha_movement``,
+``alpha_min_ratio``, ``alpha_negative``); for older stores they are computed from the
+``opt``/``lr`` curves. The flags concern optimizers whose α is meant to adapt: a
+baseline's constant lr is inactive by design and is not flagged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from gradretention.bench.stats import BASELINES
+
+INACTIVE_BELOW = 0.01
+FLAG_COLUMNS = ("run_id", "alpha_movement", "alpha_min_ratio", "alpha_negative", "adaptive")
+
+
+def lr_points(curves: pd.DataFrame) -> pd.DataFrame:
+    """The ``opt``/``lr`` curve points with finite values: run_id, step, group, value."""
+    points = curves[(curves["split"] == "opt") & (curves["name"] == "lr")]
+    points = points.assign(group=points["group"].fillna(0).astype(int))
+    return points[np.isfinite(points["value"].astype(float))][["run_id", "step", "group", "value"]]
+
+
+def run_flags(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Per run: :data:`FLAG_COLUMNS`, from the recorded columns or else from the curves.
+
+    ``adaptive`` is False for baselines (their α is constant by design).
+    """
+    recorded = {"alpha_movement", "alpha_min_ratio", "alpha_negative"} <= set(runs.columns)
+    frame = runs[["run_id"]].copy()
+    if recorded and runs["alpha_movement"].notna().any():
+        frame["alpha_movement"] = pd.to_numeric(runs["alpha_movement"], errors="coerce").to_numpy()
+        frame["alpha_min_ratio"] = pd.to_numeric(runs["alpha_min_ratio"], errors="coerce").to_numpy()
+        frame["alpha_negative"] = pd.to_numeric(runs["alpha_negative"], errors="coerce").to_numpy() > 0
+    else:
+        frame = frame.merge(_from_curves(lr_points(curves)), on="run_id", how="left")
+        frame["alpha_negative"] = frame["alpha_negative"].astype("boolean").fillna(False).astype(bool)
+    names = runs.set_index("run_id")["optimizer_name"].astype(str)
+    frame["adaptive"] = ~frame["run_id"].map(names).map(lambda name: name.split("[", 1)[0] in BASELINES)
+    return frame.reset_index(drop=True)
+
+
+def _from_curves(points: pd.DataFrame) -> pd.DataFrame:
+    if points.empty:
+        return pd.DataFrame(columns=["run_id", "alpha_movement", "alpha_min_ratio", "alpha_negative"])
+    points = points.sort_values(["run_id", "group", "step"], kind="stable")
+    first = points.groupby(["run_id", "group"])["value"].transform("first")
+    ratio = (points["value"] / first.where(first != 0)).astype(float)
+    stats = points.assign(ratio=ratio, moved=(ratio - 1).abs(), negative=points["value"] <= 0)
+    out = stats.groupby("run_id").agg(alpha_movement=("moved", "max"), alpha_min_ratio=("ratio", "min"),
+                                      alpha_negative=("negative", "any"))  # fmt: skip
+    return out.reset_index()
+
+
+def flag_counts(runs: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """Per label of adaptive optimizers: runs, α inactive, α negative, median movement."""
+    joined = runs[["run_id", "label"]].merge(flags, on="run_id")
+    joined = joined[joined["adaptive"] & joined["alpha_movement"].notna()]
+    out = []
+    for label, group in joined.groupby("label", sort=True):
+        moved = group["alpha_movement"].astype(float)
+        out.append({"label": label, "runs": len(group), "inactive": int((moved < INACTIVE_BELOW).sum()),
+                    "negative": int(group["alpha_negative"].sum()), "median_movement": float(moved.median()),
+                    "min_ratio": float(group["alpha_min_ratio"].astype(float).min())})  # fmt: skip
+    return pd.DataFrame(out, columns=["label", "runs", "inactive", "negative", "median_movement", "min_ratio"])
+
+
+def trajectory_bands(runs: pd.DataFrame, curves: pd.DataFrame, group: int = 0) -> pd.DataFrame:
+    """α_t / α_0 of parameter group ``group`` per label and step: median, min and max over seeds.
+
+    Also returns each run's own ratio (column ``run_id`` and ``ratio``) so a figure can
+    offer the seeds one by one: rows with ``run_id`` set are per-seed points, rows with
+    ``run_id`` NaN are the band.
+    """
+    points = lr_points(curves[curves["run_id"].isin(runs["run_id"])])
+    points = points[points["group"] == group].sort_values(["run_id", "step"], kind="stable")
+    if points.empty:
+        return pd.DataFrame(columns=["label", "step", "median", "low", "high", "run_id", "seed", "ratio"])
+    first = points.groupby("run_id")["value"].transform("first")
+    points = points.assign(ratio=points["value"] / first.where(first != 0))
+    points = points.merge(runs[["run_id", "label", "seed"]], on="run_id")
+    band = points.groupby(["label", "step"])["ratio"].agg(median="median", low="min", high="max").reset_index()
+    seeds = points[["label", "step", "run_id", "seed", "ratio"]]
+    return pd.concat([band, seeds], ignore_index=True)
+
+
+def describe_flags(counts: pd.Series) -> str:
+    """``"α inactive in 3 of 5 runs; α negative in 1 of 5 runs"``, or ``""`` when nothing is flagged."""
+    parts = []
+    if counts["inactive"]:
+        parts.append(f"α inactive (moved < {INACTIVE_BELOW:.0%}) in {counts['inactive']} of {counts['runs']} runs")
+    if counts["negative"]:
+        parts.append(f"α negative (α_t ≤ 0) in {counts['negative']} of {counts['runs']} runs")
+    return "; ".join(parts)
+
+
+def format_movement(value: float) -> str:
+    """``0.0021`` -> ``0.21 %``; NaN -> ``—``."""
+    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.3g} %"

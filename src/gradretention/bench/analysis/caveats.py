@@ -1,0 +1,65 @@
+"""The caveats a reader needs next to a comparison, computed from the runs themselves.
+
+Each is one sentence naming the optimizer: the best lr at a grid edge (and whether a
+bound stopped the extension), few seeds, α that did not move or went ≤ 0, failed final
+seeds, unfinished runs, and optimizers whose numbers are identical on every seed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from gradretention.bench.analysis.alpha import describe_flags
+
+SMALL_N = 5
+
+
+def edge_caveats(selections: pd.DataFrame, inferred: dict[str, str]) -> list[str]:
+    """Best lr on the edge of its grid: recorded (with what stopped it) or inferred from old runs."""
+    out = []
+    for row in selections.itertuples():
+        if row.protocol == "grid" and row.edge:
+            out.append(f"{row.label}: best lr {float(row.chosen_lr):g} still at the {row.edge} edge of the grid "
+                       f"({row.stop_reason or 'extension stopped'}); the optimum may lie beyond it.")  # fmt: skip
+    if selections.empty:
+        out += [f"{label}: the chosen lr is the {edge}est tuned lr; the optimum may lie beyond the grid."
+                for label, edge in sorted(inferred.items())]  # fmt: skip
+    return out
+
+
+def seed_caveats(summary: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:
+    """Few paired seeds, failed final seeds, unfinished seeds."""
+    out = []
+    small = comparisons[comparisons["n"] < SMALL_N] if not comparisons.empty else comparisons
+    if len(small):
+        ns = sorted(set(small["n"].astype(int)))
+        out.append(f"Small n: {', '.join(small['label'])} compared on {'/'.join(map(str, ns))} shared seed(s) "
+                   f"(< {SMALL_N}); a tie there is weak evidence of equality.")  # fmt: skip
+    for row in summary.itertuples():
+        if row.failed:
+            out.append(f"{row.label}: {row.failed} of {row.planned} final seeds diverged or failed; they count at "
+                       "chance level in its mean and differences.")  # fmt: skip
+        unfinished = row.planned - row.finished - row.failed
+        if unfinished > 0:
+            out.append(f"{row.label}: {unfinished} of {row.planned} final seeds unfinished (interrupted or missing); "
+                       "rerun the same command to complete them.")  # fmt: skip
+    return out
+
+
+def alpha_caveats(counts: pd.DataFrame) -> list[str]:
+    """α inactive / α negative, per adaptive optimizer."""
+    return [f"{row['label']}: {text}." for _, row in counts.iterrows() if (text := describe_flags(row))]
+
+
+def identical_caveats(table: pd.DataFrame) -> list[str]:
+    """Labels whose values agree on every shared seed: their comparison says nothing."""
+    out, seen = [], set()
+    labels = list(table.columns)
+    for i, first in enumerate(labels):
+        for second in labels[i + 1 :]:
+            pair = table[[first, second]].dropna()
+            if len(pair) >= 2 and second not in seen and (pair[first] == pair[second]).all():
+                seen.add(second)
+                out.append(f"{first} and {second} gave identical values on all {len(pair)} shared seeds: comparing "
+                           "them is vacuous (did the difference between them ever act?).")  # fmt: skip
+    return out

@@ -1,0 +1,197 @@
+"""One report section per comparison group: setup, protocol, verdicts, caveats, figures, tables.
+
+Colour and bold mark only significant verdicts (green better, red worse); a tie is
+plain. Every number that could mislead carries its context in the table itself:
+success rate beside each mean, "k of n seeds" beside each median, the reference and the
+verdict rule in the caption.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from gradretention.bench.analysis import alpha
+from gradretention.bench.analysis.analyse import GroupAnalysis
+from gradretention.bench.analysis.facts import is_accuracy
+from gradretention.bench.analysis.protocol import selection_rows
+from gradretention.bench.reporting import cells, figures
+from gradretention.bench.reporting.blocks import Block, Bullets, Figure, FigureRow, Heading, Paragraph, TextTable
+
+
+def group_blocks(analysis: GroupAnalysis, curves: pd.DataFrame, colors: dict[str, str], anchor: str) -> list[Block]:
+    """The blocks of one group, in reading order."""
+    group = analysis.group
+    setup = " · ".join(f"{key.replace('_', ' ')} {value}" for key, value in group.setup_rows())
+    blocks: list[Block] = [Heading(f"Task {group.title}"), Paragraph(f"Setup: {setup}", "setup"),
+                           Paragraph(analysis.protocol, "protocol")]  # fmt: skip
+    if len(analysis.selections):
+        headers = ("optimizer", "protocol", "chosen spec", "chosen lr", "validation score", "tuning seeds",
+                   "final seeds", "grid edge")  # fmt: skip
+        blocks.append(TextTable(headers, tuple(selection_rows(analysis.selections)), numeric=frozenset({3, 4})))
+    blocks.append(results_table(analysis))
+    if analysis.caveats:
+        blocks.append(Bullets(analysis.caveats, "Caveats"))
+    blocks += _figures(analysis, curves, colors, anchor)
+    blocks += [table for table in (_targets(analysis), _sensitivity(analysis), _alpha(analysis)) if table]
+    return blocks
+
+
+def results_table(analysis: GroupAnalysis) -> TextTable | Paragraph:
+    """Per optimizer: lr, test mean ± sd, success rate, validation mean, paired difference and verdict."""
+    metric, summary = analysis.metric, analysis.summary
+    if summary.empty:
+        return Paragraph("No evaluation run (final or single) in this group yet: nothing to compare.", "note")
+    compared = analysis.comparisons.set_index("label") if len(analysis.comparisons) else pd.DataFrame()
+    rows, tones = [], {}
+    for index, row in enumerate(summary.sort_values("label").itertuples()):
+        cells_ = [row.label, cells.lr(row.lr), cells.mean_sd(metric, row.mean, row.sd),
+                  cells.share(row.finished, row.planned), cells.format_value(analysis.val_metric, getattr(row, "val_mean", None))]
+        if row.label == analysis.reference:
+            cells_ += ["reference", "reference", "", "", "", ""]
+        elif row.label in compared.index:
+            c = compared.loc[row.label]
+            cells_ += [f"{cells.format_diff(metric, c['diff'])} (n={int(c['n'])})", c["verdict"],
+                       cells.interval(metric, c["ci_t_low"], c["ci_t_high"], spread=c["sd"]),
+                       "—" if c["sd"] == 0 else cells.interval(metric, c["ci_boot_low"], c["ci_boot_high"]),
+                       cells.p_value(c["p_holm"]), _wilcoxon(c)]  # fmt: skip
+            if c["verdict"] in ("better", "worse"):
+                tones.update({(index, 0): c["verdict"], (index, 5): c["verdict"], (index, 6): c["verdict"]})
+        else:
+            cells_ += ["—", "no reference" if analysis.reference is None else "not run", "", "", "", ""]
+        rows.append(tuple(cells_))
+    headers = ("optimizer", "lr", f"{cells.metric_label(metric)} mean ± sd", "finished", cells.metric_label(analysis.val_metric),
+               "Δ vs reference", "verdict", "95 % CI of Δ (t)", "95 % CI of Δ (bootstrap)", "p (Holm)", "Wilcoxon p")  # fmt: skip
+    return TextTable(headers, tuple(rows), tones, frozenset({1, 2, 4, 5, 9}), _caption(analysis))
+
+
+def _wilcoxon(row: pd.Series) -> str:
+    if pd.isna(row["wilcoxon_min_p"]):
+        return "—"
+    if pd.isna(row["wilcoxon_p"]):
+        return f"too few seeds for this test (p ≥ {row['wilcoxon_min_p']:.3g})"
+    return cells.p_value(row["wilcoxon_p"])
+
+
+def _caption(analysis: GroupAnalysis) -> str:
+    reference = (f"Reference: {analysis.reference}, the baseline with the best mean {cells.metric_label(analysis.val_metric)}"
+                 " (never chosen on test)." if analysis.reference else
+                 "No baseline in this group: no reference, no verdicts.")  # fmt: skip
+    if is_accuracy(analysis.metric):
+        n_test = analysis.n_test
+        noise = (f"|Δ| > 1.96·SE_test, SE_test = √(2p̄(1−p̄)/n_test) with n_test = {n_test}" if n_test
+                 else "|Δ| > 1.96·SE_test (n_test not recorded: no verdict can rule out test-set noise)")  # fmt: skip
+    else:
+        noise = "no SE_test term (not an accuracy, so no binomial test-set error)"
+    chance = f"; failed seeds count at {analysis.chance_how}" if analysis.chance_how != "no failed seed" else ""
+    return (f"{reference} Δ = optimizer − reference, paired over shared final seeds (n), in points for percentages. "
+            f"Verdict better/worse only where the Holm-corrected paired-t CI excludes 0 and {noise}; otherwise tie. "
+            f"finished = finished of planned final seeds{chance}.")  # fmt: skip
+
+
+def _figures(analysis: GroupAnalysis, curves: pd.DataFrame, colors: dict[str, str], anchor: str) -> list[Block]:
+    group, metric = analysis.group, analysis.metric
+    reported = analysis.reported
+    points = curves.merge(reported[["run_id", "label", "seed", "status"]], on="run_id")
+    points = points[points["status"].isin(("done", "interrupted"))]
+    made = [
+        (figures.seed_strip(_seed_values(analysis), colors, title=f"{group.title}: {cells.metric_label(metric)} per seed",
+                            y_title=cells.metric_label(metric), chance=analysis.chance),
+         "seeds", "Every final seed (× = failed, counted at chance); boxes show the spread."),
+        (figures.band_figure(_curve(points, "train", "loss", "step"), colors, title=f"{group.title}: train loss",
+                             x_title="step", y_title="train loss (per logged step)", log_y=True),
+         "train", "Median over seeds with min–max band; click “· seeds” in the legend for each seed."),
+        (figures.band_figure(_curve(points, "val", metric.removeprefix("test_"), "epoch"), colors,
+                             title=f"{group.title}: {cells.metric_label(analysis.val_metric)}", x_title="epoch",
+                             y_title=cells.metric_label(analysis.val_metric)),
+         "val", "Validation metric at each evaluation: median and min–max over seeds."),
+        (figures.band_figure(_alpha_curve(analysis, curves), colors, title=f"{group.title}: α_t / α₀ (group 0)",
+                             x_title="step", y_title="α_t / α₀"),
+         "alpha", "Learning rate relative to its initial value: flat at 1 means α never moved."),
+        (figures.band_figure(analysis.grid.rename(columns={"lr": "x"}), colors,
+                             title=f"{group.title}: {cells.metric_label(analysis.val_metric)} vs α₀", x_title="initial lr α₀",
+                             y_title=cells.metric_label(analysis.val_metric), log_x=True, markers=True)
+         if len(analysis.grid) else None,
+         "sensitivity", "Tuning runs on the absolute grid: median and min–max over tuning seeds (failed at chance)."),
+        (figures.band_figure(_budget(analysis), colors, title=f"{group.title}: best-so-far validation vs trials",
+                             x_title="trials", y_title=cells.metric_label(analysis.val_metric), markers=True)
+         if len(analysis.best_so_far) else None,
+         "budget", "Budget protocol: best-so-far mean over 1000 trial orderings, band 2.5–97.5 %."),
+    ]  # fmt: skip
+    shown = tuple(Figure(f"{anchor}-{name}", figure, caption) for figure, name, caption in made if figure)
+    return [FigureRow(shown)] if shown else []
+
+
+def _seed_values(analysis: GroupAnalysis) -> pd.DataFrame:
+    table = analysis.seeds
+    if table.empty:
+        return pd.DataFrame(columns=["label", "seed", "value", "failed"])
+    long = table.stack().rename("value").reset_index()
+    failed = analysis.reported[analysis.reported["status"].isin(("diverged", "error"))][["label", "seed"]]
+    marks = set(zip(failed["label"], failed["seed"]))
+    long["failed"] = [(label, seed) in marks for label, seed in zip(long["label"], long["seed"])]
+    return long
+
+
+def _curve(points: pd.DataFrame, split: str, name: str, x: str) -> pd.DataFrame:
+    rows = points[(points["split"] == split) & (points["name"] == name)]
+    return pd.DataFrame({"label": rows["label"], "x": rows[x], "seed": rows["seed"], "value": rows["value"]})
+
+
+def _alpha_curve(analysis: GroupAnalysis, curves: pd.DataFrame) -> pd.DataFrame:
+    bands = alpha.trajectory_bands(analysis.reported, curves)
+    seeds = bands[bands["run_id"].notna()]
+    return pd.DataFrame({"label": seeds["label"], "x": seeds["step"], "seed": seeds["seed"], "value": seeds["ratio"]})
+
+
+def _budget(analysis: GroupAnalysis) -> pd.DataFrame:
+    # The band of a best-so-far curve is over orderings, not seeds: draw its low/high as two "seeds".
+    best = analysis.best_so_far
+    frames = [best.assign(seed=name, value=best[column]) for name, column in (("2.5 %", "low"), ("97.5 %", "high"))]
+    frames.append(best.assign(seed="mean", value=best["mean"]))
+    long = pd.concat(frames, ignore_index=True)
+    return pd.DataFrame({"label": long["label"], "x": long["trials"], "seed": long["seed"], "value": long["value"]})
+
+
+def _targets(analysis: GroupAnalysis) -> TextTable | None:
+    frame = analysis.targets
+    if frame.empty or frame["reached"].sum() == 0 and frame["target"].str.contains("not recorded").all():
+        return None
+    rows = tuple((r.label, r.target, cells.share(r.reached, r.n) + " seeds", cells.lr(r.median_steps)
+                  if pd.notna(r.median_steps) else "—", f"{r.median_seconds:.2f}" if pd.notna(r.median_seconds) else "—")
+                 for r in frame.itertuples())  # fmt: skip
+    headers = ("optimizer", "target", "reached", "median steps", "median seconds")
+    caption = ("Steps to target: the first step at which the per-step train loss, or the validation metric at its "
+               "evaluations, reaches the target; medians over the seeds that reached it.")  # fmt: skip
+    return TextTable(headers, rows, numeric=frozenset({3, 4}), caption=caption)
+
+
+def _sensitivity(analysis: GroupAnalysis) -> TextTable | None:
+    frame = analysis.sensitivity
+    if frame.empty:
+        return None
+    rows = tuple((r.label, cells.lr(r.best_lr), cells.format_value(analysis.val_metric, r.best_score),
+                  f"{r.width:.2f}", _width_ci(r), str(r.points), str(r.seeds)) for r in frame.itertuples())  # fmt: skip
+    headers = ("optimizer", "best lr", "best validation score", "width (decades)", "95 % CI", "grid points",
+               "tuning seeds")  # fmt: skip
+    caption = ("lr-sensitivity width: the longest run of consecutive grid lrs whose score is within 1 point (0.01) "
+               "of the best, in decades (one point = 0); CI over bootstrap resamples of the tuning seeds.")  # fmt: skip
+    return TextTable(headers, rows, numeric=frozenset({1, 2, 3, 5, 6}), caption=caption)
+
+
+def _width_ci(row: object) -> str:
+    low, high = getattr(row, "ci_low"), getattr(row, "ci_high")
+    if pd.isna(low):
+        return "— (one tuning seed)"
+    return f"[{low:.2f}, {high:.2f}]" if low != high else f"no spread over resamples ({low:.2f})"
+
+
+def _alpha(analysis: GroupAnalysis) -> TextTable | None:
+    frame = analysis.alpha_counts
+    if frame.empty:
+        return None
+    rows = tuple((r.label, str(r.runs), alpha.format_movement(r.median_movement), f"{r.min_ratio:.3g}",
+                  str(r.inactive), str(r.negative)) for r in frame.itertuples())  # fmt: skip
+    headers = ("optimizer", "final runs", "median α movement", "min α_t/α₀", "α inactive (< 1 %)", "α negative")
+    caption = "α movement of a run: max over steps of |α_t/α₀ − 1|; α negative: α_t ≤ 0 at some step."
+    return TextTable(headers, rows, numeric=frozenset({1, 2, 3, 4, 5}), caption=caption)
+
