@@ -58,7 +58,7 @@ def build_report(out_dir: Path | str, metric: str | None = None) -> Path:
     with ResultsStore(out_dir, read_only=True) as store:
         runs = store.runs()
         curves = store.curves(runs.loc[runs["phase"].isin(EVALUATION_PHASES), "run_id"])
-        selections = store.selections() if hasattr(store, "selections") else None
+        selections = store.selections()
     return write_report(runs, curves, out_dir, metric, selections=selections)
 
 
@@ -90,7 +90,7 @@ def _overview(runs: pd.DataFrame, analyses: list[GroupAnalysis], selections: pd.
     dates = pd.to_datetime(runs.get("created_at"), errors="coerce", utc=True).dropna()
     when = f"{dates.min():%Y-%m-%d %H:%M} – {dates.max():%Y-%m-%d %H:%M} UTC" if len(dates) else "—"
     blocks: list[Block] = [Heading("Overview"), Paragraph(_RULES, "protocol")]
-    if selections is None:
+    if (selections is None or selections.empty) and (runs["phase"] == "tune").any():
         blocks.append(Paragraph("Tuning protocol not recorded: this store was written by an older version, so each "
                                 "group states what its runs show instead.", "note"))  # fmt: skip
     split = differing_keys([a.group for a in analyses])
