@@ -30,10 +30,12 @@ def layout_paths(dataset: str, data_dir: Path, folder: Path) -> list[Path]:
     """The files and folders of ``dataset``'s layout at ``folder`` that exist: what its reader reads.
 
     IMDB's ``aclImdb/train/unsup`` (50 000 reviews no task reads) is thus never hashed.
-    ``[folder]`` itself when no layout of the dataset sits there.
+    A layout matches when ``folder`` ends with its folder (under ``data_dir`` or a system
+    data folder); ``[folder]`` itself when none does.
     """
     for layout in DATASETS[dataset].layouts:
-        if data_dir / layout.folder == folder:
+        tail = Path(layout.folder).parts
+        if folder == data_dir / layout.folder or folder.parts[-len(tail) :] == tail:
             return [folder / name for names in layout.entries for name in names if (folder / name).exists()]
     return [folder]
 
