@@ -20,8 +20,9 @@ from gradretention.tasks.registry import get_task
 TIMING_NAMES = {"samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb"}
 
 
-def evaluated_epochs(result) -> list[float]:
-    return sorted({p.epoch for p in result.curves if p.split == "val" and p.name == "loss"})
+def evaluated_epochs(result, split: str = "test") -> list[float]:
+    """Epochs at which ``split`` was evaluated (test and train follow the schedule; val is every epoch)."""
+    return sorted({p.epoch for p in result.curves if p.split == split and p.name == "loss"})
 
 
 def numbers(result):
@@ -80,6 +81,8 @@ def test_default_run_evaluates_every_k_epochs_and_at_the_last():
     assert evaluated_epochs(result) == [6.0, 12.0, 13.0]
     steps = sorted({p.step for p in result.curves if p.split == "test"})
     assert steps == [36, 72, 78]
+    # Validation alone runs after every epoch: steps to target at a resolution of one epoch.
+    assert evaluated_epochs(result, "val") == [float(e) for e in range(1, 14)]
 
 
 def test_eval_every_forces_the_interval_and_one_gives_every_epoch():
@@ -91,7 +94,8 @@ def test_eval_every_forces_the_interval_and_one_gives_every_epoch():
 
 def test_a_step_budget_is_evaluated_at_epoch_multiples_of_k_and_at_its_last_step():
     result = train(RunConfig(task="spiral", optimizer="adam", epochs=None, max_steps=40))  # 6.67 epochs
-    assert sorted({p.step for p in result.curves if p.split == "val"}) == [36, 40]
+    assert sorted({p.step for p in result.curves if p.split == "test"}) == [36, 40]
+    assert sorted({p.step for p in result.curves if p.split == "val"}) == [6, 12, 18, 24, 30, 36, 40]
 
 
 def test_the_schedule_changes_evaluations_only_never_training():

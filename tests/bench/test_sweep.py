@@ -211,5 +211,5 @@ def test_eval_every_reaches_the_run_and_changes_its_id():
     sparse = plan_runs(SweepConfig(eval_every=2, epochs=4), "spiral", "sgd", 0.1, [0], "final")[0]
     assert ("eval_every", 2) in sparse.extra
     result = train(sparse)
-    epochs = sorted({point.epoch for point in result.curves if point.split == "val" and point.name == "loss"})
+    epochs = sorted({point.epoch for point in result.curves if point.split == "test" and point.name == "loss"})
     assert epochs == [2.0, 4.0]

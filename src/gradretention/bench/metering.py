@@ -21,6 +21,7 @@ from gradretention.bench.config import EVAL_EVERY_AUTO, eval_every_value
 from gradretention.bench.events import Event, EvalLogged, Listener, StepLogged
 from gradretention.bench.memory import optimizer_state_bytes, peak_ram_mb, peak_vram_mb, reset_peak_vram
 from gradretention.bench.results import CurvePoint, RunConfig, RunResult, RunStatus
+from gradretention.bench.run.trackers import AlphaTracker, LossTarget
 from gradretention.tasks.base import Split, Task, TaskData
 
 SPLITS = ("train", "val", "test")
@@ -124,11 +125,24 @@ def gradient_moments(model: torch.nn.Module) -> tuple[float, float] | None:
 
 
 class Metering:
-    """Collects one run's curves and summaries; emits the step and eval events."""
+    """Collects one run's curves and summaries; emits the step and eval events.
+
+    Besides the curves, every run's ``final`` holds: ``alpha_movement``, ``alpha_min_ratio``,
+    ``alpha_negative`` (:class:`~gradretention.bench.run.trackers.AlphaTracker`, α read after
+    every step); ``train_steps_to_target`` / ``train_seconds_to_target`` where the smoothed
+    per-step training loss reached ``train_loss_target``
+    (:class:`~gradretention.bench.run.trackers.LossTarget`); ``val_target`` (the validation
+    target of ``steps_to_target``); and ``chance``, the target metric's chance level that a
+    failed run scores (:meth:`~gradretention.tasks.base.Task.chance_level`).
+    """
 
     def __init__(self, config: RunConfig, task: Task, optimizer: torch.optim.Optimizer,
-                 device: torch.device, listeners: Iterable[Listener]) -> None:  # fmt: skip
+                 device: torch.device, listeners: Iterable[Listener], num_classes: int = 2) -> None:  # fmt: skip
         self.config, self.task, self.optimizer, self.device = config, task, optimizer, device
+        self.alpha = AlphaTracker(optimizer)
+        self.train_target = LossTarget(task.train_target(num_classes))
+        self.targets = {"val_target": float(task.target_value), "chance": task.chance_level(num_classes)}
+        self.epoch_started = time.perf_counter()
         self.listeners = tuple(listeners)
         self.curves: list[CurvePoint] = []
         self.last_eval: dict[str, dict[str, float]] = {}
@@ -148,9 +162,22 @@ class Metering:
     def _point(self, step: int, epoch: float, split: str, name: str, value: float, group: int | None = None) -> None:
         self.curves.append(CurvePoint(step, epoch, split, name, float(value), group))
 
+    def start_epoch(self, started: float) -> None:
+        """The training clock of the epoch that begins (for the train-loss target's seconds)."""
+        self.epoch_started = started
+
+    def feed_losses(self, losses: StepMeter, in_epoch: bool = True) -> None:
+        """Hand a window's batch losses to the train-loss target (one host read)."""
+        if not losses.losses:
+            return
+        values = torch.stack(losses.losses).double().tolist()
+        seconds = self.train_seconds + (time.perf_counter() - self.epoch_started if in_epoch else 0.0)
+        self.train_target.feed(losses.steps_before, values, seconds)
+
     def log_step(self, step: int, epoch: float, losses: StepMeter, model: torch.nn.Module) -> None:
         """Train loss, lr per group, telemetry and gradient moments at a log step."""
         loss = losses.mean()
+        self.feed_losses(losses)
         lrs = tuple(float(group["lr"]) for group in self.optimizer.param_groups)
         telemetry_fn = getattr(self.optimizer, "telemetry", None)
         telemetry = {k: float(v) for k, v in telemetry_fn().items()} if callable(telemetry_fn) else {}
@@ -183,15 +210,17 @@ class Metering:
             self.grad_epoch = []
 
     def evaluate(self, step: int, epoch: float, model: torch.nn.Module, data: TaskData,
-                 running_train_loss: float | None = None) -> None:  # fmt: skip
-        """Evaluate train, val and test; track the best validation values and the target.
+                 running_train_loss: float | None = None, splits: tuple[str, ...] = SPLITS) -> None:  # fmt: skip
+        """Evaluate ``splits`` (train, val and test); track the best validation values and the target.
 
         For a task with ``evaluate_train=False`` the train split is not evaluated: its
         ``loss`` is ``running_train_loss``, the mean training loss since the last evaluation.
-        ``best_val_*`` and the steps / seconds to target see only the evaluations made, so
-        their resolution is the schedule's (every k epochs and the last step).
+        ``best_val_*`` and the steps / seconds to target see only the evaluations made: the
+        runner evaluates val every epoch, so their resolution is an epoch.
         """
         for name, split in zip(SPLITS, (data.train, data.val, data.test)):
+            if name not in splits:
+                continue
             if name == "train" and not self.task.evaluate_train:
                 if running_train_loss is None:
                     raise ValueError(f"task {self.task.name!r} skips the train split: pass running_train_loss")
@@ -238,6 +267,7 @@ class Metering:
             "grad_all": [list(m) for m in self.grad_all], "grad_epoch": [list(m) for m in self.grad_epoch],
             "train_seconds": self.train_seconds, "samples": self.samples,
             "steps_to_target": self.steps_to_target, "seconds_to_target": self.seconds_to_target,
+            "alpha": self.alpha.state(), "train_target": self.train_target.state(),
         }  # fmt: skip
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -249,11 +279,14 @@ class Metering:
         self.grad_epoch = [(m, v) for m, v in state["grad_epoch"]]
         self.train_seconds, self.samples = float(state["train_seconds"]), int(state["samples"])
         self.steps_to_target, self.seconds_to_target = state["steps_to_target"], state["seconds_to_target"]
+        if "alpha" in state:  # checkpoints written before these summaries existed start them afresh
+            self.alpha.restore(state["alpha"])
+            self.train_target.restore(state["train_target"])
 
     def result(self, status: RunStatus, reason: str, steps: int, epochs: float,
                wall_seconds: float, provenance: dict[str, str]) -> RunResult:  # fmt: skip
         """The run's record. Split metrics only for ``done`` runs: a diverged model's are noise."""
-        final = self._performance(epochs)
+        final = {**self._performance(epochs), **self.targets, **self.alpha.summary(), **self.train_target.summary()}
         evaluation: dict[str, float] = {}
         if status == "done" and self.last_eval:
             for split, metrics in self.last_eval.items():

@@ -4,12 +4,14 @@
 permutation (``torch.randperm`` with the run's own generator), so the same config gives
 the same numbers. The training loss is accumulated on the device and read back only at
 log steps; gradient statistics, learning rates and optimizer telemetry are taken at
-log steps only. Every k epochs (and at the last step) the train, validation and test
-splits are evaluated; k is ``eval_every``, by default ``"auto"``: from the split sizes,
-so that evaluation stays near 10 % of the training time
+log steps only; every group's lr (α) is read after every step for its movement summary.
+The validation split is evaluated after every epoch; the train and test splits every k
+epochs (and at the last step), k being ``eval_every``, by default ``"auto"``: from the split
+sizes, so that evaluation stays near 10 % of the training time
 (:func:`~gradretention.bench.metering.evaluation_interval`). Summaries that depend on
-evaluations (``best_val_*``, ``steps_to_target``, ``seconds_to_target``) are taken at
-those points: a target reached between two evaluations counts at the next one.
+validation (``best_val_*``, ``steps_to_target``, ``seconds_to_target``) therefore have a
+resolution of one epoch: a target reached within an epoch counts at its end. The training
+loss's target (``train_steps_to_target``) is found per step (:mod:`~gradretention.bench.run.trackers`).
 Listeners receive :mod:`~gradretention.bench.events`.
 
 Statuses: ``done``; ``diverged`` (a training loss that is non-finite or above 100× the
@@ -219,7 +221,7 @@ class _TrainingLoop:
         self.started, self.earlier_seconds = time.perf_counter(), 0.0
 
     def run(self, listeners: tuple[Listener, ...], should_stop: Callable[[], bool]) -> RunResult:
-        meter = Metering(self.config, self.task, self.optimizer, self.device, listeners)
+        meter = Metering(self.config, self.task, self.optimizer, self.device, listeners, self.data.num_classes)
         self._resume(meter)  # before RunStarted: an unusable checkpoint is the user's to fix
         self.started = started = time.perf_counter()
         meter.emit(RunStarted(self.config, self.total_steps))
@@ -238,6 +240,8 @@ class _TrainingLoop:
             reason = (f"while running '{config.optimizer}' on task '{config.task}' "
                       f"(seed {config.seed}): {type(exc).__name__}: {exc}")  # fmt: skip
             status = "error"
+        if status == "done":  # the steps after the last log step, for the train-loss target
+            meter.feed_losses(self.window, in_epoch=False)
         wall_seconds = self.earlier_seconds + time.perf_counter() - started
         result = meter.result(status, reason, self.step, self.step / self.steps_per_epoch,
                               wall_seconds, collect_provenance(self.config.device))  # fmt: skip
@@ -250,12 +254,15 @@ class _TrainingLoop:
         while self.step < self.total_steps:
             self.epoch += 1
             tick = time.perf_counter()
+            meter.start_epoch(tick)
             samples = self._epoch(meter, should_stop)
             self.window.mean()  # a loss that blew up since the last log step ends the run here
             meter.end_epoch(self.step, self.step / self.steps_per_epoch, tick, samples)
+            epoch = self.step / self.steps_per_epoch
             if self.epoch % self.eval_every == 0 or self.step >= self.total_steps:
-                meter.evaluate(self.step, self.step / self.steps_per_epoch, self.model, self.data,
-                               self._running_loss())  # fmt: skip
+                meter.evaluate(self.step, epoch, self.model, self.data, self._running_loss())
+            else:  # val alone every epoch: per-epoch steps to target for the price of a val pass
+                meter.evaluate(self.step, epoch, self.model, self.data, splits=("val",))
             self._checkpoint(meter)
             if should_stop():
                 raise _StopRequested
@@ -269,6 +276,7 @@ class _TrainingLoop:
                 break
             index = order[start : start + self.batch_size]
             loss = self._step(*self.data.train.batch(index))
+            meter.alpha.observe()
             self.window.add(loss)
             if not self.task.evaluate_train:
                 self.running = (self.running[0] + loss.double(), self.running[1] + 1)
