@@ -16,17 +16,31 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
 
 from gradretention.optim import compiled, compiled_kernels, fastpath
+from gradretention.optim.contract import (
+    TORCH_KEYWORDS,
+    ContractMixin,
+    check_params,
+    check_torch_keywords,
+    wants_reference_loop,
+)
 from gradretention.optim.controllers import ConstantController, HypergradientController, LRController, StepSignals
 from gradretention.optim.controllers.hypergradient import hypergradient_terms
 from gradretention.optim.hyperparams import check_hyperparameters
 from gradretention.optim.rules import BaseRule, Group, make_rule
 
 Closure = Callable[[], Any]
+SCHEDULE_WARNING = (
+    "An LR scheduler reset group['lr'] to its own value, replacing the α that the {controller} controller "
+    "adapted: schedulers that recompute lr from initial_lr every step (LambdaLR, OneCycleLR, CyclicLR, "
+    "CosineAnnealingWarmRestarts) undo the adaptation each step. Chainable schedulers (StepLR, ExponentialLR, "
+    "CosineAnnealingLR, MultiplicativeLR, ReduceLROnPlateau, ...) scale the adapted α and compose; express the "
+    "schedule as MultiplicativeLR with factor λ(t)/λ(t-1) to keep both.")
 
 
 def make_controller(name: str, lr_optimizer: str = "sgd") -> LRController:
@@ -42,7 +56,7 @@ def make_controller(name: str, lr_optimizer: str = "sgd") -> LRController:
     raise ValueError(f"Unknown controller {name!r}; valid controllers: constant, hypergradient, variance")
 
 
-class ComposedOptimizer(torch.optim.Optimizer):
+class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
     """A base update rule driven by a learning-rate controller.
 
     Args:
@@ -57,19 +71,36 @@ class ComposedOptimizer(torch.optim.Optimizer):
             the passes eager torch cannot fuse: Adam's hypergradient reduction, the Adagrad and
             RMSprop updates, SGD's update when d_t is kept. None = auto (groups of ≥ 4 M entries
             on the CPU, after 200 steps), True = from the first step, False = never.
+        foreach, maximize, capturable, differentiable: torch's keywords (:mod:`.contract`):
+            ``maximize=True`` ascends, ``foreach=False`` runs the reference loop, the last two
+            must stay False.
         **hyperparameters: the rule's and the controller's (e.g. ``momentum``, ``betas``,
             ``hypergrad_lr``); an unknown name is a ``ValueError`` listing the valid ones.
+
+    Schedulers: a torch LR scheduler writes ``group["lr"]``, which holds α. Chainable
+    schedulers (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR, ConstantLR,
+    PolynomialLR, MultiplicativeLR, ReduceLROnPlateau) multiply the adapted α and compose with
+    the controller: it continues from the scaled value. Schedulers that recompute lr from
+    ``initial_lr`` every step (LambdaLR, OneCycleLR, CyclicLR, CosineAnnealingWarmRestarts)
+    replace the adapted α each step, which undoes the adaptation; when the optimizer sees one
+    do so (``group["lr"]`` reset to the scheduler's previous value, or OneCycleLR's keys in the
+    group) it warns once with this reason. Express such schedules with MultiplicativeLR
+    (factor ``λ(t)/λ(t−1)``) to compose them.
 
     Example:
         >>> model = torch.nn.Linear(4, 1)
         >>> opt = ComposedOptimizer(model.parameters(), rule="adam", controller="hypergradient", lr=1e-3)
     """
 
+    _PICKLED = ("rule", "controller", "_warned_schedule")
+
     def __init__(self, params: Any, rule: str | BaseRule = "sgd", controller: str | LRController = "constant",
                  lr: float = 1e-3, lr_optimizer: str = "sgd", **hyperparameters: Any) -> None:
         self.rule = make_rule(rule) if isinstance(rule, str) else rule
         self.controller = make_controller(controller, lr_optimizer) if isinstance(controller, str) else controller
-        defaults = {"lr": lr, "fused": None, "compiled": None, **self.rule.defaults, **self.controller.defaults}
+        self._warned_schedule = False
+        defaults = {"lr": lr, "fused": None, "compiled": None, **TORCH_KEYWORDS, **self.rule.defaults,
+                    **self.controller.defaults}
         unknown = sorted(set(hyperparameters) - set(defaults))
         if unknown:
             raise ValueError(
@@ -79,8 +110,23 @@ class ComposedOptimizer(torch.optim.Optimizer):
         check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
+    def _owner(self) -> str:
+        return f"{type(self).__name__} (rule {self.rule.name!r}, controller {self.controller.name!r})"
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        check_hyperparameters({key: value for key, value in param_group.items() if key != "params"})
+        """Validate the group (values, torch keywords, real params, ``fused=True``) before adding it."""
+        own = {key: value for key, value in param_group.items() if key != "params"}
+        check_hyperparameters(own)
+        merged = {**self.defaults, **own}
+        check_torch_keywords(merged, self._owner())
+        if merged["fused"] is True and (self.rule.name not in fastpath.FAST_RULES or wants_reference_loop(
+                {**merged, "fused": None})):
+            raise ValueError(f"Invalid fused value: True for {self._owner()} (valid: None or False; a fused path "
+                             f"exists for the rules {', '.join(fastpath.FAST_RULES)} without maximize or "
+                             "foreach=False)")
+        params = param_group["params"]
+        param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        check_params([param_group], self._owner())
         super().add_param_group(param_group)
 
     @torch.no_grad()
@@ -101,12 +147,13 @@ class ComposedOptimizer(torch.optim.Optimizer):
         params = [p for p in group["params"] if p.grad is not None]
         if not params:
             return
-        grads = [effective_grad(p, group["weight_decay"]) for p in params]
+        grads = [effective_grad(p, group["weight_decay"], group.get("maximize", False)) for p in params]
         states = [self.state[p] for p in params]
         group_step = group["step_count"] = group.get("step_count", 0) + 1
+        self._check_schedule(group)
         # One scan of the params serves both the fused path and the compiled kernels.
-        dense = group["fused"] is not False and fastpath.uniform_dense(params)
-        fast = dense and self.rule.name in fastpath.FAST_RULES
+        dense = not wants_reference_loop(group) and fastpath.uniform_dense(params)
+        fast = dense and self.rule.name in fastpath.FAST_RULES and fastpath.kernels_exact(params[0])
         if group["fused"] and not fast:
             raise RuntimeError(f"fused=True needs dense contiguous params of one dtype and device and a rule in "
                                f"{fastpath.FAST_RULES}; got rule {self.rule.name!r}")
@@ -116,6 +163,7 @@ class ComposedOptimizer(torch.optim.Optimizer):
             h, scale = self._hypergradient(group, params, grads, states, group_step, fast or kernels, kernels)
             signals = StepSignals(params, grads, loss, h, scale)
         alpha = group["lr"] = self.controller.next_lr(group, signals, self.rule)
+        group["lr_written"] = alpha
         keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
         # One compiled pass where eager needs several: rules without a torch fused kernel, and SGD
         # when d_t must be kept (torch's fused SGD cannot write it).
@@ -129,6 +177,17 @@ class ComposedOptimizer(torch.optim.Optimizer):
         if self.controller.needs_previous_direction:
             for state in states:
                 state["updated_at"] = group_step
+
+    def _check_schedule(self, group: Group) -> None:
+        """Warn once when a scheduler that recomputes lr from ``initial_lr`` undoes the adaptation."""
+        written = group.get("lr_written")
+        if self.controller.name == "constant" or written is None or group["lr"] == written:
+            return
+        erased = group["lr"] == group.get("lr_scheduled") or "max_lr" in group
+        group["lr_scheduled"] = group["lr"]
+        if erased and not self._warned_schedule:
+            self._warned_schedule = True
+            warnings.warn(SCHEDULE_WARNING.format(controller=self.controller.name), UserWarning, stacklevel=5)
 
     def _reference_update(self, group: Group, params: list[Tensor], grads: list[Tensor],
                           states: list[dict[str, Any]], alpha: float) -> None:
@@ -196,12 +255,17 @@ def _store_direction(state: dict[str, Any], direction: Tensor) -> None:
         stored.copy_(direction)
 
 
-def effective_grad(param: Tensor, weight_decay: float) -> Tensor:
-    """``grad + weight_decay·θ`` out of place (``p.grad`` is never written); sparse grads are refused."""
+def effective_grad(param: Tensor, weight_decay: float, maximize: bool = False) -> Tensor:
+    """``±grad + weight_decay·θ`` out of place (``p.grad`` is never written); sparse grads are refused.
+
+    With ``maximize`` the gradient is negated first, as torch.optim does (then the decay is added).
+    """
     grad = param.grad
     if grad.is_sparse:
         raise RuntimeError("gradretention optimizers do not support sparse gradients; use torch.optim.SparseAdam "
                            "or a dense embedding (nn.Embedding(sparse=False))")
+    if maximize:
+        grad = -grad
     return grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
 
 

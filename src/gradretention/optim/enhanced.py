@@ -13,6 +13,13 @@ from torch import Tensor
 
 from gradretention.optim import compiled, compiled_enhanced, fastpath
 from gradretention.optim.composed import effective_grad
+from gradretention.optim.contract import (
+    TORCH_KEYWORDS,
+    ContractMixin,
+    check_params,
+    check_torch_keywords,
+    wants_reference_loop,
+)
 from gradretention.optim.controllers.variance import gradient_variance
 from gradretention.optim.hyperparams import check_hyperparameters
 from gradretention.optim.qlearning import QConfig, ScaleController
@@ -26,7 +33,7 @@ NO_LOSS_WARNING = ("EnhancedSGD.step() got neither a closure nor loss=...: the Q
                    "scales, so this is plain momentum SGD. Pass step(closure) or step(loss=loss).")
 
 
-class EnhancedSGD(torch.optim.Optimizer):
+class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
     """Heavy-ball SGD with gradient-variance clipping and a tabular Q-learning controller.
 
     Per param group at step t (ρ = ``variance_smoothing``, c = ``clip_factor``)::
@@ -94,10 +101,14 @@ class EnhancedSGD(torch.optim.Optimizer):
                  q_lr: float = 0.1, discount: float = 0.9, epsilon: float = 0.5, epsilon_decay: float = 0.995,
                  epsilon_min: float = 0.01, nudge: float = 0.05, spike_factor: float = 1.5,
                  bayesian_init_std: float = 0.0, seed: int = 0, weight_decay: float = 0.0,
-                 noise_pool: int | None = None, fused: bool | None = None, compiled: bool | None = None) -> None:
+                 noise_pool: int | None = None, fused: bool | None = None, compiled: bool | None = None,
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False) -> None:
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                     "variance_smoothing": variance_smoothing, "clip_factor": clip_factor,
-                    "noise_scale": noise_scale, "centering": centering, "fused": fused, "compiled": compiled}
+                    "noise_scale": noise_scale, "centering": centering, "fused": fused, "compiled": compiled,
+                    **{**TORCH_KEYWORDS, "foreach": foreach, "maximize": maximize, "capturable": capturable,
+                       "differentiable": differentiable}}
         check_hyperparameters({**defaults, "q_lr": q_lr, "discount": discount, "epsilon": epsilon,
                                "epsilon_decay": epsilon_decay, "epsilon_min": epsilon_min, "nudge": nudge,
                                "spike_factor": spike_factor, "bayesian_init_std": bayesian_init_std, "seed": seed})
@@ -110,8 +121,14 @@ class EnhancedSGD(torch.optim.Optimizer):
         config = QConfig(q_lr, discount, epsilon_decay, epsilon_min, nudge, spike_factor)
         self.controller = ScaleController(config, epsilon, 2 * seed, bayesian_init_std)
         self.seed = seed
+        self.bayesian_init_std = bayesian_init_std
         self._noise: torch.Generator | None = None
         self._warned = False
+
+    _PICKLED = ("noise_pool", "controller", "seed", "bayesian_init_std", "_noise", "_warned")
+
+    def _rebuild_caches(self) -> None:
+        self._buffers = {}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Validate the group's values; the controller's hyperparameters are optimizer-wide."""
@@ -119,7 +136,16 @@ class EnhancedSGD(torch.optim.Optimizer):
         if shared:
             raise ValueError(f"{', '.join(shared)} cannot be set per param group in EnhancedSGD (one controller "
                              f"and one noise stream serve the optimizer); per-group keys: {', '.join(sorted(self.defaults))}")
-        check_hyperparameters({key: value for key, value in param_group.items() if key != "params"})
+        own = {key: value for key, value in param_group.items() if key != "params"}
+        check_hyperparameters(own)
+        merged = {**self.defaults, **own}
+        check_torch_keywords(merged, "EnhancedSGD")
+        if merged["fused"] is True and wants_reference_loop({**merged, "fused": None}):
+            raise ValueError("Invalid fused value: True for EnhancedSGD with maximize=True or foreach=False "
+                             "(valid: None or False; the fused path reads the raw gradient)")
+        params = param_group["params"]
+        param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        check_params([param_group], "EnhancedSGD")
         super().add_param_group(param_group)
 
     @torch.no_grad()
@@ -150,12 +176,12 @@ class EnhancedSGD(torch.optim.Optimizer):
         """The group's effective gradients and their statistics (device tensors, no host sync)."""
         params = [p for p in group["params"] if p.grad is not None]
         group["step_count"] = group.get("step_count", 0) + 1
-        fast = group["fused"] is not False and fast_path_eligible(params)
+        fast = not wants_reference_loop(group) and fast_path_eligible(params)
         if group["fused"] and not fast:
             raise RuntimeError("fused=True needs dense, contiguous float32/float64 params and grads on one device")
         if fast:
             params = [p for p in params if p.numel() > 0]
-        grads = [effective_grad(p, group["weight_decay"]) for p in params]
+        grads = [effective_grad(p, group["weight_decay"], group.get("maximize", False)) for p in params]
         if not grads:
             return _GroupWork(group, params, grads, None, None)
         if fast:
@@ -238,6 +264,7 @@ class EnhancedSGD(torch.optim.Optimizer):
         """torch's state dict plus ``controller`` and, once noise was drawn, ``noise_generator``."""
         state = super().state_dict()
         state["controller"] = self.controller.state_dict()
+        state["hyperparameters"] = self.hyperparameters()
         if self._noise is not None:
             state["noise_generator"] = self._noise.get_state()
             state["noise_device"] = self._noise.device.type
@@ -248,6 +275,8 @@ class EnhancedSGD(torch.optim.Optimizer):
         if "controller" not in state_dict:
             raise ValueError("This state_dict has no 'controller' entry: it was not saved by EnhancedSGD")
         super().load_state_dict(state_dict)
+        if "hyperparameters" in state_dict:  # absent from state dicts saved before they were kept
+            self._load_hyperparameters(state_dict["hyperparameters"])
         self.controller.load_state_dict(state_dict["controller"])
         self._noise = None
         if "noise_generator" in state_dict:
@@ -259,6 +288,23 @@ class EnhancedSGD(torch.optim.Optimizer):
                 warnings.warn(f"EnhancedSGD noise state was saved on {state_dict['noise_device']!r} and cannot "
                               f"continue on {device.type!r}; the noise restarts from the seed", UserWarning,
                               stacklevel=2)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The optimizer-wide settings (controller and noise), as saved under ``state_dict()["hyperparameters"]``."""
+        config = self.controller.config
+        return {"q_lr": config.q_lr, "discount": config.discount, "epsilon_decay": config.epsilon_decay,
+                "epsilon_min": config.epsilon_min, "nudge": config.nudge, "spike_factor": config.spike_factor,
+                "bayesian_init_std": self.bayesian_init_std, "seed": self.seed, "noise_pool": self.noise_pool}
+
+    def _load_hyperparameters(self, values: dict[str, Any]) -> None:
+        missing = sorted(set(self.hyperparameters()) - set(values))
+        if missing:
+            raise ValueError(f"EnhancedSGD state_dict 'hyperparameters' lacks {', '.join(missing)}")
+        check_hyperparameters({key: value for key, value in values.items() if key != "noise_pool"})
+        self.controller.config = QConfig(*(values[key] for key in ("q_lr", "discount", "epsilon_decay",
+                                                                   "epsilon_min", "nudge", "spike_factor")))
+        self.seed, self.bayesian_init_std, self.noise_pool = values["seed"], values["bayesian_init_std"], \
+            values["noise_pool"]
 
     def telemetry(self) -> dict[str, float]:
         """Per group ``i``: α, μ, the three scales, σ², ε, the last action per scale and the last reward."""

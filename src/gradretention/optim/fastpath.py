@@ -30,9 +30,21 @@ last-level cache). Measured at 10 M params on 2 cores: 1<<14 → 4.6×, 1<<16 �
 FAST_RULES = ("sgd", "sgdn", "adam")
 
 
+EXACT_DTYPES = (torch.float32, torch.float64)
+"""Param dtypes the fused kernels serve. Half precision takes the reference loop: torch's CPU
+``_fused_sgd_`` half kernel is broken in torch 2.13 (after 20 bfloat16 steps its error against
+float64 is 15× the reference loop's and reruns of one script disagree), and the hypergradient's
+dot products would be accumulated in half precision."""
+
+
+def kernels_exact(param: Tensor) -> bool:
+    """Whether torch's fused kernels may run a group whose params look like ``param``."""
+    return param.dtype in EXACT_DTYPES
+
+
 def eligible(rule_name: str, params: list[Tensor]) -> bool:
     """Whether the fused path can run this group (else the reference loop does)."""
-    return rule_name in FAST_RULES and uniform_dense(params)
+    return rule_name in FAST_RULES and uniform_dense(params) and kernels_exact(params[0])
 
 
 def uniform_dense(params: list[Tensor]) -> bool:

@@ -69,7 +69,7 @@ HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "initial_accumulator_value": _at_least(0.0),
     "alpha": _at_least(0.0),
     "centered": (_bool, "True or False"),
-    "amsgrad": (lambda v: v is False, "False (AMSGrad is not supported by the composed rules)"),
+    "amsgrad": (_bool, "True or False"),  # torch's Adam/AdamW only: the composed Adam rule has no such key
     "hypergrad_lr": _at_least(0.0),
     "hypergrad_momentum": _half_open(0.0, 1.0),
     "hypergrad_betas": _pair(_half_open(0.0, 1.0)),
@@ -78,6 +78,11 @@ HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "multiplicative": (_bool, "True or False"),
     "fused": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
     "compiled": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
+    # torch.optim's implementation keywords (contract.py says what each means here).
+    "foreach": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
+    "maximize": (_bool, "True or False"),
+    "capturable": (_bool, "True or False"),
+    "differentiable": (_bool, "True or False"),
     # Variance controller (specs/algorithms.md §2.2); κ <= 1 keeps the factor 1 − κ·r_t >= 0.
     "variance_smoothing": _half_open(0.0, 1.0),
     "lr_scaling": _closed(0.0, 1.0),

@@ -136,7 +136,8 @@ class ScaleController:
             self.scales["lr_scale"] = _clamp_scale("lr_scale", self.scales["lr_scale"] / 2)
         self.history.append(loss)
         self.pending = {"state": state, "actions": actions, "loss": loss}
-        self.epsilon = max(self.config.epsilon_min, self.epsilon * self.config.epsilon_decay)
+        # ε decays towards epsilon_min and never rises: ε = 0 (a greedy controller) stays 0.
+        self.epsilon = max(min(self.config.epsilon_min, self.epsilon), self.epsilon * self.config.epsilon_decay)
 
     def forget_pending(self) -> None:
         """Drop the transition awaiting a reward (a step came without a loss)."""

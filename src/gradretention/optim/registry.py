@@ -17,6 +17,7 @@ import torch
 
 from gradretention.optim import peers
 from gradretention.optim.composed import ComposedOptimizer
+from gradretention.optim.contract import TORCH_KEYWORDS
 from gradretention.optim.controllers.hypergradient import HypergradientController
 from gradretention.optim.hyperparams import check_hyperparameters
 from gradretention.optim.rules import RULE_NAMES, make_rule
@@ -122,7 +123,9 @@ def canonical_spec(spec: str) -> str:
 
 def _torch_defaults(cls: type, **changes: Any) -> dict[str, Any]:
     """The keyword defaults of a torch.optim class, minus implementation switches."""
-    skip = {"self", "params", "foreach", "maximize", "capturable", "differentiable", "fused", "decoupled_weight_decay"}
+    # torch's implementation keywords (foreach, maximize, capturable, differentiable, fused) stay: they
+    # are accepted and passed through; AdamW's decoupled_weight_decay would make Adam another optimizer.
+    skip = {"self", "params", "decoupled_weight_decay"}
     signature = inspect.signature(cls.__init__)
     defaults = {name: p.default for name, p in signature.parameters.items()
                 if name not in skip and p.default is not p.empty}
@@ -166,7 +169,8 @@ def _register_hypergradient_family() -> None:
             name = f"{rule_name}_hd" if lop == "sgd" else f"{rule_name}_hd_{lop}"
             lr, beta, beta_adam = _HD_DEFAULTS[rule_name]
             controller = HypergradientController(lop)
-            defaults = {"lr": lr, "fused": None, "compiled": None, **make_rule(rule_name).defaults, **controller.defaults,
+            defaults = {"lr": lr, "fused": None, "compiled": None, **TORCH_KEYWORDS, **make_rule(rule_name).defaults,
+                        **controller.defaults,
                         "hypergrad_lr": beta_adam if lop == "adam" else beta}
             factory = partial(ComposedOptimizer, rule=rule_name, controller="hypergradient", lr_optimizer=lop)
             summary = f"{rule_name} base rule, α driven by hypergradient descent with {lop} as the lr optimizer"
@@ -203,7 +207,8 @@ def _register_issue3() -> None:
         "Momentum SGD with variance clipping; tabular Q-learning nudges lr, momentum and gradient scale",
         ENHANCED_SEED, "q-learning", EnhancedSGD))
     for rule_name in ("adam", "sgd", "sgdn", "rmsprop", "adagrad"):
-        defaults = {"lr": _VAR_LRS[rule_name], "fused": None, "compiled": None, **make_rule(rule_name).defaults, **VarianceController().defaults}
+        defaults = {"lr": _VAR_LRS[rule_name], "fused": None, "compiled": None, **TORCH_KEYWORDS,
+                    **make_rule(rule_name).defaults, **VarianceController().defaults}
         factory = partial(ComposedOptimizer, rule=rule_name, controller="variance")
         summary = f"{rule_name} base rule, α scaled by the relative change of the smoothed gradient variance"
         register_optimizer(OptimizerEntry(f"{rule_name}_var", factory, defaults, summary, VARIANCE_SEED,

@@ -9,6 +9,13 @@ from torch import Tensor
 
 from gradretention.optim import compiled, compiled_retention
 from gradretention.optim.composed import effective_grad
+from gradretention.optim.contract import (
+    TORCH_KEYWORDS,
+    ContractMixin,
+    check_params,
+    check_torch_keywords,
+    wants_reference_loop,
+)
 from gradretention.optim.fastpath import BLOCK
 from gradretention.optim.hyperparams import check_hyperparameters
 
@@ -51,7 +58,7 @@ def check_rate_range(base_lr: Any, lr: Any) -> None:
         raise ValueError(f"Invalid base_lr value: {base_lr!r} (valid: <= lr = {lr!r}, the peak rate)")
 
 
-class RescaledSGD(torch.optim.Optimizer):
+class RescaledSGD(ContractMixin, torch.optim.Optimizer):
     """SGD on a retained gradient with per-element rates between ``base_lr`` and the peak ``lr``.
 
     Update, per tensor (γ = ``decay``, g after coupled ``weight_decay``)::
@@ -82,6 +89,9 @@ class RescaledSGD(torch.optim.Optimizer):
         retain_min: rescale rates by relative magnitude (else η = lr everywhere).
         update: ``"sign"`` (the reference's final code) or ``"magnitude"``.
         weight_decay: coupled L2 coefficient.
+        foreach, maximize, capturable, differentiable: torch's keywords
+            (:mod:`gradretention.optim.contract`): ``maximize`` ascends, ``foreach=False`` takes
+            the reference loop, the last two must stay False.
         fused: None or True: the fast path (in-place ops on cache-sized blocks, one host sync
             per group for the magnitude bounds) where the group is dense and contiguous; True
             requires it; False: the readable reference loop. Both keep the same state.
@@ -99,20 +109,33 @@ class RescaledSGD(torch.optim.Optimizer):
 
     def __init__(self, params: Any, lr: float = 1e-3, base_lr: float = 1e-5, decay: float = 0.9,
                  retain_min: bool = True, update: str = "sign", weight_decay: float = 0.0,
-                 fused: bool | None = None, compiled: bool | None = None) -> None:
+                 fused: bool | None = None, compiled: bool | None = None, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False) -> None:
         defaults = {"lr": lr, "base_lr": base_lr, "decay": decay, "retain_min": retain_min, "update": update,
-                    "weight_decay": weight_decay, "fused": fused, "compiled": compiled}
+                    "weight_decay": weight_decay, "fused": fused, "compiled": compiled,
+                    **{**TORCH_KEYWORDS, "foreach": foreach, "maximize": maximize, "capturable": capturable,
+                       "differentiable": differentiable}}
         check_hyperparameters(defaults)
         check_rate_range(base_lr, lr)
-        super().__init__(params, defaults)
         self._scratch: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+        super().__init__(params, defaults)
+
+    def _rebuild_caches(self) -> None:
+        self._scratch = {}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Validate the group's own values (``base_lr <= lr`` included) before adding it."""
+        """Validate the group's own values (``base_lr <= lr``, torch keywords, real params) before adding it."""
         own = {key: value for key, value in param_group.items() if key != "params"}
         check_hyperparameters(own)
         merged = {**self.defaults, **own}
         check_rate_range(merged["base_lr"], merged["lr"])
+        check_torch_keywords(merged, "RescaledSGD")
+        if merged["fused"] is True and wants_reference_loop({**merged, "fused": None}):
+            raise ValueError("Invalid fused value: True for RescaledSGD with maximize=True or foreach=False "
+                             "(valid: None or False; the fused path reads the raw gradient)")
+        params = param_group["params"]
+        param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        check_params([param_group], "RescaledSGD")
         super().add_param_group(param_group)
 
     @torch.no_grad()
@@ -124,7 +147,7 @@ class RescaledSGD(torch.optim.Optimizer):
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None and p.numel() > 0]
             group_step = group["step_count"] = group.get("step_count", 0) + 1
-            fast = group["fused"] is not False and fast_path_eligible(params, self.state)
+            fast = not wants_reference_loop(group) and fast_path_eligible(params, self.state)
             if group["fused"] and not fast:
                 raise RuntimeError("fused=True needs dense, contiguous params and grads (and retained_grad)")
             if fast and params and self._compiled_update(params, group, group_step):
@@ -168,7 +191,7 @@ class RescaledSGD(torch.optim.Optimizer):
         return buffer
 
     def _update(self, param: Tensor, group: dict[str, Any]) -> None:
-        grad = effective_grad(param, group["weight_decay"])
+        grad = effective_grad(param, group["weight_decay"], group.get("maximize", False))
         state = self.state[param]
         retained = state.get("retained_grad")
         if retained is None:

@@ -118,10 +118,15 @@ def hypergradient_terms(pairs: list[tuple[torch.Tensor, torch.Tensor]], normalis
     """
     # Accumulate in float32 at least, so bfloat16 params still give a usable h.
     dtype = torch.promote_types(pairs[0][0].dtype, torch.float32)
-    dots = torch.stack([torch.sum(g.to(dtype) * d.to(dtype)) for g, d in pairs]).sum()
+    device = pairs[0][0].device  # a group may span devices: each term crosses to the first one
+
+    def total(terms: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([term.to(device) for term in terms]).sum()
+
+    dots = total([torch.sum(g.to(dtype) * d.to(dtype)) for g, d in pairs])
     if not normalise:
         return float(dots), 1.0
-    g_norm_sq = torch.stack([torch.sum(g.to(dtype) ** 2) for g, _ in pairs]).sum()
-    d_norm_sq = torch.stack([torch.sum(d.to(dtype) ** 2) for _, d in pairs]).sum()
+    g_norm_sq = total([torch.sum(g.to(dtype) ** 2) for g, _ in pairs])
+    d_norm_sq = total([torch.sum(d.to(dtype) ** 2) for _, d in pairs])
     h, g_sq, d_sq = torch.stack([dots, g_norm_sq, d_norm_sq]).tolist()
     return h, math.sqrt(g_sq) * math.sqrt(d_sq)
