@@ -70,6 +70,8 @@ EXTRA_OPTIONS: dict[str, str] = {
     # the values themselves reach the tasks through their settings (tasks.text_tasks).
     "model_path": "str: the Hugging Face model folder of the BERT tasks (identity only)",
     "max_len": "int: the token length of the text tasks (identity only)",
+    # The budget protocol's trial index, so that a report can order a label's tuning runs.
+    "trial": "int: the budget protocol's trial index (identity only)",
 }
 
 
@@ -174,7 +176,7 @@ def run_options(config: RunConfig) -> dict[str, Any]:
     for key, value in config.extra:
         if key not in EXTRA_OPTIONS:
             raise ValueError(f"unknown run option {key!r} in extra; valid options: {', '.join(EXTRA_OPTIONS)}")
-        if key in ("model_path", "max_len"):
+        if key in ("model_path", "max_len", "trial"):
             continue  # identity only, see EXTRA_OPTIONS
         if key == "eval_every":
             options[key] = eval_every_value(value)
