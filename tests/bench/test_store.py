@@ -26,7 +26,7 @@ DOCUMENTED_COLUMNS = {
     "run_id", "task", "label", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
     "status", "reason", "steps", "epochs_completed", "wall_seconds", "steps_to_target",
     "seconds_to_target", "config_json", "eval_json", "package_version", "git_commit",
-    "torch_version", "device", "platform", "python_version", "created_at",
+    "torch_version", "device", "platform", "python_version", "optimizer_package", "created_at",
 }  # fmt: skip
 
 
@@ -220,6 +220,16 @@ def test_provenance_has_every_key_and_the_real_versions() -> None:
     assert provenance["python_version"] == platform.python_version()
     commit = provenance["git_commit"]
     assert commit == "unknown" or (len(commit) == 40 and int(commit, 16) >= 0)
+
+
+@pytest.mark.parametrize(("spec", "package"), [
+    ("adam_hd[lr=0.001]", "gradretention "), ("adamw", "torch "), ("prodigy", "prodigyopt "),
+    ("pt:adabelief", "pytorch"), ("no_such_optimizer", "unknown"),
+])  # fmt: skip
+def test_provenance_names_the_package_behind_the_optimizer(spec: str, package: str) -> None:
+    pytest.importorskip("prodigyopt", reason="the peers extra is not installed")
+    found = collect_provenance("cpu", spec)["optimizer_package"]
+    assert found.startswith(package) and (package == "unknown" or found.split()[-1][0].isdigit())
 
 
 def _selection(label: str = "adam", **changes) -> dict:

@@ -20,6 +20,7 @@ import torch
 from gradretention.bench.config import EVAL_EVERY_AUTO, eval_every_value
 from gradretention.bench.events import Event, EvalLogged, Listener, StepLogged
 from gradretention.bench.memory import optimizer_state_bytes, peak_ram_mb, peak_vram_mb, reset_peak_vram
+from gradretention.optim.peers import telemetry_of
 from gradretention.bench.results import CurvePoint, RunConfig, RunResult, RunStatus
 from gradretention.bench.run.trackers import AlphaTracker, LossTarget
 from gradretention.tasks.base import Split, Task, TaskData
@@ -179,8 +180,7 @@ class Metering:
         loss = losses.mean()
         self.feed_losses(losses)
         lrs = tuple(float(group["lr"]) for group in self.optimizer.param_groups)
-        telemetry_fn = getattr(self.optimizer, "telemetry", None)
-        telemetry = {k: float(v) for k, v in telemetry_fn().items()} if callable(telemetry_fn) else {}
+        telemetry = telemetry_of(self.optimizer)  # ours, or a peer's estimated step size d / η
         moments = gradient_moments(model)
         self._point(step, epoch, "train", "loss", loss)
         for group, lr in enumerate(lrs):

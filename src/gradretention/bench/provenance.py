@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import gradretention
+from gradretention.optim import optimizer_info
 
 PROVENANCE_KEYS: tuple[str, ...] = (
     "package_version",
@@ -21,12 +22,13 @@ PROVENANCE_KEYS: tuple[str, ...] = (
     "device",
     "platform",
     "python_version",
+    "optimizer_package",
 )
 
 UNKNOWN = "unknown"
 
 
-def collect_provenance(device: str) -> dict[str, str]:
+def collect_provenance(device: str, optimizer: str = "") -> dict[str, str]:
     """Describe the code and machine a run is executed on.
 
     Never fails: anything that cannot be determined (no git checkout, no ``git``
@@ -34,6 +36,8 @@ def collect_provenance(device: str) -> dict[str, str]:
 
     Args:
         device: The torch device the run uses, e.g. ``"cpu"`` or ``"cuda:0"``.
+        optimizer: The run's optimizer spec; its package and version become
+            ``optimizer_package`` (``"prodigyopt 1.1.2"``, ``"gradretention 0.1.0"``, ``"torch 2.13.0"``).
 
     Returns:
         A dict with exactly the keys in :data:`PROVENANCE_KEYS`.
@@ -49,7 +53,22 @@ def collect_provenance(device: str) -> dict[str, str]:
         "device": str(device),
         "platform": platform.platform(),
         "python_version": platform.python_version(),
+        "optimizer_package": optimizer_package(optimizer) if optimizer else UNKNOWN,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def optimizer_package(spec: str) -> str:
+    """``"<distribution> <version>"`` of the code behind an optimizer spec; ``"unknown"`` if it cannot be told."""
+    try:
+        info = optimizer_info(spec)
+    except ValueError:
+        return UNKNOWN
+    if info.get("package"):  # an external optimizer: its own distribution
+        return f"{info['package']} {info.get('version') or UNKNOWN}"
+    if info["class"].startswith("torch."):
+        return f"torch {_distribution_version('torch')}"
+    return f"gradretention {gradretention.__version__}"
 
 
 @functools.lru_cache(maxsize=1)
