@@ -168,3 +168,23 @@ def test_a_malicious_data_cache_file_is_ignored_with_a_warning_and_runs_nothing(
     with pytest.warns(UserWarning, match="ignoring unreadable data cache"):
         assert read_cache(path) is None
     assert not marker.exists()
+
+
+def test_the_torch_requirement_excludes_versions_whose_weights_only_load_runs_code():
+    # Before torch 2.6, torch.load(weights_only=True) could still be made to execute code
+    # (CVE-2025-32434); every checkpoint and data cache load here relies on it.
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    pyproject = tomllib.loads((SOURCE.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    torch_requirements = [Requirement(line) for line in pyproject["project"]["dependencies"]
+                          if Requirement(line).name == "torch"]  # fmt: skip
+    assert len(torch_requirements) == 1
+    specifier = torch_requirements[0].specifier
+    assert not specifier.contains("2.5.1") and specifier.contains("2.6.0")
+    assert Version(torch.__version__).release >= (2, 6)
