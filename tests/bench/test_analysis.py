@@ -136,6 +136,8 @@ def test_runs_of_different_setups_are_kept_in_separate_groups() -> None:
                                                          ("t · setup 3 (untuned runs)", 1)]  # fmt: skip
     assert dict(groups[1].setup)["epochs"] == 20 and dict(groups[0].setup)["epochs"] == 5
     assert "trial" not in dict(groups[0].setup) and "seed" not in dict(groups[0].setup)
+    varied = json.dumps({**json.loads(_config(5, trial=9)), "label": "mine", "optimizer": "adam[lr=1]", "seed": 7})
+    assert setup_of(varied) == setup_of(_config(5)) != setup_of(_config(5, eval_every=2))
     with pytest.raises(ValueError, match="run r7: config_json is not valid JSON"):
         setup_of("{epochs: 5", "r7")
 

@@ -116,7 +116,7 @@ def test_names_and_reasons_are_escaped_in_html_and_markdown(report: Path) -> Non
 
 def test_each_group_states_its_setup_and_protocol_from_the_selections(report: Path) -> None:
     markdown = _markdown(report)
-    assert "Setup: epochs 4 · max steps not recorded · batch size 32 · data seed 0 · device cpu" in markdown
+    assert "Setup: epochs 4 · max steps none · batch size 32 · data seed 0 · device cpu" in markdown
     assert "Grid protocol" in markdown and "tuning seeds 0–2 (3)" in markdown
     assert "Final seeds 100–104 (5), disjoint from the tuning seeds" in markdown
     assert "sgd: best lr 0.1 still at the high edge of the grid (bound: 3 extra points)" in markdown
@@ -129,8 +129,8 @@ def test_verdicts_follow_the_ci_and_the_test_set_noise(report: Path) -> None:
     evil = _md_row(markdown, "**&lt;script&gt;alert(1)&lt;/script&gt;**")
     assert hd[5] == "**+5.20 (n=5)**" and hd[6] == "**better**"
     assert evil[5] == "**-5.20 (n=5)**" and evil[6] == "**worse**"
-    assert noise[6] == "tie" and float(noise[9]) < 0.05  # significant CI, inside 1.96·SE_test: a tie
-    assert sgd[3] == "4 of 5" and sgd[6] == "tie"  # one seed at chance widens its CI past 0
+    assert noise[6] == "tie (within test noise)" and float(noise[9]) < 0.05  # significant CI, inside 1.96·SE_test: a tie
+    assert sgd[3] == "4 of 5" and sgd[6] == "tie (CI includes 0)"  # one seed at chance widens its CI past 0
     assert _md_row(markdown, "adam")[5:7] == ["reference", "reference"]
     # The diverged sgd seed counts at chance (1/3 on spiral) in its mean: (0.82 + 0.83 + 0.84 + 0.82 + 1/3) / 5.
     assert sgd[2].startswith(f"{100 * (0.82 + 0.83 + 0.84 + 0.82 + 1 / 3) / 5:.2f} ±")

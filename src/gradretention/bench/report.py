@@ -87,7 +87,7 @@ def write_report(
 
 def _overview(runs: pd.DataFrame, analyses: list[GroupAnalysis], selections: pd.DataFrame | None) -> list[Block]:
     rows = tuple((label, _distinct(runs[key]) if key in runs.columns else "—") for key, label in _PROVENANCE)
-    dates = pd.to_datetime(runs.get("created_at"), errors="coerce", utc=True).dropna()
+    dates = pd.to_datetime(runs.get("created_at", pd.Series(dtype=str)), errors="coerce", utc=True).dropna()
     when = f"{dates.min():%Y-%m-%d %H:%M} – {dates.max():%Y-%m-%d %H:%M} UTC" if len(dates) else "—"
     blocks: list[Block] = [Heading("Overview"), Paragraph(_RULES, "protocol")]
     if (selections is None or selections.empty) and (runs["phase"] == "tune").any():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,6 +109,9 @@ def chance_level(task: str, metric: str, runs: pd.DataFrame) -> tuple[float, str
     """
     base = metric.removeprefix("test_").removeprefix("val_")
     classes = _classes(task, runs) if base in ("accuracy", "loss") else None
+    registered = _registered(task)
+    if classes and registered is not None and registered.target_metric == base:
+        return registered.chance_level(classes), f"the task's chance level ({classes} classes)"
     if classes:
         if base == "accuracy":
             return 1.0 / classes, f"chance, 1/{classes} classes"
@@ -128,12 +132,16 @@ def _classes(task: str, runs: pd.DataFrame) -> int | None:
     return _registered_classes(task, data_seed)
 
 
+def _registered(task: str) -> Any:
+    from gradretention.tasks.registry import TASKS  # imported late: it loads torch
+
+    return TASKS.get(task)
+
+
 @functools.cache
 def _registered_classes(task: str, data_seed: int) -> int | None:
     # Loaded only when a seed failed; an embedded task loads in well under a second.
-    from gradretention.tasks.registry import TASKS
-
-    registered = TASKS.get(task)
+    registered = _registered(task)
     if registered is None or registered.needs_download:
         return None
     try:

@@ -10,7 +10,7 @@ existed gets a clear "not recorded" plus what the runs themselves show.
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -93,8 +93,9 @@ def _inferred(runs: pd.DataFrame, scored: str) -> str:
     return text
 
 
-def selection_rows(selections: pd.DataFrame) -> list[tuple[str, ...]]:
-    """Display rows: label, protocol, chosen spec, chosen lr, val score, tuning / final seeds, edge."""
+def selection_rows(selections: pd.DataFrame, score: Callable[[float], str]) -> list[tuple[str, ...]]:
+    """Display rows: label, protocol, chosen spec, chosen lr, val score (formatted by ``score``),
+    tuning / final seeds, edge."""
     rows = []
     for row in selections.itertuples():
         edge = f"{row.edge} edge: {row.stop_reason}" if row.edge else (row.stop_reason or "interior")
@@ -102,7 +103,7 @@ def selection_rows(selections: pd.DataFrame) -> list[tuple[str, ...]]:
             edge = f"{int(row.trials)} trials"
         elif row.protocol == "fixed":
             edge = "fixed by the spec"
-        rows.append((row.label, row.protocol, row.chosen_spec, _lr(row.chosen_lr), _score(row.score),
+        rows.append((row.label, row.protocol, row.chosen_spec, _lr(row.chosen_lr), score(row.score),
                      seed_span(seeds_of(row.tuning_seeds)), seed_span(seeds_of(row.final_seeds)), edge))  # fmt: skip
     return rows
 
@@ -132,8 +133,3 @@ def _floats(text: object) -> list[float]:
 def _lr(value: object) -> str:
     number = pd.to_numeric(value, errors="coerce")
     return "—" if pd.isna(number) else f"{float(number):.3g}"
-
-
-def _score(value: object) -> str:
-    number = pd.to_numeric(value, errors="coerce")
-    return "—" if pd.isna(number) or not math.isfinite(float(number)) else f"{float(number):.4g}"

@@ -1,8 +1,8 @@
 """Comparison groups: runs that share one setup and may therefore be compared.
 
 Two runs belong to one group when their resolved configs (``config_json``) agree on
-everything except what a comparison varies: the optimizer, its lr, the seed, the phase
-and the budget trial number. Runs of different setups (another epoch count, batch size,
+everything except what a comparison varies: the optimizer (and its label), its lr, the
+seed, the phase and the budget trial number. Runs of different setups (another epoch count, batch size,
 data seed, device ...) are never pooled: each setup is its own group with its own
 heading. Untuned ``single`` runs form groups apart from tuned (``tune``/``final``) ones.
 
@@ -21,8 +21,10 @@ from typing import Any
 import pandas as pd
 
 # What a comparison varies: these config keys never split a group.
-VARYING_KEYS: frozenset[str] = frozenset({"task", "optimizer", "lr", "seed", "phase"})
-VARYING_EXTRA: frozenset[str] = frozenset({"trial"})
+VARYING_KEYS: frozenset[str] = frozenset({"task", "optimizer", "label", "lr", "seed", "phase"})
+VARYING_EXTRA: frozenset[str] = frozenset({"trial", "label"})
+# None means "no cap" for these keys, "not recorded" for the others (an older store).
+_NONE_IS_NO_CAP = frozenset({"max_steps"})
 # Shown in this order; other keys follow alphabetically.
 _SHOWN_FIRST = ("epochs", "max_steps", "batch_size", "eval_every", "log_every", "data_seed", "device")
 
@@ -55,7 +57,8 @@ class ComparisonGroup:
         """``(key, value)`` pairs for display; a value the store lacks reads "not recorded"."""
         setup = dict(self.setup)
         keys = [k for k in _SHOWN_FIRST if k in setup] + sorted(k for k in setup if k not in _SHOWN_FIRST)
-        rows = [(key, "not recorded" if setup[key] is None else str(setup[key])) for key in keys]
+        rows = [(key, str(setup[key]) if setup[key] is not None else "none" if key in _NONE_IS_NO_CAP
+                 else "not recorded") for key in keys]  # fmt: skip
         return rows or [("setup", "not recorded: store written by an older version")]
 
 

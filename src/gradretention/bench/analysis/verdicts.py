@@ -158,8 +158,10 @@ def _se_test(values: np.ndarray, metric: str, n_test: int | None) -> float:
 def _verdict(row: pd.Series, metric: str, rules: Rules) -> tuple[str, str]:
     if row["n"] < 2:
         return "no test", f"too few seeds for this test: {int(row['n'])} shared seed(s), a paired test needs 2"
+    if not row["p_t"] < rules.alpha:
+        return "tie", f"the 95 % CI of the difference includes 0 (p = {row['p_t']:.3g})"
     if not row["p_holm"] < rules.alpha:
-        return "tie", f"CI of the difference includes 0 after Holm (p = {row['p_holm']:.3g})"
+        return "tie", f"not significant after Holm over the group (p = {row['p_holm']:.3g})"
     if is_accuracy(metric):
         if math.isnan(row["noise_threshold"]):
             return "tie", "test-set size not recorded: the test-set sampling error cannot be ruled out"

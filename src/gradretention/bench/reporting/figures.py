@@ -114,8 +114,8 @@ def _figure(traces: list[dict[str, Any]], title: str, x_title: str, y_title: str
         "layout": {
             "title": {"text": _escape(title), "font": {"size": 15}, "x": 0.01},
             "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff", "colorway": list(_COLORS[:24]), "height": 380, "margin": {"l": 56, "r": 8, "t": 40, "b": 44},
-            "xaxis": {**axis, "title": {"text": _escape(x_title)}, "type": "log" if log_x else "-"},
-            "yaxis": {**axis, "title": {"text": _escape(y_title)}, "type": "log" if log_y else "-"},
+            "xaxis": {**axis, "title": {"text": _escape(x_title)}, "type": "log" if log_x else "-", "exponentformat": "power"},
+            "yaxis": {**axis, "title": {"text": _escape(y_title)}, "type": "log" if log_y else "-", "exponentformat": "power"},
             "legend": {"font": {"size": 11}, "itemclick": "toggle", "itemdoubleclick": "toggleothers"},
             "hovermode": "closest", "font": {"family": "system-ui, sans-serif", "size": 12},
         },

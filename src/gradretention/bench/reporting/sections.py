@@ -8,13 +8,16 @@ verdict rule in the caption.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 
 from gradretention.bench.analysis import alpha
 from gradretention.bench.analysis.analyse import GroupAnalysis
-from gradretention.bench.analysis.facts import is_accuracy
+from gradretention.bench.analysis.facts import is_accuracy, is_percent
 from gradretention.bench.analysis.protocol import selection_rows
 from gradretention.bench.reporting import cells, figures
+from gradretention.bench.stats import BASELINES
 from gradretention.bench.reporting.blocks import Block, Bullets, Figure, FigureRow, Heading, Paragraph, TextTable
 
 
@@ -25,9 +28,10 @@ def group_blocks(analysis: GroupAnalysis, curves: pd.DataFrame, colors: dict[str
     blocks: list[Block] = [Heading(f"Task {group.title}"), Paragraph(f"Setup: {setup}", "setup"),
                            Paragraph(analysis.protocol, "protocol")]  # fmt: skip
     if len(analysis.selections):
-        headers = ("optimizer", "protocol", "chosen spec", "chosen lr", "validation score", "tuning seeds",
+        headers = ("optimizer", "protocol", "chosen spec", "chosen lr", f"tuning score: {cells.metric_label(analysis.val_metric)}", "tuning seeds",
                    "final seeds", "grid edge")  # fmt: skip
-        blocks.append(TextTable(headers, tuple(selection_rows(analysis.selections)), numeric=frozenset({3, 4})))
+        score = partial(cells.format_value, analysis.val_metric)
+        blocks.append(TextTable(headers, tuple(selection_rows(analysis.selections, score)), numeric=frozenset({3, 4})))
     blocks.append(results_table(analysis))
     if analysis.caveats:
         blocks.append(Bullets(analysis.caveats, "Caveats"))
@@ -50,7 +54,7 @@ def results_table(analysis: GroupAnalysis) -> TextTable | Paragraph:
             cells_ += ["reference", "reference", "", "", "", ""]
         elif row.label in compared.index:
             c = compared.loc[row.label]
-            cells_ += [f"{cells.format_diff(metric, c['diff'])} (n={int(c['n'])})", c["verdict"],
+            cells_ += [f"{cells.format_diff(metric, c['diff'])} (n={int(c['n'])})", _verdict(c),
                        cells.interval(metric, c["ci_t_low"], c["ci_t_high"], spread=c["sd"]),
                        "—" if c["sd"] == 0 else cells.interval(metric, c["ci_boot_low"], c["ci_boot_high"]),
                        cells.p_value(c["p_holm"]), _wilcoxon(c)]  # fmt: skip
@@ -64,12 +68,22 @@ def results_table(analysis: GroupAnalysis) -> TextTable | Paragraph:
     return TextTable(headers, tuple(rows), tones, frozenset({1, 2, 4, 5, 9}), _caption(analysis))
 
 
+def _verdict(row: pd.Series) -> str:
+    """The verdict, and for a tie the rule that made it one."""
+    if row["verdict"] != "tie":
+        return str(row["verdict"])
+    why = str(row["why"])
+    if "test-set noise" in why:
+        return "tie (within test noise)"
+    if "Holm" in why:
+        return "tie (not significant after Holm)"
+    return "tie (n_test unknown)" if "not recorded" in why else "tie (CI includes 0)"
+
+
 def _wilcoxon(row: pd.Series) -> str:
     if pd.isna(row["wilcoxon_min_p"]):
         return "—"
-    if pd.isna(row["wilcoxon_p"]):
-        return f"too few seeds for this test (p ≥ {row['wilcoxon_min_p']:.3g})"
-    return cells.p_value(row["wilcoxon_p"])
+    return "too few seeds" if pd.isna(row["wilcoxon_p"]) else cells.p_value(row["wilcoxon_p"])
 
 
 def _caption(analysis: GroupAnalysis) -> str:
@@ -83,42 +97,58 @@ def _caption(analysis: GroupAnalysis) -> str:
     else:
         noise = "no SE_test term (not an accuracy, so no binomial test-set error)"
     chance = f"; failed seeds count at {analysis.chance_how}" if analysis.chance_how != "no failed seed" else ""
+    compared = analysis.comparisons
+    wilcoxon = ""
+    if len(compared) and compared["wilcoxon_min_p"].notna().any():
+        n = int(compared["n"].max())
+        wilcoxon = (f" Wilcoxon signed-rank (exact): with n = {n} seeds its smallest attainable p is 2/2ⁿ = {2 / 2**n:.3g}; "
+                    f"where that exceeds the strictest Holm level 0.05/{len(compared)}, the cell says "
+                    "'too few seeds' (for this test) instead of a p-value.")  # fmt: skip
     return (f"{reference} Δ = optimizer − reference, paired over shared final seeds (n), in points for percentages. "
             f"Verdict better/worse only where the Holm-corrected paired-t CI excludes 0 and {noise}; otherwise tie. "
-            f"finished = finished of planned final seeds{chance}.")  # fmt: skip
+            "The CIs shown are the unadjusted 95 % intervals. "
+            f"finished = finished of planned final seeds{chance}.{wilcoxon}")  # fmt: skip
 
 
 def _figures(analysis: GroupAnalysis, curves: pd.DataFrame, colors: dict[str, str], anchor: str) -> list[Block]:
     group, metric = analysis.group, analysis.metric
     reported = analysis.reported
+    # Percentages in the figures as in the tables.
+    scale = 100.0 if is_percent(metric) else 1.0
+    val_scale = 100.0 if is_percent(analysis.val_metric) else 1.0
     points = curves.merge(reported[["run_id", "label", "seed", "status"]], on="run_id")
     points = points[points["status"].isin(("done", "interrupted"))]
     made = [
-        (figures.seed_strip(_seed_values(analysis), colors, title=f"{group.title}: {cells.metric_label(metric)} per seed",
-                            y_title=cells.metric_label(metric), chance=analysis.chance),
+        (figures.seed_strip(_scaled(_seed_values(analysis), scale), colors, title=f"{cells.metric_label(metric)} per final seed",
+                            y_title=cells.metric_label(metric), chance=scale * analysis.chance),
          "seeds", "Every final seed (× = failed, counted at chance); boxes show the spread."),
-        (figures.band_figure(_curve(points, "train", "loss", "step"), colors, title=f"{group.title}: train loss",
+        (figures.band_figure(_curve(points, "train", "loss", "step"), colors, title="train loss",
                              x_title="step", y_title="train loss (per logged step)", log_y=True),
          "train", "Median over seeds with min–max band; click “· seeds” in the legend for each seed."),
-        (figures.band_figure(_curve(points, "val", metric.removeprefix("test_"), "epoch"), colors,
-                             title=f"{group.title}: {cells.metric_label(analysis.val_metric)}", x_title="epoch",
+        (figures.band_figure(_scaled(_curve(points, "val", metric.removeprefix("test_"), "epoch"), val_scale), colors,
+                             title=cells.metric_label(analysis.val_metric), x_title="epoch",
                              y_title=cells.metric_label(analysis.val_metric)),
          "val", "Validation metric at each evaluation: median and min–max over seeds."),
-        (figures.band_figure(_alpha_curve(analysis, curves), colors, title=f"{group.title}: α_t / α₀ (group 0)",
+        (figures.band_figure(_alpha_curve(analysis, curves), colors, title="α_t / α₀ (param group 0), adaptive optimizers",
                              x_title="step", y_title="α_t / α₀"),
          "alpha", "Learning rate relative to its initial value: flat at 1 means α never moved."),
-        (figures.band_figure(analysis.grid.rename(columns={"lr": "x"}), colors,
-                             title=f"{group.title}: {cells.metric_label(analysis.val_metric)} vs α₀", x_title="initial lr α₀",
+        (figures.band_figure(_scaled(analysis.grid.rename(columns={"lr": "x"}), val_scale), colors,
+                             title="lr sensitivity: validation vs α₀", x_title="initial lr α₀",
                              y_title=cells.metric_label(analysis.val_metric), log_x=True, markers=True)
          if len(analysis.grid) else None,
-         "sensitivity", "Tuning runs on the absolute grid: median and min–max over tuning seeds (failed at chance)."),
-        (figures.band_figure(_budget(analysis), colors, title=f"{group.title}: best-so-far validation vs trials",
+         "sensitivity", "Tuning runs on the absolute grid: median and min–max over tuning seeds (failed at chance). "
+                        "Double-click a legend entry to show that optimizer alone."),
+        (figures.band_figure(_scaled(_budget(analysis), val_scale), colors, title="budget: best-so-far validation vs trials",
                              x_title="trials", y_title=cells.metric_label(analysis.val_metric), markers=True)
          if len(analysis.best_so_far) else None,
          "budget", "Budget protocol: best-so-far mean over 1000 trial orderings, band 2.5–97.5 %."),
     ]  # fmt: skip
     shown = tuple(Figure(f"{anchor}-{name}", figure, caption) for figure, name, caption in made if figure)
     return [FigureRow(shown)] if shown else []
+
+
+def _scaled(frame: pd.DataFrame, factor: float) -> pd.DataFrame:
+    return frame.assign(value=frame["value"].astype(float) * factor) if factor != 1.0 else frame
 
 
 def _seed_values(analysis: GroupAnalysis) -> pd.DataFrame:
@@ -138,7 +168,10 @@ def _curve(points: pd.DataFrame, split: str, name: str, x: str) -> pd.DataFrame:
 
 
 def _alpha_curve(analysis: GroupAnalysis, curves: pd.DataFrame) -> pd.DataFrame:
-    bands = alpha.trajectory_bands(analysis.reported, curves)
+    # Baselines keep α constant by design: their flat lines would only hide the adaptive ones.
+    reported = analysis.reported
+    adaptive = reported[~reported["optimizer_name"].astype(str).str.split("[").str[0].isin(BASELINES)]
+    bands = alpha.trajectory_bands(adaptive, curves)
     seeds = bands[bands["run_id"].notna()]
     return pd.DataFrame({"label": seeds["label"], "x": seeds["step"], "seed": seeds["seed"], "value": seeds["ratio"]})
 
