@@ -105,7 +105,8 @@ def test_no_process_outlives_a_sigkilled_local_sweep_driver(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason='ray is not installed: pip install "gradretention[ray]"')
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason='ray is not installed: pip install "gradretention[ray]"')  # fmt: skip
 def test_no_process_outlives_a_sigkilled_ray_sweep_driver(tmp_path):
     driver = _sweep_driver(tmp_path / "out", "--executor", "ray")
 

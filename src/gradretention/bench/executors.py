@@ -45,6 +45,11 @@ from gradretention.bench.runner import RunInterrupted, train
 
 _STOP: Any = None  # the pool's shared stop flag, set in each worker by _init_worker
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Upper bounds, far above any machine's use: each worker imports torch (~300 MB) and each
+# intra-op thread keeps a stack, so beyond these a typo only exhausts memory (or overflows
+# a C int in multiprocessing) instead of running faster.
+MAX_WORKERS = 1024
+MAX_THREADS = 1024
 ORPHANED_EXIT = 75  # a worker's exit code when its driver is gone (EX_TEMPFAIL: rerun the sweep)
 
 
@@ -75,17 +80,14 @@ class LocalExecutor:
     the 7th digit), hence ``threads``.
 
     Args:
-        workers: Parallel runs; ``None`` means :func:`available_cores`.
+        workers: Parallel runs, at most :data:`MAX_WORKERS`; ``None`` means :func:`available_cores`.
         threads: Intra-op CPU threads per run, in-process and in every worker; ``None``
             or 0 means ``max(1, cores // workers)`` (fastest, but numbers then depend on
             ``workers`` in the last digits).
     """
 
     def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        if threads is not None and threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: cores // workers), got {threads}")
+        check_counts(workers, threads, "0: cores // workers")
         self.workers = workers or available_cores()
         self.threads = threads or max(1, available_cores() // self.workers)
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -160,6 +162,22 @@ class LocalExecutor:
                 initargs=(self.threads, self._stop, lifeline),
             )  # fmt: skip
         return self._pool
+
+
+def check_counts(workers: int | None, threads: int | None, zero_threads: str) -> None:
+    """ValueError naming the value and the valid range unless ``workers`` and ``threads`` are sane.
+
+    ``workers`` must be ``None`` or ``1..MAX_WORKERS``; ``threads`` ``None`` or
+    ``0..MAX_THREADS`` (``zero_threads`` says what 0 means).
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers is not None and workers > MAX_WORKERS:
+        raise ValueError(f"workers must be <= {MAX_WORKERS} (each one imports torch), got {workers}")
+    if threads is not None and threads < 0:
+        raise ValueError(f"threads must be >= 0 ({zero_threads}), got {threads}")
+    if threads is not None and threads > MAX_THREADS:
+        raise ValueError(f"threads must be <= {MAX_THREADS} (intra-op threads per run), got {threads}")
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

@@ -54,7 +54,7 @@ from typing import Any
 
 import torch
 
-from gradretention.bench.executors import LocalExecutor, available_cores
+from gradretention.bench.executors import LocalExecutor, available_cores, check_counts
 from gradretention.bench.provenance import collect_provenance
 from gradretention.bench.results import RunConfig, RunResult
 from gradretention.bench.runner import train
@@ -130,10 +130,7 @@ class RayExecutor:
             raise ValueError(f"cpus_per_run must be > 0, got {cpus_per_run}")
         if not (math.isfinite(gpus_per_run) and gpus_per_run >= 0):
             raise ValueError(f"gpus_per_run must be >= 0, got {gpus_per_run}")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        if threads is not None and threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: int(cpus_per_run)), got {threads}")
+        check_counts(workers, threads, "0: int(cpus_per_run)")
         self.ray = import_ray()
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
         self.workers = workers
