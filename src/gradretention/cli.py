@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--optimizers", type=str_list, help="comma list of specs, or 'all' (default: every family)")
     bench.add_argument("--interactive", action="store_true", help="ask which tasks and optimizers to run")
     bench.add_argument("--suite", help="run a named suite instead (see `gradretention list suites`)")
+    bench.add_argument("--quick", action="store_true",
+                       help="with --suite: its quick form (same shape, fewer epochs or seeds) where it has one")
     add_config_flags(bench)
     bench.set_defaults(handler=_cmd_bench)
     report = commands.add_parser("report", help="write OUT/report.html and OUT/report.md")
@@ -169,6 +171,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.suite:
         return _suite(args)
+    if args.quick:
+        raise ValueError("--quick selects a suite's quick form; give it with --suite NAME")
     values = sweep_values(args, {})
     if args.interactive:
         values.update(interactive_choices(sys.stdin, sys.stdout))
@@ -204,7 +208,7 @@ def _listeners(config: SweepConfig) -> list[Any]:
 
 def _suite(args: argparse.Namespace) -> int:
     from gradretention.bench.progress import SweepProgress
-    from gradretention.bench.suites import get_suite, suite_configs
+    from gradretention.bench.suites import get_suite, suite_configs, suite_sweeps
     from gradretention.bench.sweep import run_configs
 
     suite = get_suite(args.suite)
@@ -220,13 +224,16 @@ def _suite(args: argparse.Namespace) -> int:
     _check_device(config.device)
     # --seeds (flag or file) replaces the suite's own seeds; SweepConfig's default does not.
     configs = suite_configs(suite.name, seeds=values.get("seeds"), epochs=config.epochs, device=config.device,
-                            data_seed=config.data_seed)  # fmt: skip
+                            data_seed=config.data_seed, quick=args.quick)  # fmt: skip
     started = time.perf_counter()
     with run_settings(config), SweepProgress() as progress, _executor(config) as executor:
         data_dir = Path(config.data_dir) if config.data_dir else None
         trained = run_configs(configs, Path(config.out), executor, data_dir, listeners=_listeners(config),
                               progress=progress)
     _finish(Path(config.out), {c.run_id for c in configs}, time.perf_counter() - started, trained, report=True)
+    # Its fair-protocol parts, each in a subfolder of --out.
+    for part in suite_sweeps(suite.name, config, quick=args.quick, seeds=values.get("seeds"), epochs=config.epochs):
+        _sweep(part, report=True)
     return EXIT_OK
 
 

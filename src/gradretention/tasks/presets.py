@@ -14,6 +14,13 @@ is visible in results and legends.
                    cifar10-vgg16 200; SGD, SGD-HD, SGDN, SGDN-HD, Adam, Adam-HD; α0 = 1e-3;
                    β = 1e-3 for SGD-HD / SGDN-HD, 1e-7 for Adam-HD on MNIST and 1e-8 on
                    CIFAR-10 VGG; momentum 0.9; batch 128; L2 1e-4; one seed
+``hd-paper-fmnist`` the same protocol on Fashion-MNIST (logreg 10 epochs as the paper's
+                   ``run.sh``, MLP 100) for those six and the seed 003 variants
+                   ``{sgd,sgdn,adam}_hd_{sgdn,adam}`` (β of their baseline); 3 seeds; plus
+                   logreg at every half-decade α₀ in 1e-4 … 1e-1 (the paper's α₀ claim)
+``retention-claim`` seed 000's RescaledSGD vs SGD on fmnist-mlp: its own setting (SGD lr 1e-4,
+                   RescaledSGD lr 1e-3 / base 1e-5 / decay 0.9, batch 64, 10 epochs) and a
+                   fair-protocol sweep (:class:`SuiteSweep`) over one shared lr grid
 ``variance-plan``  seed 002 on its four tasks (mnist-cnn, cifar10-resnet18, imdb-lstm,
                    squad-bert): SGD, Adagrad, RMSprop, Adam against ``adam_var``
                    (smoothing 0.9, scaling 0.1), with the seed-plan settings; 5 seeds
@@ -70,12 +77,32 @@ class PresetRun:
 
 
 @dataclass(frozen=True)
+class SuiteSweep:
+    """A part of a suite run under the sweep's fair protocol (one shared lr grid, tuned on
+    validation, final seeds reported), written to ``<out>/<name>``; the bench side makes it a
+    ``SweepConfig``. ``lrs`` is the starting grid (the protocol may extend it)."""
+
+    name: str
+    tasks: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    lrs: tuple[float, ...]
+    epochs: int
+    batch_size: int
+    seeds: int
+    tune_seeds: int
+
+
+@dataclass(frozen=True)
 class PresetSuite:
-    """A named, fixed experiment."""
+    """A named, fixed experiment; ``quick`` / ``quick_sweeps`` keep its shape at a smaller cost
+    (``bench --suite NAME --quick``), ``sweeps`` are its fair-protocol parts."""
 
     name: str
     description: str
     runs: tuple[PresetRun, ...]
+    quick: tuple[PresetRun, ...] = ()
+    sweeps: tuple[SuiteSweep, ...] = ()
+    quick_sweeps: tuple[SuiteSweep, ...] = ()
 
 
 def with_defaults(spec: str, **values: float) -> str:
@@ -122,6 +149,52 @@ def _hd_paper_runs() -> tuple[PresetRun, ...]:
     return tuple(runs)
 
 
+HALF_DECADES = (1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1)  # the evidence spec's grid steps
+
+
+def hd_paper_specs(lr: float = 1e-3) -> tuple[str, ...]:
+    """Baydin et al.'s six optimizers and the seed's ``{op}_hd_sgdn`` / ``{op}_hd_adam`` variants.
+
+    α₀ = ``lr``, L2 weight decay 1e-4 and momentum 0.9 as in the paper's ``train.py``; β = 1e-3
+    for the SGD / SGDN bases and 1e-7 for the Adam base, for the paper's HD and, as seed 003
+    did, for its variants (same α₀ and β as their baseline).
+    """
+    common = {"lr": lr, "weight_decay": 1e-4}
+    specs = [with_defaults("sgd", **common), with_defaults("nesterov", momentum=0.9, **common),
+             with_defaults("adam", **common)]  # fmt: skip
+    for op, beta, extra in (("sgd", 1e-3, {}), ("sgdn", 1e-3, {"momentum": 0.9}), ("adam", 1e-7, {})):
+        for lop in ("", "_sgdn", "_adam"):
+            specs.append(with_defaults(f"{op}_hd{lop}", hypergrad_lr=beta, **extra, **common))
+    return tuple(specs)
+
+
+def _hd_paper_fmnist_runs(mlp_epochs: int, seeds: tuple[int, ...], sensitivity_epochs: int,
+                          sensitivity_seeds: tuple[int, ...]) -> tuple[PresetRun, ...]:  # fmt: skip
+    # The paper's two MNIST experiments on Fashion-MNIST (logreg 10 epochs as its run.sh, the
+    # MLP 100), then its α₀-sensitivity claim: logreg over the half-decade α₀ grid.
+    runs = [PresetRun("fmnist-logreg", spec, 10, 128, seeds) for spec in hd_paper_specs()]
+    runs += [PresetRun("fmnist-mlp", spec, mlp_epochs, 128, seeds) for spec in hd_paper_specs()]
+    runs += [PresetRun("fmnist-logreg", spec, sensitivity_epochs, 128, sensitivity_seeds)
+             for lr in HALF_DECADES if lr != 1e-3 for spec in hd_paper_specs(lr)]  # fmt: skip
+    return tuple(runs)
+
+
+# Seed 000's own setting, as the algorithms spec reads its code: SGD at lr 1e-4 against
+# RescaledSGD at lr (peak) 1e-3, base_lr 1e-5, decay 0.9, batch 64, 10 epochs.
+RETENTION_SEED_SPECS = ("sgd[lr=0.0001]", "rescaled_sgd[base_lr=1e-05,decay=0.9,lr=0.001]")
+
+
+def _retention_claim(epochs: int, seeds: int, lrs: tuple[float, ...], fair_epochs: int, tune_seeds: int,
+                     final_seeds: int) -> tuple[tuple[PresetRun, ...], tuple[SuiteSweep, ...]]:  # fmt: skip
+    seed_rows = tuple(PresetRun("fmnist-mlp", spec, epochs, 64, tuple(range(seeds))) for spec in RETENTION_SEED_SPECS)
+    fair = SuiteSweep("fair", ("fmnist-mlp",), ("sgd", "rescaled_sgd"), lrs, fair_epochs, 64, final_seeds, tune_seeds)
+    return seed_rows, (fair,)
+
+
+_RETENTION_FULL = _retention_claim(10, 5, (*HALF_DECADES, 3.16e-1), 10, 3, 5)
+_RETENTION_QUICK = _retention_claim(3, 3, HALF_DECADES, 2, 1, 3)
+
+
 def _variance_plan_runs() -> tuple[PresetRun, ...]:
     tasks = ("mnist-cnn", "cifar10-resnet18", "imdb-lstm", "squad-bert")
     bases = ("sgd", "adagrad", "rmsprop", "adam")
@@ -139,6 +212,22 @@ SUITES: dict[str, PresetSuite] = {
             "hd-paper",
             "Baydin et al. 2018: logreg/MLP on MNIST, VGG-16 on CIFAR-10; SGD/SGDN/Adam with and without HD",
             _hd_paper_runs(),
+        ),
+        PresetSuite(
+            "hd-paper-fmnist",
+            "Baydin et al. 2018's logreg (10 epochs) and MLP (100) protocol on Fashion-MNIST, 12 optimizers "
+            "(HD and the seed's HD variants), 3 seeds, plus logreg's α₀ sensitivity; --quick: MLP 3 epochs, sensitivity 3 epochs x 1 seed",
+            _hd_paper_fmnist_runs(100, (0, 1, 2), 10, (0, 1, 2)),
+            quick=_hd_paper_fmnist_runs(3, (0, 1, 2), 3, (0,)),
+        ),
+        PresetSuite(
+            "retention-claim",
+            "seed 000's RescaledSGD vs SGD on fmnist-mlp: its own setting (SGD at lr 1e-4, 10 epochs, 5 seeds) "
+            "and the fair protocol (shared lr grid, tuned on validation); --quick: 3 / 2 epochs",
+            _RETENTION_FULL[0],
+            quick=_RETENTION_QUICK[0],
+            sweeps=_RETENTION_FULL[1],
+            quick_sweeps=_RETENTION_QUICK[1],
         ),
         PresetSuite(
             "variance-plan",
@@ -162,6 +251,7 @@ def get_preset(name: str) -> Preset:
     return _lookup(PRESETS, "preset", name)
 
 
-def suite_runs(name: str) -> list[PresetRun]:
-    """The rows of suite ``name`` in order; ValueError listing the valid suites otherwise."""
-    return list(_lookup(SUITES, "suite", name).runs)
+def suite_runs(name: str, quick: bool = False) -> list[PresetRun]:
+    """The rows of suite ``name`` (its ``quick`` form if asked and it has one); ValueError listing the valid suites otherwise."""
+    suite = _lookup(SUITES, "suite", name)
+    return list(suite.quick if quick and suite.quick else suite.runs)

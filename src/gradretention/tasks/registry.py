@@ -21,6 +21,7 @@ from gradretention.tasks.base import Task
 
 TASK_MODULES: tuple[str, ...] = (
     "gradretention.tasks.spiral",
+    "gradretention.tasks.spiral_nnfs",
     "gradretention.tasks.digits",
     "gradretention.tasks.mnist1d_task",
     "gradretention.tasks.mnist_tasks",

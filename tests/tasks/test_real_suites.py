@@ -1,0 +1,75 @@
+"""The real-data suites: the hypergradient paper's protocol and the retention claim, full and quick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gradretention.bench.config import SweepConfig
+from gradretention.bench.suites import suite_configs, suite_sweeps
+from gradretention.cli import main
+from gradretention.optim import create_optimizer
+from gradretention.tasks.presets import HALF_DECADES, hd_paper_specs
+
+PAPER_SIX = ("sgd", "nesterov", "adam", "sgd_hd", "sgdn_hd", "adam_hd")
+VARIANTS = ("sgd_hd_sgdn", "sgd_hd_adam", "sgdn_hd_sgdn", "sgdn_hd_adam", "adam_hd_sgdn", "adam_hd_adam")
+
+
+def _groups(spec: str) -> dict:
+    import torch
+
+    return create_optimizer(spec, [torch.nn.Parameter(torch.zeros(1))]).param_groups[0]
+
+
+def test_hd_paper_specs_carry_the_papers_alpha_beta_and_decay():
+    specs = hd_paper_specs()
+    assert sorted(s.split("[")[0] for s in specs) == sorted(PAPER_SIX + VARIANTS)
+    for spec in specs:
+        group = _groups(spec)
+        assert group["lr"] == 1e-3 and group["weight_decay"] == 1e-4, spec
+        name = spec.split("[")[0]
+        if "_hd" in name:  # β of the base: 1e-3 for SGD / SGDN, 1e-7 for Adam (train.py's run.sh)
+            assert group["hypergrad_lr"] == (1e-7 if name.startswith("adam") else 1e-3), spec
+        if name.startswith(("sgdn", "nesterov")):
+            assert group["momentum"] == 0.9 and group["nesterov"], spec
+
+
+def test_hd_paper_fmnist_runs_the_papers_epochs_and_the_alpha_grid():
+    configs = suite_configs("hd-paper-fmnist")
+    main_runs = [c for c in configs if _groups(c.optimizer)["lr"] == 1e-3]
+    assert {(c.task, c.epochs, c.batch_size) for c in main_runs} == {("fmnist-logreg", 10, 128), ("fmnist-mlp", 100, 128)}
+    assert len(main_runs) == 2 * 12 * 3  # two models x twelve optimizers x three seeds
+    sensitivity = {_groups(c.optimizer)["lr"] for c in configs if c.task == "fmnist-logreg"}
+    assert sensitivity == set(HALF_DECADES)
+    quick = suite_configs("hd-paper-fmnist", quick=True)
+    assert {c.epochs for c in quick if c.task == "fmnist-mlp"} == {3}
+    assert {c.optimizer for c in quick} == {c.optimizer for c in configs}  # the same shape, shorter
+
+
+def test_retention_claim_holds_the_seeds_setting_and_a_fair_sweep(tmp_path):
+    rows = suite_configs("retention-claim")
+    assert {(c.optimizer, c.epochs, c.batch_size) for c in rows} == {
+        ("sgd[lr=0.0001]", 10, 64), ("rescaled_sgd[base_lr=1e-05,decay=0.9,lr=0.001]", 10, 64)}
+    assert sorted({c.seed for c in rows}) == [0, 1, 2, 3, 4]
+    base = SweepConfig(out=str(tmp_path / "rc"), workers=1, device="cpu")
+    (fair,) = suite_sweeps("retention-claim", base)
+    assert fair.out == str(tmp_path / "rc" / "fair") and fair.workers == 1
+    assert fair.tasks == ("fmnist-mlp",) and fair.optimizers == ("sgd", "rescaled_sgd")
+    assert fair.lrs[0] == 1e-4 and len(fair.lrs) >= 7 and fair.lr_factors == ()  # one shared absolute grid
+    (quick,) = suite_sweeps("retention-claim", base, quick=True, seeds=2, epochs=1)
+    assert (quick.seeds, quick.epochs) == (2, 1)
+    assert suite_sweeps("adagrad-lecture", base) == []
+
+
+def test_quick_without_a_suite_is_refused(capsys):
+    assert main(["bench", "--quick", "--tasks", "spiral"]) == 2
+    assert "--quick selects a suite's quick form" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["hd-paper-fmnist", "retention-claim"])
+def test_a_missing_dataset_stops_the_suite_before_training(tmp_path: Path, name, capsys):
+    code = main(["bench", "--suite", name, "--quick", "--epochs", "1", "--seeds", "1",
+                 "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--workers", "1"])  # fmt: skip
+    assert code != 0
+    assert "sudo apt-get install dataset-fashion-mnist" in capsys.readouterr().err
