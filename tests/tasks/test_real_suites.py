@@ -56,7 +56,9 @@ def test_retention_claim_holds_the_seeds_setting_and_a_fair_sweep(tmp_path):
     (fair,) = suite_sweeps("retention-claim", base)
     assert fair.out == str(tmp_path / "rc" / "fair") and fair.workers == 1
     assert fair.tasks == ("fmnist-mlp",) and fair.optimizers == ("sgd", "rescaled_sgd")
-    assert fair.lrs[0] == 1e-4 and len(fair.lrs) >= 7 and fair.lr_factors == ()  # one shared absolute grid
+    # One shared absolute half-decade grid from 1e-4 to 1e-1, extendable at its edges.
+    assert (fair.protocol, fair.lr_low, fair.lr_high, fair.lrs, fair.lr_factors) == ("grid", 1e-4, 1e-1, (), None)
+    assert fair.extend == 3 and fair.tune_seeds == 3 and fair.seeds == 5
     (quick,) = suite_sweeps("retention-claim", base, quick=True, seeds=2, epochs=1)
     assert (quick.seeds, quick.epochs) == (2, 1)
     assert suite_sweeps("adagrad-lecture", base) == []

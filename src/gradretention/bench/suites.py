@@ -172,8 +172,9 @@ def suite_sweeps(name: str, base: SweepConfig, quick: bool = False, seeds: int |
                  epochs: int | None = None) -> list[SweepConfig]:  # fmt: skip
     """The suite's fair-protocol parts as sweep configs, each into ``<base.out>/<part name>``.
 
-    They take the protocol that :func:`gradretention.bench.sweep.run_sweep` implements (the
-    shared lr grid, tuning on validation, final seeds reported); tasks, optimizers, grid,
+    They take the grid protocol that :func:`gradretention.bench.sweep.run_sweep` implements (the
+    shared half-decade lr grid, extended at an edge, tuned on validation, final seeds disjoint
+    from the tuning seeds); tasks, optimizers, grid,
     epochs, batch and seed counts come from the suite (``seeds`` / ``epochs``, when given,
     replace the final seed count and the epochs), every other setting (device, workers, data
     directory...) from ``base``. A suite without such parts gives ``[]``.
@@ -186,7 +187,8 @@ def suite_sweeps(name: str, base: SweepConfig, quick: bool = False, seeds: int |
         return []
     parts = suite.quick_sweeps if quick and suite.quick_sweeps else suite.sweeps
     return [
-        dataclasses.replace(base, tasks=part.tasks, optimizers=part.optimizers, lrs=part.lrs, lr_factors=(),
+        dataclasses.replace(base, tasks=part.tasks, optimizers=part.optimizers, lrs=(), lr_factors=None,
+                            protocol="grid", lr_low=part.lr_low, lr_high=part.lr_high, extend=part.extend,
                             epochs=epochs or part.epochs, max_steps=None, batch_size=part.batch_size,
                             seeds=seeds or part.seeds,
                             tune_seeds=part.tune_seeds, out=str(Path(base.out) / part.name))  # fmt: skip

@@ -78,14 +78,17 @@ class PresetRun:
 
 @dataclass(frozen=True)
 class SuiteSweep:
-    """A part of a suite run under the sweep's fair protocol (one shared lr grid, tuned on
+    """A part of a suite run under the sweep's fair protocol (one shared half-decade lr grid
+    ``lr_low .. lr_high``, extended by up to ``extend`` half-decades at an edge, tuned on
     validation, final seeds reported), written to ``<out>/<name>``; the bench side makes it a
-    ``SweepConfig``. ``lrs`` is the starting grid (the protocol may extend it)."""
+    ``SweepConfig``."""
 
     name: str
     tasks: tuple[str, ...]
     optimizers: tuple[str, ...]
-    lrs: tuple[float, ...]
+    lr_low: float
+    lr_high: float
+    extend: int
     epochs: int
     batch_size: int
     seeds: int
@@ -184,15 +187,16 @@ def _hd_paper_fmnist_runs(mlp_epochs: int, seeds: tuple[int, ...], sensitivity_e
 RETENTION_SEED_SPECS = ("sgd[lr=0.0001]", "rescaled_sgd[base_lr=1e-05,decay=0.9,lr=0.001]")
 
 
-def _retention_claim(epochs: int, seeds: int, lrs: tuple[float, ...], fair_epochs: int, tune_seeds: int,
+def _retention_claim(epochs: int, seeds: int, extend: int, fair_epochs: int, tune_seeds: int,
                      final_seeds: int) -> tuple[tuple[PresetRun, ...], tuple[SuiteSweep, ...]]:  # fmt: skip
     seed_rows = tuple(PresetRun("fmnist-mlp", spec, epochs, 64, tuple(range(seeds))) for spec in RETENTION_SEED_SPECS)
-    fair = SuiteSweep("fair", ("fmnist-mlp",), ("sgd", "rescaled_sgd"), lrs, fair_epochs, 64, final_seeds, tune_seeds)
+    fair = SuiteSweep("fair", ("fmnist-mlp",), ("sgd", "rescaled_sgd"), 1e-4, 1e-1, extend, fair_epochs, 64,
+                      final_seeds, tune_seeds)  # fmt: skip
     return seed_rows, (fair,)
 
 
-_RETENTION_FULL = _retention_claim(10, 5, (*HALF_DECADES, 3.16e-1), 10, 3, 5)
-_RETENTION_QUICK = _retention_claim(3, 3, HALF_DECADES, 2, 1, 3)
+_RETENTION_FULL = _retention_claim(10, 5, 3, 10, 3, 5)
+_RETENTION_QUICK = _retention_claim(3, 3, 1, 2, 1, 3)
 
 
 def _variance_plan_runs() -> tuple[PresetRun, ...]:
