@@ -40,6 +40,7 @@ class GroupAnalysis:
     alpha_counts: pd.DataFrame = field(repr=False)
     selections: pd.DataFrame = field(repr=False)
     protocol: str = ""
+    tuning_cost: str = ""
     caveats: tuple[str, ...] = ()
 
     @property
@@ -91,6 +92,7 @@ def analyse_group(
         targets=convergence.time_to_target(reported, group.task), trials=trials,
         best_so_far=convergence.best_so_far(trials, val) if len(trials) else pd.DataFrame(),
         alpha_counts=counts, selections=chosen, protocol=protocol.protocol_text(runs, chosen, group.kind, val),
+        tuning_cost=convergence.tuning_cost(tune) if len(tune) else "",
         caveats=tuple(notes),
     )  # fmt: skip
 

@@ -7,6 +7,7 @@ seeds, unfinished runs, and optimizers whose numbers are identical on every seed
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from gradretention.bench.analysis.alpha import describe_flags
@@ -52,14 +53,16 @@ def alpha_caveats(counts: pd.DataFrame) -> list[str]:
 
 
 def identical_caveats(table: pd.DataFrame) -> list[str]:
-    """Labels whose values agree on every shared seed: their comparison says nothing."""
+    """Labels whose values agree on every shared seed (at least two): their comparison says nothing."""
     out, seen = [], set()
-    labels = list(table.columns)
+    labels, values = list(table.columns), table.to_numpy(float)
+    finite = np.isfinite(values)
     for i, first in enumerate(labels):
-        for second in labels[i + 1 :]:
-            pair = table[[first, second]].dropna()
-            if len(pair) >= 2 and second not in seen and (pair[first] == pair[second]).all():
-                seen.add(second)
-                out.append(f"{first} and {second} gave identical values on all {len(pair)} shared seeds: comparing "
-                           "them is vacuous (did the difference between them ever act?).")  # fmt: skip
+        for j in range(i + 1, len(labels)):
+            shared = finite[:, i] & finite[:, j]
+            if labels[j] in seen or shared.sum() < 2 or not (values[shared, i] == values[shared, j]).all():
+                continue
+            seen.add(labels[j])
+            out.append(f"{first} and {labels[j]} gave identical values on all {int(shared.sum())} shared seeds: "
+                       "comparing them is vacuous (did the difference between them ever act?).")  # fmt: skip
     return out

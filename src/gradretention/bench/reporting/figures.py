@@ -42,23 +42,51 @@ def band_figure(
     if points.empty:
         return None
     traces: list[dict[str, Any]] = []
+    points = points.sort_values(["label", "seed", "x"], kind="stable")
     for label, rows in points.groupby("label", sort=True):
         color = colors.get(label, "#444444")
         band = rows.groupby("x")["value"].agg(["median", "min", "max"]).sort_index()
         traces += _band_traces(str(label), band, color, markers or len(band) <= 12)
-        for index, (seed, seed_rows) in enumerate(rows.groupby("seed", sort=True)):
-            seed_rows = _thinned(seed_rows.sort_values("x"))
-            traces.append({
-                "type": "scatter", "mode": "lines+markers" if len(seed_rows) <= 12 else "lines",
-                "x": seed_rows["x"].tolist(), "y": seed_rows["value"].tolist(), "name": _escape(f"{label} · seeds"),
-                "legendgroup": f"{label} · seeds", "showlegend": index == 0, "visible": "legendonly",
-                "line": {"color": color, "width": 1, "dash": "dot"}, "marker": {"size": 4},
-                "hovertemplate": f"{_escape(label)} seed {seed}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
-            })  # fmt: skip
+        traces += _seed_traces(str(label), rows, color)
     return _figure(traces, title, x_title, y_title, log_x, log_y)
 
 
-def _band_traces(label: str, band: pd.DataFrame, color: str, markers: bool) -> list[dict[str, Any]]:
+def interval_figure(
+    frame: pd.DataFrame, colors: Mapping[str, str], *, title: str, x_title: str, y_title: str,
+) -> dict[str, Any] | None:  # fmt: skip
+    """A mean line in its interval per label, e.g. best-so-far over trial orderings.
+
+    Args:
+        frame: columns ``label, x, mean, low, high``.
+    """
+    if frame.empty:
+        return None
+    traces: list[dict[str, Any]] = []
+    for label, rows in frame.sort_values(["label", "x"]).groupby("label", sort=True):
+        band = rows.set_index("x").rename(columns={"mean": "median", "low": "min", "high": "max"})
+        traces += _band_traces(str(label), band, colors.get(label, "#444444"), True, "mean", "interval")
+    return _figure(traces, title, x_title, y_title)
+
+
+def _seed_traces(label: str, rows: pd.DataFrame, color: str) -> list[dict[str, Any]]:
+    """One hidden line per seed, all behind the legend entry ``<label> · seeds``."""
+    seeds, xs, ys = rows["seed"].to_numpy(), rows["x"].to_numpy(float), rows["value"].to_numpy(float)
+    starts = np.flatnonzero(np.r_[True, seeds[1:] != seeds[:-1]])
+    traces = []
+    for index, (start, stop) in enumerate(zip(starts, [*starts[1:], len(seeds)])):
+        keep = _thinned(stop - start) + start
+        traces.append({
+            "type": "scatter", "mode": "lines+markers" if keep.size <= 12 else "lines",
+            "x": xs[keep].tolist(), "y": ys[keep].tolist(), "name": _escape(f"{label} · seeds"),
+            "legendgroup": f"{label} · seeds", "showlegend": index == 0, "visible": "legendonly",
+            "line": {"color": color, "width": 1, "dash": "dot"}, "marker": {"size": 4},
+            "hovertemplate": f"{_escape(label)} seed {_escape(seeds[start])}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+        })  # fmt: skip
+    return traces
+
+
+def _band_traces(label: str, band: pd.DataFrame, color: str, markers: bool, centre: str = "median",
+                 spread: str = "seeds") -> list[dict[str, Any]]:  # fmt: skip
     xs = band.index.tolist()
     edge = {"type": "scatter", "mode": "lines", "x": xs, "line": {"width": 0, "color": color},
             "legendgroup": label, "showlegend": False, "hoverinfo": "skip"}  # fmt: skip
@@ -68,8 +96,8 @@ def _band_traces(label: str, band: pd.DataFrame, color: str, markers: bool) -> l
         {"type": "scatter", "mode": "lines+markers" if markers else "lines", "x": xs, "y": band["median"].tolist(),
          "name": _escape(label), "legendgroup": label, "line": {"color": color, "width": 2}, "marker": {"size": 6},
          "customdata": np.stack([band["min"], band["max"]], axis=1).tolist(),
-         "hovertemplate": (f"{_escape(label)}<br>%{{x}}: median %{{y:.4g}}"
-                           "<br>seeds %{customdata[0]:.4g} – %{customdata[1]:.4g}<extra></extra>")},
+         "hovertemplate": (f"{_escape(label)}<br>%{{x}}: {centre} %{{y:.4g}}"
+                           f"<br>{spread} %{{customdata[0]:.4g}} – %{{customdata[1]:.4g}}<extra></extra>")},
     ]  # fmt: skip
 
 
@@ -122,11 +150,11 @@ def _figure(traces: list[dict[str, Any]], title: str, x_title: str, y_title: str
     }  # fmt: skip
 
 
-def _thinned(rows: pd.DataFrame) -> pd.DataFrame:
-    if len(rows) <= MAX_POINTS:
-        return rows
-    keep = np.unique(np.linspace(0, len(rows) - 1, MAX_POINTS).round().astype(int))
-    return rows.iloc[keep]
+def _thinned(count: int) -> np.ndarray:
+    """Indices of at most :data:`MAX_POINTS` evenly spread points of ``count``, first and last kept."""
+    if count <= MAX_POINTS:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, MAX_POINTS).round().astype(int))
 
 
 def _rgba(color: str, alpha: float) -> str:

@@ -25,11 +25,12 @@ def group_blocks(analysis: GroupAnalysis, curves: pd.DataFrame, colors: dict[str
     """The blocks of one group, in reading order."""
     group = analysis.group
     setup = " · ".join(f"{key.replace('_', ' ')} {value}" for key, value in group.setup_rows())
+    protocol = analysis.protocol + (f" Tuning cost: {analysis.tuning_cost}." if analysis.tuning_cost else "")
     blocks: list[Block] = [Heading(f"Task {group.title}"), Paragraph(f"Setup: {setup}", "setup"),
-                           Paragraph(analysis.protocol, "protocol")]  # fmt: skip
+                           Paragraph(protocol, "protocol")]  # fmt: skip
     if len(analysis.selections):
         headers = ("optimizer", "protocol", "chosen spec", "chosen lr", f"tuning score: {cells.metric_label(analysis.val_metric)}", "tuning seeds",
-                   "final seeds", "grid edge")  # fmt: skip
+                   "final seeds", "grid edge / trials")  # fmt: skip
         score = partial(cells.format_value, analysis.val_metric)
         blocks.append(TextTable(headers, tuple(selection_rows(analysis.selections, score)), numeric=frozenset({3, 4})))
     blocks.append(results_table(analysis))
@@ -138,10 +139,11 @@ def _figures(analysis: GroupAnalysis, curves: pd.DataFrame, colors: dict[str, st
          if len(analysis.grid) else None,
          "sensitivity", "Tuning runs on the absolute grid: median and min–max over tuning seeds (failed at chance). "
                         "Double-click a legend entry to show that optimizer alone."),
-        (figures.band_figure(_scaled(_budget(analysis), val_scale), colors, title="budget: best-so-far validation vs trials",
-                             x_title="trials", y_title=cells.metric_label(analysis.val_metric), markers=True)
+        (figures.interval_figure(_budget(analysis, val_scale), colors, title="budget: best-so-far validation vs trials",
+                                 x_title="trials", y_title=cells.metric_label(analysis.val_metric))
          if len(analysis.best_so_far) else None,
-         "budget", "Budget protocol: best-so-far mean over 1000 trial orderings, band 2.5–97.5 %."),
+         "budget", f"Budget protocol: best-so-far mean over 1000 random orders of the trials, band 2.5–97.5 %. "
+                   f"Tuning cost: {analysis.tuning_cost}."),
     ]  # fmt: skip
     shown = tuple(Figure(f"{anchor}-{name}", figure, caption) for figure, name, caption in made if figure)
     return [FigureRow(shown)] if shown else []
@@ -176,13 +178,10 @@ def _alpha_curve(analysis: GroupAnalysis, curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"label": seeds["label"], "x": seeds["step"], "seed": seeds["seed"], "value": seeds["ratio"]})
 
 
-def _budget(analysis: GroupAnalysis) -> pd.DataFrame:
-    # The band of a best-so-far curve is over orderings, not seeds: draw its low/high as two "seeds".
+def _budget(analysis: GroupAnalysis, scale: float) -> pd.DataFrame:
     best = analysis.best_so_far
-    frames = [best.assign(seed=name, value=best[column]) for name, column in (("2.5 %", "low"), ("97.5 %", "high"))]
-    frames.append(best.assign(seed="mean", value=best["mean"]))
-    long = pd.concat(frames, ignore_index=True)
-    return pd.DataFrame({"label": long["label"], "x": long["trials"], "seed": long["seed"], "value": long["value"]})
+    return pd.DataFrame({"label": best["label"], "x": best["trials"], "mean": scale * best["mean"],
+                         "low": scale * best["low"], "high": scale * best["high"]})  # fmt: skip
 
 
 def _targets(analysis: GroupAnalysis) -> TextTable | None:
