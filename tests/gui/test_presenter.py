@@ -9,7 +9,7 @@ import pytest
 
 from gradretention.bench.events import EvalLogged, RunFinished, RunStarted, StepLogged
 from gradretention.bench.results import RunConfig, RunResult
-from gradretention.gui.messages import LayerSnapshot, Notice, SessionFinished, SessionStarted
+from gradretention.gui.messages import LayerSnapshot, Notice, OptimizerTraits, SessionFinished, SessionStarted
 from gradretention.gui.presenter import Band, Presenter, band_of, mean_std
 
 
@@ -17,9 +17,15 @@ def config(optimizer: str = "sgd", seed: int = 0) -> RunConfig:
     return RunConfig(task="spiral", optimizer=optimizer, seed=seed, epochs=2)
 
 
+def traits_of(spec: str) -> OptimizerTraits:
+    """RescaledSGD's capabilities for ``rescaled_sgd[...]``, one scalar lr otherwise (as the worker probes them)."""
+    retention = spec.startswith("rescaled_sgd")
+    return OptimizerTraits(spec, 0.01, per_element_lr=retention, retention=retention)
+
+
 def session(optimizers: tuple[str, ...] = ("rescaled_sgd", "sgd"), seeds: int = 2, steps: int = 10) -> SessionStarted:
     return SessionStarted("spiral", optimizers, tuple(range(seeds)), steps * len(optimizers) * seeds,
-                          ("layers.0.weight", "layers.0.bias"))
+                          ("layers.0.weight", "layers.0.bias"), tuple(traits_of(spec) for spec in optimizers))
 
 
 def step(optimizer: str = "sgd", seed: int = 0, at: int = 1, loss: float = 1.0, lrs: tuple[float, ...] = (0.01,),
@@ -166,3 +172,71 @@ def test_dump_is_strict_json_with_nan_as_null() -> None:
 def test_unknown_events_are_refused_with_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"cannot handle str; known events: SessionStarted, RunStarted"):
         Presenter().handle("step")  # type: ignore[arg-type]
+
+
+def run_whole_session(presenter: Presenter, optimizers: tuple[str, ...] = ("sgd",)) -> None:
+    presenter.starting(f"{', '.join(optimizers)} on spiral")
+    presenter.handle(session(optimizers, seeds=1, steps=2))
+    for spec in optimizers:
+        presenter.handle(RunStarted(config(spec), 2))
+        presenter.handle(step(spec, at=1))
+        presenter.handle(finished(spec, 0, test_accuracy=0.5))
+    presenter.handle(SessionFinished("done"))
+
+
+def test_nothing_says_starting_once_the_session_is_done() -> None:
+    presenter = Presenter()
+    presenter.starting("sgd on spiral")
+    assert presenter.phase == "starting" and presenter.status == "starting sgd on spiral…"
+    presenter.notice = "paused"  # a control message from the running session
+    run_whole_session(presenter)
+    assert presenter.phase == "done" and presenter.status == "session done"
+    assert presenter.notice == ""
+    run_whole_session(presenter, ("adam",))  # a second session goes through the same states
+    assert (presenter.phase, presenter.status, presenter.notice) == ("done", "session done", "")
+
+
+def test_buttons_follow_the_session_phase() -> None:
+    presenter = Presenter()
+    idle = presenter.control_state()
+    assert idle.start_enabled and not idle.session_buttons and not idle.lr_enabled and idle.lr_label == "lr (no run)"
+    presenter.starting("sgd on spiral")
+    starting = presenter.control_state()
+    assert not starting.start_enabled and starting.session_buttons  # a slow start can be paused or stopped
+    presenter.set_paused(True)  # before the session's first event
+    presenter.handle(session(("sgd",), seeds=1))
+    presenter.handle(RunStarted(config("sgd"), 10))
+    paused = presenter.control_state()
+    assert paused.session_buttons and paused.paused and not paused.start_enabled and presenter.notice == "paused"
+    presenter.set_paused(False)
+    assert not presenter.control_state().paused and presenter.notice == "resumed"
+    presenter.handle(SessionFinished("stopped"))
+    done = presenter.control_state()
+    assert done.start_enabled and not done.session_buttons and not done.paused and done.target is None
+
+
+def test_lr_slider_names_the_running_optimizer_and_retention_controls_need_rescaled_sgd() -> None:
+    presenter = Presenter()
+    presenter.handle(session(("rescaled_sgd[lr=0.0316]", "sgd[lr=1]", "adam_hd_adam[hypergrad_lr=1e-08,lr=0.001]")))
+    presenter.handle(RunStarted(config("rescaled_sgd[lr=0.0316]"), 10))
+    state = presenter.control_state()
+    assert (state.target, state.lr_label, state.retention) == (
+        "rescaled_sgd[lr=0.0316]", "peak lr of rescaled_sgd[lr=0.0316]", True)
+    presenter.handle(finished("rescaled_sgd[lr=0.0316]", 0))
+    assert presenter.control_state().lr_label == "peak lr of rescaled_sgd[lr=0.0316]"  # between seeds: the same
+    presenter.handle(RunStarted(config("sgd[lr=1]"), 10))
+    state = presenter.control_state()
+    assert (state.lr_label, state.lr_enabled, state.retention) == ("lr of sgd[lr=1]", True, False)
+    presenter.handle(RunStarted(config("adam_hd_adam[hypergrad_lr=1e-08,lr=0.001]"), 10))
+    assert presenter.control_state().lr_label == "lr of adam_hd_adam[hypergrad_lr=1…"  # cut to 28 characters
+
+
+def test_per_element_note_tells_waiting_from_absent() -> None:
+    presenter = Presenter()
+    assert "RescaledSGD" in presenter.per_element_note()
+    presenter.handle(session(("sgd", "rescaled_sgd[lr=0.0316]")))
+    assert presenter.per_element_note() == "waiting for the first step of rescaled_sgd[lr=0.0316]"
+    presenter.handle(LayerSnapshot(config("rescaled_sgd[lr=0.0316]"), 1, "layers.0.weight", (1.0,), (0.1,), (0.3,)))
+    assert presenter.per_element_note() is None
+    presenter.handle(session(("sgd", "adam")))
+    assert presenter.per_element_note().startswith("no per-element lr: sgd, adam keep one lr per group")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from PIL import Image
 
 from gradretention.bench.events import EvalLogged, RunStarted, StepLogged
 from gradretention.bench.results import RunConfig
-from gradretention.gui.messages import LayerSnapshot, SessionStarted
+from gradretention.gui.messages import LayerSnapshot, OptimizerTraits, SessionStarted
 from gradretention.gui.presenter import Presenter
 from gradretention.gui.views import VIEW_NAMES, Views
 
@@ -100,3 +101,51 @@ def test_learning_rate_view_drops_the_scalar_panel_when_no_controller_reports_on
     views = Views()
     views.draw(presenter)
     assert len(views.figures["learning_rates"].axes) == 2
+
+
+def _busy_presenter() -> Presenter:
+    """Four optimizers, each with several controller scalars: the most crowded legends the GUI draws."""
+    specs = ("rescaled_sgd", "sgd_hd", "adam_hd_adam", "enhanced_sgd")
+    presenter = Presenter()
+    presenter.handle(SessionStarted("spiral", specs, (0,), 40, ("layers.0.weight",)))
+    for spec in specs:
+        presenter.handle(RunStarted(config(spec, 0), 10))
+        for at in range(1, 11):
+            telemetry = {"lr/g0": 0.01 * at, "lr_mean/g0": 0.005, "hypergradient/g0": 0.1 * at,
+                         "epsilon/g0": 0.5 / at, "grad_scale/g0": 1.0 + at, "momentum/g0": 0.9}
+            presenter.handle(StepLogged(config(spec, 0), at, at / 5, 2.0 / at, (0.01 * at,), telemetry))
+            presenter.handle(EvalLogged(config(spec, 0), at, at / 5, "train", {"loss": 2.0 / at, "accuracy": at / 10}))
+        presenter.handle(LayerSnapshot(config(spec, 0), 10, "layers.0.weight", (0.1, -0.2) * 8, (1.0, -1.0) * 8,
+                                       (0.01, 0.02) * 8 if spec == "rescaled_sgd" else None))
+    return presenter
+
+
+def test_no_legend_covers_a_plot() -> None:
+    views = Views()
+    views.draw(_busy_presenter())
+    for name, figure in views.figures.items():
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        legends = list(figure.legends) + [ax.get_legend() for ax in figure.axes if ax.get_legend() is not None]
+        assert legends, f"the {name} view has no legend"
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            for ax in figure.axes:
+                assert not box.overlaps(ax.get_window_extent(renderer)), f"a legend covers a plot of {name}"
+            assert 0 <= box.x0 and box.x1 <= figure.bbox.width and 0 <= box.y0 and box.y1 <= figure.bbox.height
+
+
+def test_per_element_panel_waits_for_rescaled_sgd_instead_of_saying_it_is_absent() -> None:
+    traits = (OptimizerTraits("rescaled_sgd[lr=0.0316]", 0.0316, per_element_lr=True, retention=True),
+              OptimizerTraits("sgd[lr=1]", 1.0))
+    presenter = Presenter()
+    presenter.handle(SessionStarted("spiral", tuple(t.spec for t in traits), (0,), 6, ("layers.0.weight",), traits))
+    views = Views()
+    views.draw(presenter)
+    per_element = views.figures["learning_rates"].axes[0]
+    assert [text.get_text() for text in per_element.texts] == ["waiting for the first step of rescaled_sgd[lr=0.0316]"]
+    presenter.handle(SessionStarted("spiral", ("sgd[lr=1]",), (0,), 6, ("layers.0.weight",), traits[1:]))
+    views.draw(presenter)
+    (note,) = views.figures["learning_rates"].axes[0].texts
+    assert note.get_text().startswith("no per-element lr: sgd[lr=1] keeps")

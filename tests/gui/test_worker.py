@@ -9,9 +9,10 @@ import torch
 
 from gradretention.bench.events import RunFinished, RunStarted, StepLogged
 from gradretention.gui.messages import (
-    LayerSnapshot, Notice, SelectLayer, SessionFinished, SessionStarted, SetBaseLr, SetLr, SetRetainMin,
+    LayerSnapshot, Notice, OptimizerTraits, SelectLayer, SessionFinished, SessionStarted, SetBaseLr, SetLr,
+    SetRetainMin,
 )
-from gradretention.gui.worker import GuiSession, TrainingWorker, check_optimizer_specs, default_optimizers
+from gradretention.gui.worker import GuiSession, TrainingWorker, check_optimizer_specs, optimizer_traits
 
 TIMEOUT = 120.0  # seconds; generous because the test machine may be shared
 # θ_after − θ_before in float32: with |θ| < 1 the difference is exact to half a float32 ulp of 1.
@@ -33,8 +34,12 @@ def of_type(events: list[object], kind: type) -> list:
     return [event for event in events if isinstance(event, kind)]
 
 
-def test_default_pits_rescaled_sgd_against_sgd() -> None:
-    assert default_optimizers() == ("rescaled_sgd", "sgd")
+def test_traits_come_from_the_optimizer_not_its_name() -> None:
+    assert optimizer_traits("rescaled_sgd[lr=0.0316]") == OptimizerTraits("rescaled_sgd[lr=0.0316]", 0.0316, True, True)
+    assert optimizer_traits("sgd[lr=1]") == OptimizerTraits("sgd[lr=1]", 1.0, False, False)
+    assert optimizer_traits("adam_hd") == OptimizerTraits("adam_hd", 0.001, False, False)
+    with pytest.raises(ValueError, match="Unknown optimizer 'rescaled'"):
+        optimizer_traits("rescaled")
 
 
 def test_a_session_emits_every_run_and_plans_its_steps() -> None:
@@ -43,6 +48,7 @@ def test_a_session_emits_every_run_and_plans_its_steps() -> None:
     assert isinstance(started, SessionStarted)
     assert started.total_steps == 2 * 2 * 6  # 180 train points in batches of 32: 6 steps per epoch
     assert started.layers[0] == "layers.0.weight"
+    assert started.traits == (OptimizerTraits("rescaled_sgd", 0.01, True, True), OptimizerTraits("sgd", 0.01))
     runs = of_type(events, RunFinished)
     assert [(r.result.config.optimizer, r.result.config.seed, r.result.status) for r in runs] == [
         ("rescaled_sgd", 0, "done"), ("rescaled_sgd", 1, "done"), ("sgd", 0, "done"), ("sgd", 1, "done")]

@@ -17,6 +17,7 @@ import argparse
 import json
 import queue
 import sys
+import textwrap
 import time
 import tkinter as tk
 from pathlib import Path
@@ -27,16 +28,20 @@ from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
 
 from gradretention.gui.control_bar import OptimizerControls
 from gradretention.gui.controls import split_optimizer_list
+from gradretention.gui.demo import about_text, default_optimizers
 from gradretention.gui.dialogs import SessionForm, show_results
+from gradretention.gui.flow import FlowFrame, fit_to_screen
 from gradretention.gui.messages import Command, GuiEvent, SessionFinished, SessionStarted
 from gradretention.gui.presenter import Presenter
 from gradretention.gui.views import Views
 from gradretention.gui.screenshot import save_screenshot
-from gradretention.gui.worker import GuiSession, TrainingWorker, default_optimizers
+from gradretention.gui.worker import GuiSession, TrainingWorker
 
 POLL_MS = 50  # how often the Tk loop drains the event queue
 MAX_EVENTS_PER_POLL = 5000  # bound one drain so the window answers clicks even under a flood
 MIN_REDRAW_SECONDS = 0.4
+# Pixels kept free of the window on each axis: a title bar and a desktop panel take ~60 px of a 768 px screen.
+SCREEN_MARGIN = (0, 72)
 
 
 class GuiApp:
@@ -57,17 +62,21 @@ class GuiApp:
             style.theme_use("clam")  # X11's default theme looks dated; clam ships with Tk
         # clam's own bar colour is barely darker than its trough: a finished bar looked empty.
         style.configure("Horizontal.TProgressbar", background="#4a7fb5", troughcolor="#e8e8e8")
-        self.form = SessionForm(root, session, self)
-        self.controls = OptimizerControls(root, self)
+        self.toolbar = FlowFrame(root)
+        self.toolbar.grid(row=0, column=0, sticky="ew", padx=6, pady=(4, 2))
+        self.form = SessionForm(self.toolbar, session, self)
+        self.controls = OptimizerControls(self.toolbar, self)
         self._build_canvases()
         self._build_status()
+        fit_to_screen(root, self.toolbar, SCREEN_MARGIN)
+        self.sync_controls()
         self.redraw(force=True)
         root.after(POLL_MS, self._poll)
 
     def _build_canvases(self) -> None:
         frame = ttk.Frame(self.root)
-        frame.grid(row=2, column=0, sticky="nsew")
-        self.root.rowconfigure(2, weight=1)
+        frame.grid(row=1, column=0, sticky="nsew")
+        self.root.rowconfigure(1, weight=1)
         self.root.columnconfigure(0, weight=1)
         self.canvases = {}
         for column, (name, figure) in enumerate(self.views.figures.items()):
@@ -79,13 +88,16 @@ class GuiApp:
 
     def _build_status(self) -> None:
         bar = ttk.Frame(self.root, padding=(6, 2))
-        bar.grid(row=3, column=0, sticky="ew")
-        self.progress = ttk.Progressbar(bar, length=260, maximum=1.0, mode="determinate")
-        self.progress.pack(side="left")
-        self.status = ttk.Label(bar, text=self.presenter.status, anchor="w", width=60)
-        self.status.pack(side="left", padx=8)
-        self.notice = ttk.Label(bar, text="", anchor="w")
-        self.notice.pack(side="left", fill="x", expand=True, padx=8)
+        bar.grid(row=2, column=0, sticky="ew")
+        self.progress = ttk.Progressbar(bar, length=200, maximum=1.0, mode="determinate")
+        self.progress.grid(row=0, column=0, sticky="w")
+        # Labels ask for little width: a long status line is cut at the window's edge, never widens it.
+        self.status = ttk.Label(bar, text=self.presenter.status, anchor="w", width=1)
+        self.status.grid(row=0, column=1, sticky="ew", padx=8)
+        self.notice = ttk.Label(bar, text="", anchor="w", width=1)
+        self.notice.grid(row=0, column=2, sticky="ew", padx=8)
+        bar.columnconfigure(1, weight=3)
+        bar.columnconfigure(2, weight=2)
 
     # Session buttons (called by the form).
     def start(self, session: GuiSession) -> None:
@@ -95,7 +107,8 @@ class GuiApp:
         self.events = queue.Queue()
         self.worker = TrainingWorker(session, self.events)
         self.worker.start()
-        self.show_message(f"starting {', '.join(session.optimizers)} on {session.task}")
+        self.presenter.starting(f"{', '.join(session.optimizers)} on {session.task}")
+        self._refresh_labels()
 
     def toggle_pause(self) -> bool:
         """Pause or resume; returns True when now paused."""
@@ -104,7 +117,8 @@ class GuiApp:
             return False
         paused = self.worker.signals.resume.is_set()
         self.worker.pause() if paused else self.worker.resume()
-        self.show_message("paused" if paused else "resumed")
+        self.presenter.set_paused(paused)
+        self._refresh_labels()
         return paused
 
     def stop(self) -> None:
@@ -167,10 +181,20 @@ class GuiApp:
                 if self.presenter.results and not self.closing:
                     show_results(self.root, self.presenter.result_rows())
         self._sync_lr_slider()
+        self._refresh_labels()
+        self.redraw()
+
+    def _refresh_labels(self) -> None:
         self.progress.configure(value=self.presenter.progress())
         self.status.configure(text=self.presenter.status)
         self._show_notice()
-        self.redraw()
+        self.sync_controls()
+
+    def sync_controls(self) -> None:
+        """Grey out the buttons and controls that cannot act in the presenter's current state."""
+        state = self.presenter.control_state()
+        self.form.apply(state)
+        self.controls.apply(state)
 
     def _sync_lr_slider(self) -> None:
         """Show a new run's starting lr on the slider (once per run, so a drag is not undone)."""
@@ -194,10 +218,13 @@ class GuiApp:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gradretention gui", description="Watch optimizers train, live.")
+    parser = argparse.ArgumentParser(prog="gradretention gui", description="Watch optimizers train, live.",
+                                     epilog="\n\n".join(textwrap.fill(part, 88) for part in about_text().split("\n\n")),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="spiral", help="registered task (default: spiral)")
     parser.add_argument("--optimizers", default=None,
-                        help="up to 4 comma-separated optimizer specs (default: rescaled_sgd,sgd)")
+                        help="up to 4 comma-separated optimizer specs (default: "
+                             f"{','.join(default_optimizers())}, each at its lr tuned for spiral; see below)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per optimizer (default: 3)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the task's)")
     parser.add_argument("--batch-size", type=int, default=None, help="0: full batch (default: the task's)")
@@ -220,7 +247,7 @@ def _session_from(args: argparse.Namespace) -> GuiSession:
         raise ValueError(f"--run-for must be > 0 seconds, got {args.run_for}")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    optimizers = split_optimizer_list(args.optimizers) if args.optimizers is not None else default_optimizers()
+    optimizers = split_optimizer_list(args.optimizers) if args.optimizers is not None else default_optimizers(args.task)
     return GuiSession(task=args.task, optimizers=optimizers, seeds=args.seeds, epochs=args.epochs,
                       batch_size=args.batch_size, data_dir=args.data_dir)
 

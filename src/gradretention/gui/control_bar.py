@@ -1,9 +1,12 @@
-"""Row 1 of the window: the controls that act on the running optimizer (Tk widgets only).
+"""The controls that act on the running optimizer (Tk widgets only), in the window's toolbar.
 
-The learning-rate slider (log scale, sent on release so a drag is one change), the
-"Retain minimum scaling" toggle, the base-lr entry, the y-range multiplier of the bar
-views and the watched layer. Entries are parsed by :mod:`gradretention.gui.controls`;
-a refused entry shows its reason in the status line and changes nothing.
+The learning-rate slider (log scale, sent on release so a drag is one change), labelled
+with the optimizer it changes (the one running: each optimizer keeps its own lr), the
+"Retain minimum scaling" toggle and the base-lr entry (greyed out unless the running
+optimizer has them: RescaledSGD), the y-range multiplier of the bar views and the
+watched layer. Entries are parsed by :mod:`gradretention.gui.controls`; a refused entry
+shows its reason in the status line and changes nothing. Which controls are live comes
+from :meth:`Presenter.control_state <gradretention.gui.presenter.Presenter.control_state>`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from tkinter import ttk
 from typing import Protocol
 
 from gradretention.gui.controls import LR_SLIDER_RANGE, lr_from_slider, parse_base_lr, parse_number, slider_from_lr
+from gradretention.gui.flow import FlowFrame
 from gradretention.gui.messages import Command, SelectLayer, SetBaseLr, SetLr, SetRetainMin
-from gradretention.gui.presenter import Presenter
+from gradretention.gui.presenter import ControlState, Presenter
 
 
 class ControlOwner(Protocol):
@@ -30,29 +34,42 @@ class ControlOwner(Protocol):
 
 
 class OptimizerControls:
-    """Builds the control row under ``root`` (grid row 1) and forwards changes to ``owner``."""
+    """Adds the control groups to ``flow`` and forwards changes to ``owner``."""
 
-    def __init__(self, root: tk.Tk, owner: ControlOwner) -> None:
+    def __init__(self, flow: FlowFrame, owner: ControlOwner) -> None:
         self.owner = owner
-        bar = ttk.Frame(root, padding=(6, 2))
-        bar.grid(row=1, column=0, sticky="ew")
+        bar = flow.group()
         self.lr_position = tk.DoubleVar(value=-2.0)
-        ttk.Label(bar, text="Learning rate").pack(side="left")
-        self.lr_slider = ttk.Scale(bar, from_=LR_SLIDER_RANGE[0], to=LR_SLIDER_RANGE[1], length=180,
+        self.lr_target = ttk.Label(bar, text="lr (no run)")
+        self.lr_target.pack(side="left")
+        self.lr_slider = ttk.Scale(bar, from_=LR_SLIDER_RANGE[0], to=LR_SLIDER_RANGE[1], length=150,
                                    variable=self.lr_position, command=lambda _: self._show_lr())
-        self.lr_slider.pack(side="left")
-        self.lr_slider.bind("<ButtonRelease-1>", lambda _: self.owner.send(SetLr(self.slider_lr())))
-        self.lr_label = ttk.Label(bar, width=10, text="lr 0.01")
+        self.lr_slider.pack(side="left", padx=2)
+        self.lr_slider.bind("<ButtonRelease-1>", lambda _: self._on_slider())
+        self.lr_label = ttk.Label(bar, width=6, text="0.01")
         self.lr_label.pack(side="left")
         self.retain_min = tk.BooleanVar(value=True)
-        ttk.Checkbutton(bar, text="Retain minimum scaling", variable=self.retain_min,
-                        command=lambda: owner.send(SetRetainMin(self.retain_min.get()))).pack(side="left", padx=6)
-        self.base_lr, self.base_lr_button = _entry_with_button(bar, "Base lr", "1e-5", self._on_base_lr)
-        self.y_range, self.y_range_button = _entry_with_button(bar, "Y-range ×", "1", self._on_y_range)
-        ttk.Label(bar, text="Layer").pack(side="left", padx=(8, 2))
-        self.layer = ttk.Combobox(bar, width=16, state="readonly", values=())
+        self.retain_button = ttk.Checkbutton(flow.group(), text="Retain minimum scaling", variable=self.retain_min,
+                                             command=lambda: owner.send(SetRetainMin(self.retain_min.get())))
+        self.retain_button.pack(side="left")
+        self.base_lr, self.base_lr_button = _entry_with_button(flow.group(), "Base lr", "1e-5", self._on_base_lr)
+        self.y_range, self.y_range_button = _entry_with_button(flow.group(), "Y-range ×", "1", self._on_y_range)
+        layer_group = flow.group()
+        ttk.Label(layer_group, text="Layer").pack(side="left", padx=(0, 2))
+        self.layer = ttk.Combobox(layer_group, width=16, state="readonly", values=())
         self.layer.pack(side="left")
         self.layer.bind("<<ComboboxSelected>>", lambda _: owner.send(SelectLayer(self.layer.get())))
+
+    def apply(self, state: ControlState) -> None:
+        """Grey out what cannot act now and name the optimizer the lr slider changes."""
+        self.lr_target.configure(text=state.lr_label)
+        _enable(self.lr_slider, state.lr_enabled)
+        for widget in (self.retain_button, self.base_lr, self.base_lr_button):
+            _enable(widget, state.retention)
+
+    def _on_slider(self) -> None:
+        if self.lr_slider.instate(["!disabled"]):  # a disabled ttk.Scale still reports the release
+            self.owner.send(SetLr(self.slider_lr()))
 
     def slider_lr(self) -> float:
         return lr_from_slider(self.lr_position.get())
@@ -67,7 +84,7 @@ class OptimizerControls:
         self.layer.set(watched or "")
 
     def _show_lr(self) -> None:
-        self.lr_label.configure(text=f"lr {self.slider_lr():.3g}")
+        self.lr_label.configure(text=f"{self.slider_lr():.3g}")
 
     def _on_base_lr(self) -> None:
         try:
@@ -84,9 +101,13 @@ class OptimizerControls:
         self.owner.redraw(force=True)
 
 
+def _enable(widget: ttk.Widget, enabled: bool) -> None:
+    widget.state(["!disabled"] if enabled else ["disabled"])
+
+
 def _entry_with_button(parent: ttk.Frame, label: str, initial: str,
                        action: Callable[[], None]) -> tuple[ttk.Entry, ttk.Button]:  # fmt: skip
-    ttk.Label(parent, text=label).pack(side="left", padx=(8, 2))
+    ttk.Label(parent, text=label).pack(side="left", padx=(0, 2))
     entry = ttk.Entry(parent, width=8)
     entry.insert(0, initial)
     entry.pack(side="left")

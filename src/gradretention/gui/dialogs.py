@@ -1,4 +1,4 @@
-"""Tk widgets around the views: the session form (row of buttons) and the results window.
+"""Tk widgets around the views: the session form and its buttons, the help and results windows.
 
 Widgets only: the form parses its entries with :mod:`gradretention.gui.controls` and
 hands a :class:`~gradretention.gui.worker.GuiSession` to the app; a bad entry is
@@ -13,7 +13,9 @@ from tkinter import ttk
 from typing import Protocol
 
 from gradretention.gui.controls import parse_int, split_optimizer_list
-from gradretention.gui.presenter import ResultRow
+from gradretention.gui.demo import about_text, default_optimizers
+from gradretention.gui.flow import FlowFrame
+from gradretention.gui.presenter import ControlState, ResultRow
 from gradretention.gui.worker import GuiSession
 from gradretention.tasks.registry import available_tasks
 
@@ -30,34 +32,51 @@ class SessionOwner(Protocol):
 
 
 class SessionForm:
-    """Row 0 of the window: task, optimizers, seeds, epochs and the session buttons."""
+    """The toolbar's first groups: task, optimizers, seeds, epochs and the session buttons."""
 
-    def __init__(self, root: tk.Tk, session: GuiSession, owner: SessionOwner) -> None:
+    def __init__(self, flow: FlowFrame, session: GuiSession, owner: SessionOwner) -> None:
         self.owner, self.session = owner, session
-        bar = ttk.Frame(root, padding=(6, 4))
-        bar.grid(row=0, column=0, sticky="ew")
-        ttk.Label(bar, text="Task").pack(side="left")
-        self.task = ttk.Combobox(bar, width=12, state="readonly", values=available_tasks())
+        group = flow.group()
+        ttk.Label(group, text="Task").pack(side="left")
+        self.task = ttk.Combobox(group, width=12, state="readonly", values=available_tasks())
         self.task.set(session.task)
-        self.task.pack(side="left", padx=(2, 8))
-        self.optimizers = self._entry(bar, "Optimizers (≤ 4)", ",".join(session.optimizers), 30)
-        self.seeds = self._entry(bar, "Seeds", str(session.seeds), 4)
-        self.epochs = self._entry(bar, "Epochs", "" if session.epochs is None else str(session.epochs), 5)
+        self.task.pack(side="left", padx=(2, 0))
+        self.task.bind("<<ComboboxSelected>>", lambda _: self._on_task())
+        self._task_shown = session.task
+        self.optimizers = self._entry(flow.group(), "Optimizers (≤ 4)", ",".join(session.optimizers), 30)
+        self.seeds = self._entry(flow.group(), "Seeds", str(session.seeds), 3)
+        self.epochs = self._entry(flow.group(), "Epochs", "" if session.epochs is None else str(session.epochs), 4)
         self.pause_text = tk.StringVar(value="Pause")
         self.buttons: dict[str, ttk.Button] = {}
-        for text, command in (("Start", self.submit), ("Stop", owner.stop),
-                              ("Skip to next optimizer", owner.skip), ("Save graphs", owner.save_graphs)):
-            self.buttons[text] = ttk.Button(bar, text=text, command=command)
-            self.buttons[text].pack(side="left", padx=2)
-        ttk.Button(bar, textvariable=self.pause_text, command=self._pause).pack(side="left", padx=2)
+        group = flow.group()
+        for text, command in (("Start", self.submit), ("Pause", self._pause), ("Stop", owner.stop),
+                              ("Skip to next optimizer", owner.skip), ("Save graphs", owner.save_graphs),
+                              ("Help", lambda: show_help(group.winfo_toplevel()))):
+            self.buttons[text] = ttk.Button(group, text=text, command=command)
+            self.buttons[text].pack(side="left", padx=1)
+        self.buttons["Pause"].configure(textvariable=self.pause_text)
 
     @staticmethod
-    def _entry(parent: ttk.Frame, label: str, initial: str, width: int) -> ttk.Entry:
-        ttk.Label(parent, text=label).pack(side="left")
-        entry = ttk.Entry(parent, width=width)
+    def _entry(group: ttk.Frame, label: str, initial: str, width: int) -> ttk.Entry:
+        ttk.Label(group, text=label).pack(side="left")
+        entry = ttk.Entry(group, width=width)
         entry.insert(0, initial)
-        entry.pack(side="left", padx=(2, 8))
+        entry.pack(side="left", padx=(2, 0))
         return entry
+
+    def apply(self, state: ControlState) -> None:
+        """Start only between sessions; Pause, Stop and Skip only during one."""
+        self.buttons["Start"].state(["!disabled"] if state.start_enabled else ["disabled"])
+        for name in ("Pause", "Stop", "Skip to next optimizer"):
+            self.buttons[name].state(["!disabled"] if state.session_buttons else ["disabled"])
+        self.pause_text.set("Resume" if state.paused else "Pause")
+
+    def _on_task(self) -> None:
+        """A new task: the demo's tuned specs follow it, unless the user typed specs of their own."""
+        if self.optimizers.get() == ",".join(default_optimizers(self._task_shown)):
+            self.optimizers.delete(0, "end")
+            self.optimizers.insert(0, ",".join(default_optimizers(self.task.get())))
+        self._task_shown = self.task.get()
 
     def read(self) -> GuiSession:
         """The session the form describes.
@@ -85,6 +104,18 @@ class SessionForm:
 
     def _pause(self) -> None:
         self.pause_text.set("Resume" if self.owner.toggle_pause() else "Pause")
+
+
+def show_help(root: tk.Misc) -> tk.Toplevel:
+    """A window with :func:`~gradretention.gui.demo.about_text`: the demo and its fair learning rates."""
+    window = tk.Toplevel(root)
+    window.title("GradRetentionNet GUI — help")
+    text = tk.Text(window, wrap="word", width=72, height=16, padx=8, pady=8, relief="flat")
+    text.insert("1.0", about_text())
+    text.configure(state="disabled")
+    text.pack(fill="both", expand=True)
+    ttk.Button(window, text="Close", command=window.destroy).pack(pady=(0, 6))
+    return window
 
 
 def format_mean_std(value: tuple[float, float, int]) -> str:

@@ -15,14 +15,33 @@ from gradretention.bench.results import RunConfig
 
 
 @dataclass(frozen=True)
+class OptimizerTraits:
+    """What the window's controls can do with optimizer ``spec`` (probed once, before training).
+
+    ``lr`` is the spec's starting lr (group 0); ``per_element_lr``: it has
+    ``effective_lr(p)`` (RescaledSGD's η bars); ``retention``: its groups carry
+    ``base_lr`` and ``retain_min`` (the "Base lr" and "Retain minimum scaling" controls).
+    """
+
+    spec: str
+    lr: float | None = None
+    per_element_lr: bool = False
+    retention: bool = False
+
+
+@dataclass(frozen=True)
 class SessionStarted:
-    """A session of ``len(optimizers) * len(seeds)`` runs begins; ``layers`` can be watched."""
+    """A session of ``len(optimizers) * len(seeds)`` runs begins; ``layers`` can be watched.
+
+    ``traits`` has one entry per optimizer (empty when the sender did not probe them).
+    """
 
     task: str
     optimizers: tuple[str, ...]
     seeds: tuple[int, ...]
     total_steps: int
     layers: tuple[str, ...]
+    traits: tuple[OptimizerTraits, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,19 @@ from typing import Any
 
 from gradretention.bench.events import EvalLogged, RunFinished, RunStarted, StepLogged
 from gradretention.bench.results import RunResult
-from gradretention.gui.messages import GuiEvent, LayerSnapshot, Notice, SessionFinished, SessionStarted
+from gradretention.gui.messages import (
+    GuiEvent, LayerSnapshot, Notice, OptimizerTraits, SessionFinished, SessionStarted,
+)
 
 CURVE_SERIES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 BAR_KINDS = ("update", "grad", "effective_lr")
 # Telemetry keys drawn as lr curves (not as controller scalars) or not at all (categorical).
 LR_KEYS = ("lr", "lr_min", "lr_mean", "lr_max")
 SKIPPED_TELEMETRY = ("reward",)
+# The session's life: idle → starting → running → done | stopped | error → starting ...; pausing is
+# a flag beside the phase, since a session may be paused before its first event arrives.
+ACTIVE_PHASES = ("starting", "running")
+MAX_LABEL_SPEC = 28  # characters of a spec shown on the lr slider's label
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,23 @@ class Band:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     count: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """Which controls are live and what the lr slider says it acts on.
+
+    ``target``: the spec the lr controls change (the running optimizer, ``None`` between
+    sessions); ``retention``: the base-lr entry and "Retain minimum scaling" apply to it.
+    """
+
+    target: str | None
+    lr_label: str
+    lr_enabled: bool
+    retention: bool
+    start_enabled: bool
+    session_buttons: bool  # Pause, Stop, Skip
+    paused: bool
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,7 @@ class Presenter:
 
     def __init__(self) -> None:
         self._reset()
+        self.phase, self.paused = "idle", False
         self.status = "ready: choose optimizers and press Start"
         # The last control message stays up while step updates rewrite ``status`` many times a second.
         self.notice = ""
@@ -98,6 +122,8 @@ class Presenter:
         self.planned_run_steps = 0
         self.current: RunStarted | None = None
         self.current_lr: float | None = None
+        self.target: str | None = None  # the spec the lr controls act on: the run going on, or the last one
+        self.traits: dict[str, OptimizerTraits] = {}
         self.snapshots: dict[str, LayerSnapshot] = {}
         self.results: dict[str, list[RunResult]] = defaultdict(list)
         self.session_status: str | None = None
@@ -113,15 +139,29 @@ class Presenter:
         handler(self, event)
         self.dirty = True
 
+    def starting(self, description: str) -> None:
+        """The window asked for a session (``"sgd on spiral"``); events will follow."""
+        self.phase, self.paused, self.notice = "starting", False, ""
+        self.status = f"starting {description}…"
+        self.dirty = True
+
+    def set_paused(self, paused: bool) -> None:
+        """The window paused or resumed the running session (ignored outside one)."""
+        if self.phase in ACTIVE_PHASES:
+            self.paused = paused
+            self.notice = "paused" if paused else "resumed"
+
     def _on_session(self, event: SessionStarted) -> None:
         self._reset()
+        self.phase = "running"
+        self.traits = {traits.spec: traits for traits in event.traits}
         self.optimizers = list(event.optimizers)
         self.seeds, self.layers, self.total_steps = event.seeds, event.layers, event.total_steps
         self.status = f"training {', '.join(event.optimizers)} on {event.task} over {len(event.seeds)} seed(s)"
 
     def _on_run_started(self, event: RunStarted) -> None:
         self.current, self.current_steps, self.planned_run_steps = event, 0, event.total_steps
-        self.current_lr = None
+        self.current_lr, self.target = None, event.config.optimizer
         if event.config.optimizer not in self.optimizers:
             self.optimizers.append(event.config.optimizer)
 
@@ -163,8 +203,9 @@ class Presenter:
         self.notice = ("refused: " if event.refused else "") + event.message
 
     def _on_session_finished(self, event: SessionFinished) -> None:
-        self.session_status = event.status
-        self.current = None
+        self.session_status, self.phase, self.paused = event.status, event.status, False
+        self.current, self.target = None, None
+        self.notice = ""  # "starting…", "paused" and the like described a session that is over
         if event.status == "done":
             self.finished_steps = self.total_steps
         self.status = f"session {event.status}" + (f": {event.message}" if event.message else "")
@@ -189,6 +230,31 @@ class Presenter:
 
     def watched_layer(self) -> str | None:
         return next((snap.layer for snap in reversed(list(self.snapshots.values()))), None)
+
+    def control_state(self) -> ControlState:
+        """What the controls may do now: per phase, and per capability of the running optimizer."""
+        active = self.phase in ACTIVE_PHASES
+        target = self.target if active else None
+        traits = self.traits.get(target) if target is not None else None
+        if target is None:
+            label = "lr (no run)"
+        else:
+            shown = target if len(target) <= MAX_LABEL_SPEC else target[: MAX_LABEL_SPEC - 1] + "…"
+            label = f"{'peak lr' if traits is not None and traits.retention else 'lr'} of {shown}"
+        return ControlState(target, label, target is not None, bool(traits and traits.retention),
+                            not active, active, self.paused)
+
+    def per_element_note(self) -> str | None:
+        """Why the per-element lr panel is empty (``None``: it has bars), from the optimizers' traits."""
+        if self.bars("effective_lr"):
+            return None
+        if not self.traits:
+            return "per-element lr η appears while an optimizer that has one (RescaledSGD) runs"
+        capable = [spec for spec in self.optimizers if spec in self.traits and self.traits[spec].per_element_lr]
+        if capable:
+            return f"waiting for the first step of {capable[0]}"
+        verb = "keeps" if len(self.optimizers) == 1 else "keep"
+        return f"no per-element lr: {', '.join(self.optimizers)} {verb} one lr per group\n(RescaledSGD has one η per weight)"
 
     def progress(self) -> float:
         """Fraction of the session's planned steps done, in [0, 1]."""

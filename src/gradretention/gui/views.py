@@ -76,7 +76,7 @@ def _draw_weights(figure: Figure, presenter: Presenter, colours: dict[str, str],
         ax.set_ylim(*symmetric_limits([v for series in values.values() for v in series], multiplier))
         ax.axhline(0.0, color="black", linewidth=0.5)
     bottom.set_xlabel("element")
-    _legend(top, fontsize=8, loc="upper right")
+    _figure_legend(figure, [top, bottom], "outside upper center")
 
 
 def _draw_learning_rates(figure: Figure, presenter: Presenter, colours: dict[str, str], multiplier: float) -> None:
@@ -88,21 +88,23 @@ def _draw_learning_rates(figure: Figure, presenter: Presenter, colours: dict[str
     per_element, alpha = axes[0], axes[1]
     values = presenter.bars("effective_lr")
     per_element.set_title("per-element lr η (RescaledSGD)", fontsize=10)
-    if values:
+    note = presenter.per_element_note()
+    if note is None:
         _grouped_bars(per_element, values, colours)
         per_element.set_ylim(*upper_limits([v for series in values.values() for v in series], multiplier))
     else:
-        _placeholder(per_element, "no per-element lr: none of the optimizers is RescaledSGD")
-    alpha.set_title("lr α per step, mean ± std over seeds (shaded: η min–max)", fontsize=10)
+        _placeholder(per_element, note)
+    alpha.set_title("lr α per step, mean ± std over seeds\n(dashed: mean η, shaded: η min–max)", fontsize=10)
     for opt in presenter.optimizers:
         _plot_band(alpha, presenter.band(opt, "lr"), colours[opt], opt)
         _plot_band(alpha, presenter.band(opt, "lr_mean"), colours[opt], f"{opt}: mean η", linestyle="--")
         _shade_range(alpha, presenter.band(opt, "lr_min"), presenter.band(opt, "lr_max"), colours[opt])
     alpha.set_yscale("log")
-    _legend(alpha, fontsize=7, loc="best")
     axes[-1].set_xlabel("step")
+    _figure_legend(figure, [per_element, alpha], "outside upper center")
     if has_scalars:
         _draw_scalars(axes[2], presenter, colours, scalar_names)
+        _figure_legend(figure, [axes[2]], "outside lower center")
 
 
 def _draw_scalars(ax: Axes, presenter: Presenter, colours: dict[str, str], names: dict[str, list[str]]) -> None:
@@ -114,7 +116,6 @@ def _draw_scalars(ax: Axes, presenter: Presenter, colours: dict[str, str], names
                        linestyle=("-", "--", ":", "-.")[drawn % 4])
             drawn += 1
     ax.set_yscale("symlog", linthresh=1e-3)  # scales near 1, ε near 0, hypergradients of either sign
-    _legend(ax, fontsize=7, loc="best")
 
 
 def _draw_curves(figure: Figure, presenter: Presenter, colours: dict[str, str]) -> None:
@@ -126,7 +127,7 @@ def _draw_curves(figure: Figure, presenter: Presenter, colours: dict[str, str]) 
             _plot_band(ax, presenter.band(opt, name), colours[opt], opt)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
-    _legend(axes[0, 0], fontsize=8, loc="upper right")
+    _figure_legend(figure, list(axes.flat), "outside upper center")
 
 
 def _plot_band(ax: Axes, band: Band, colour: str, label: str, linestyle: str = "-") -> None:
@@ -145,7 +146,16 @@ def _shade_range(ax: Axes, low: Band, high: Band, colour: str) -> None:
         ax.fill_between(low.x[:n], low.mean[:n], high.mean[:n], color=colour, alpha=0.08, linewidth=0)
 
 
-def _legend(ax: Axes, **kwargs: object) -> None:
-    """A legend only where something labelled was drawn (matplotlib warns otherwise)."""
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(**kwargs)
+def _figure_legend(figure: Figure, axes: list[Axes], loc: str) -> None:
+    """One legend for ``axes``, outside every plot so it never hides a curve or a bar.
+
+    The constrained layout makes room for an ``"outside ..."`` legend above or below the
+    panels; labels repeated across panels are listed once. Nothing labelled, no legend.
+    """
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        figure.legend(list(entries.values()), list(entries), loc=loc, ncols=min(len(entries), 2), fontsize=7,
+                      frameon=False)

@@ -32,22 +32,34 @@ from typing import Any
 import torch
 
 from gradretention.bench.results import RunConfig
+from gradretention.gui.demo import DEMO_TASK, default_optimizers
 from gradretention.gui.messages import (
-    Command, GuiEvent, Notice, SelectLayer, SessionFinished, SessionStarted, SetBaseLr, SetLr, SetRetainMin,
+    Command, GuiEvent, Notice, OptimizerTraits, SelectLayer, SessionFinished, SessionStarted, SetBaseLr, SetLr,
+    SetRetainMin,
 )
 from gradretention.gui.training import GuiRun, RunPlan, StopSignals, watchable_layers
-from gradretention.optim import available_optimizers, create_optimizer
+from gradretention.optim import create_optimizer
 from gradretention.tasks.registry import get_task
 
 MAX_OPTIMIZERS = 4  # four panels side by side are still readable
-PREFERRED_OPTIMIZERS = ("rescaled_sgd", "sgd", "sgd_hd")
 
 
-def default_optimizers() -> tuple[str, ...]:
-    """RescaledSGD against plain SGD; SGD-HD stands in while ``rescaled_sgd`` is not registered."""
-    registered = set(available_optimizers())
-    chosen = [name for name in PREFERRED_OPTIMIZERS if name in registered]
-    return tuple(chosen[:2]) if "rescaled_sgd" in chosen else tuple(chosen[:2] or available_optimizers()[:1])
+def optimizer_traits(spec: str) -> OptimizerTraits:
+    """What the controls can change on ``spec``, read off an optimizer built on a probe tensor.
+
+    Capabilities come from the optimizer itself (an ``effective_lr`` method, ``base_lr`` and
+    ``retain_min`` in its groups), not from its name: ``rescaled_sgd[lr=0.03]`` and any future
+    optimizer with per-element rates are recognised alike.
+
+    Raises:
+        ValueError: ``spec`` does not build an optimizer (unknown name, bad value).
+    """
+    optimizer = create_optimizer(spec, [torch.zeros(1, requires_grad=True)])
+    group = optimizer.param_groups[0]
+    lr = group.get("lr")
+    return OptimizerTraits(spec, float(lr) if isinstance(lr, (int, float)) else None,
+                           callable(getattr(optimizer, "effective_lr", None)),
+                           "base_lr" in group and "retain_min" in group)
 
 
 def check_optimizer_specs(specs: tuple[str, ...]) -> tuple[str, ...]:
@@ -60,9 +72,8 @@ def check_optimizer_specs(specs: tuple[str, ...]) -> tuple[str, ...]:
         raise ValueError(f"choose 1 to {MAX_OPTIMIZERS} optimizers, got {len(specs)}: {', '.join(specs)}")
     if len(set(specs)) != len(specs):
         raise ValueError(f"each optimizer may appear once, got {', '.join(specs)}")
-    probe = [torch.zeros(1, requires_grad=True)]
     for spec in specs:
-        create_optimizer(spec, probe)  # raises ValueError naming the spec's problem
+        optimizer_traits(spec)  # raises ValueError naming the spec's problem
     return specs
 
 
@@ -75,8 +86,8 @@ class GuiSession:
     elements sent per snapshot (the bars stay readable and the queue light).
     """
 
-    task: str = "spiral"
-    optimizers: tuple[str, ...] = field(default_factory=default_optimizers)
+    task: str = DEMO_TASK
+    optimizers: tuple[str, ...] = field(default_factory=lambda: default_optimizers(DEMO_TASK))
     seeds: int = 3
     epochs: int | None = None
     batch_size: int | None = None
@@ -157,7 +168,8 @@ class TrainingWorker:
         layers, first_weight = watchable_layers(task, data)
         self.layer = self.layer if self.layer in layers else first_weight
         self.emit(SessionStarted(session.task, tuple(session.optimizers), tuple(range(session.seeds)),
-                                 plan.total_steps * len(session.optimizers) * session.seeds, layers))
+                                 plan.total_steps * len(session.optimizers) * session.seeds, layers,
+                                 tuple(optimizer_traits(spec) for spec in session.optimizers)))
         for spec in session.optimizers:
             self.signals.skip.clear()
             for seed in range(session.seeds):
