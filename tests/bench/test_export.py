@@ -30,7 +30,8 @@ def _fill_store(out_dir: Path) -> None:
 def test_export_writes_tables_that_read_back_with_the_same_rows(tmp_path: Path, fmt: str) -> None:
     _fill_store(tmp_path)
     paths = export_results(tmp_path, fmt)
-    assert paths == [tmp_path / "export" / f"runs.{fmt}", tmp_path / "export" / f"curves.{fmt}"]
+    names = ("runs", "curves", "selections", "verdicts", "sensitivity")
+    assert paths == [tmp_path / "export" / f"{name}.{fmt}" for name in names]
     read = pd.read_csv if fmt == "csv" else pd.read_parquet
     runs, curves = read(paths[0]), read(paths[1])
     with ResultsStore(tmp_path, read_only=True) as store:
@@ -40,6 +41,10 @@ def test_export_writes_tables_that_read_back_with_the_same_rows(tmp_path: Path, 
     assert sorted(runs["test_accuracy"]) == [0.1, 0.9]
     assert curves["value"].sum() == pytest.approx(1 + 1 / 2 + 1 / 3 + 1)
     assert sorted(p.name for p in paths[0].parent.iterdir()) == sorted(p.name for p in paths)
+    verdicts = read(paths[3])  # the report's numbers: the diverged seed counts at chance (1/3 on spiral)
+    assert verdicts[["task", "label", "planned", "finished", "failed"]].values.tolist() == [
+        ["spiral", "sgd_hd[hypergrad_lr=0.001]", 2, 1, 1]]
+    assert verdicts["mean"].tolist() == pytest.approx([(0.9 + 1 / 3) / 2])
 
 
 def test_export_replaces_an_older_export(tmp_path: Path) -> None:

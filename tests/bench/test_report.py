@@ -164,7 +164,7 @@ def test_runs_of_another_setup_are_reported_apart_never_pooled(tmp_path: Path) -
 def test_an_old_store_without_selections_says_so(tmp_path: Path) -> None:
     runs = _runs().drop(columns=["label"])
     markdown = _markdown(write_report(runs, _curves(runs).iloc[:0], tmp_path))
-    assert "protocol not recorded: store written by an older version" in markdown
+    assert "protocol not recorded: a store written by an older version" in markdown
     assert "adam_hd: the chosen lr is the lowest tuned lr" in markdown
 
 

@@ -1,11 +1,13 @@
-"""Tidy tables out of the results store: ``runs`` and ``curves`` as CSV or Parquet.
+"""Tidy tables out of the results store as CSV or Parquet: ``runs``, ``curves`` and
+``selections`` as stored, plus the report's ``verdicts`` (one row per comparison group and
+optimizer) and ``sensitivity`` (lr-sensitivity widths with their CIs).
 
 Files land in ``<out_dir>/export/`` and appear atomically (written to a temporary file in
 the same folder, flushed to disk, then ``os.replace``d), so a reader never opens half a
 table and a crash or a full disk leaves the previous export whole.
 
 Example:
-    >>> export_results(Path("bench-out"), "csv")  # doctest: +SKIP
+    >>> export_results(Path("bench-out"), "csv")[:2]  # doctest: +SKIP
     [PosixPath('bench-out/export/runs.csv'), PosixPath('bench-out/export/curves.csv')]
 """
 
@@ -21,6 +23,8 @@ from typing import BinaryIO
 
 import pandas as pd
 
+from gradretention.bench.analysis.analyse import analyse_runs, sensitivity_table, verdict_table
+from gradretention.bench.analysis.setups import with_labels
 from gradretention.bench.store import ResultsStore, StoreError
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
@@ -35,14 +39,15 @@ class OutputError(StoreError):
 
 
 def export_results(out_dir: Path | str, fmt: str = "csv") -> list[Path]:
-    """Write ``runs.<fmt>`` and ``curves.<fmt>`` from ``<out_dir>/runs.db``.
+    """Write ``runs``, ``curves``, ``selections``, ``verdicts`` and ``sensitivity`` (``.<fmt>``)
+    from ``<out_dir>/runs.db``.
 
     Args:
         out_dir: The sweep's output folder, holding ``runs.db``.
         fmt: ``"csv"`` or ``"parquet"`` (Parquet needs pyarrow: the ``parquet`` extra).
 
     Returns:
-        The paths written, runs table first.
+        The paths written: runs, curves, selections, verdicts, sensitivity.
 
     Raises:
         ValueError: ``fmt`` is not one of :data:`EXPORT_FORMATS`.
@@ -57,7 +62,9 @@ def export_results(out_dir: Path | str, fmt: str = "csv") -> list[Path]:
         raise ImportError("Parquet export needs pyarrow: pip install 'gradretention[parquet]'")
     # Read-only: exporting must neither create an empty store nor block a running sweep.
     with ResultsStore(out_dir, read_only=True) as store:
-        tables = {"runs": store.runs(), "curves": store.curves()}
+        tables = {"runs": store.runs(), "curves": store.curves(), "selections": store.selections()}
+    analyses = analyse_runs(with_labels(tables["runs"]), tables["curves"], tables["selections"]) if len(tables["runs"]) else []
+    tables |= {"verdicts": verdict_table(analyses), "sensitivity": sensitivity_table(analyses)}
     target = Path(out_dir) / EXPORT_DIR
     try:
         target.mkdir(parents=True, exist_ok=True)

@@ -91,8 +91,9 @@ def _overview(runs: pd.DataFrame, analyses: list[GroupAnalysis], selections: pd.
     when = f"{dates.min():%Y-%m-%d %H:%M} – {dates.max():%Y-%m-%d %H:%M} UTC" if len(dates) else "—"
     blocks: list[Block] = [Heading("Overview"), Paragraph(_RULES, "protocol")]
     if (selections is None or selections.empty) and (runs["phase"] == "tune").any():
-        blocks.append(Paragraph("Tuning protocol not recorded: this store was written by an older version, so each "
-                                "group states what its runs show instead.", "note"))  # fmt: skip
+        blocks.append(Paragraph("Tuning protocol not recorded (a store written by an older version, or a sweep that "
+                                "has not chosen its settings yet): each group states what its runs show instead.",
+                                "note"))  # fmt: skip
     split = differing_keys([a.group for a in analyses])
     if split:
         items = tuple(f"{task}: runs of {len(set(a.group.number for a in analyses if a.group.task == task))} setups "

@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -95,6 +96,27 @@ def analyse_group(
         tuning_cost=convergence.tuning_cost(tune) if len(tune) else "",
         caveats=tuple(notes),
     )  # fmt: skip
+
+
+def verdict_table(analyses: list[GroupAnalysis]) -> pd.DataFrame:
+    """One tidy row per (group, optimizer): summary, paired comparison and verdict, for export."""
+    parts = []
+    for analysis in analyses:
+        rows = analysis.summary.merge(analysis.comparisons.drop(columns=["sd"], errors="ignore"), on="label", how="left")
+        rows.loc[rows["label"] == analysis.reference, "verdict"] = "reference"
+        parts.append(rows.assign(group=analysis.group.title, task=analysis.group.task, metric=analysis.metric,
+                                 setup=json.dumps(dict(analysis.group.setup), sort_keys=True, default=str),
+                                 reference=analysis.reference, n_test=analysis.n_test))  # fmt: skip
+    columns = ["group", "task", "metric", "setup", "reference", "n_test", "label"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def sensitivity_table(analyses: list[GroupAnalysis]) -> pd.DataFrame:
+    """One tidy row per (group, optimizer) of the lr-sensitivity summary, for export."""
+    parts = [a.sensitivity.assign(group=a.group.title, task=a.group.task, metric=a.val_metric)
+             for a in analyses if len(a.sensitivity)]  # fmt: skip
+    columns = ["group", "task", "metric", *sensitivity.SUMMARY_COLUMNS]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def _chance(task: str, metric: str, runs: pd.DataFrame) -> tuple[float, str]:

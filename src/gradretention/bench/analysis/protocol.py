@@ -18,7 +18,8 @@ from gradretention.bench.analysis.convergence import trial_number
 
 SELECTION_COLUMNS = ("task", "label", "protocol", "chosen_spec", "chosen_lr", "score", "tuning_seeds",
                      "final_seeds", "grid", "edge", "stop_reason", "trials")  # fmt: skip
-OLD_STORE = "protocol not recorded: store written by an older version"
+OLD_STORE = ("protocol not recorded: a store written by an older version, or a sweep that has not chosen its "
+             "settings yet")
 
 
 def group_selections(selections: pd.DataFrame | None, task: str, labels: list[str]) -> pd.DataFrame:
@@ -84,7 +85,7 @@ def _inferred(runs: pd.DataFrame, scored: str) -> str:
     if tune.empty:
         return "The runs hold no tuning phase."
     lrs = sorted(set(pd.to_numeric(tune["lr"], errors="coerce").dropna()))
-    text = (f"From the runs: lrs {', '.join(f'{lr:g}' for lr in lrs)} scored on {scored} with tuning seeds "
+    text = (f"From the runs: lrs {', '.join(f'{lr:.3g}' for lr in lrs)} scored on {scored} with tuning seeds "
             f"{seed_span(tune['seed'].tolist())}; final seeds {seed_span(final['seed'].tolist())}.")  # fmt: skip
     shared = sorted(set(tune["seed"]) & set(final["seed"]))
     if shared:
