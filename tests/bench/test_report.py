@@ -104,6 +104,8 @@ def test_html_is_one_self_contained_file_with_plotly_embedded_once(report: Path)
     bundle_end = text.index("</script>")  # the embedded plotly.js bundle, whose code names plotly.com
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text[bundle_end:])  # no CDN: works offline
     assert text.count("Plotly.newPlot(") == 5  # per seed, train loss, validation, α, sensitivity
+    # Drill-down: every optimizer's seeds are one legend entry, hidden until clicked.
+    assert text.count('"name":"adam_hd \\u00b7 seeds"') >= 4 and '"visible":"legendonly"' in text
     assert not list(report.parent.glob(".report*"))  # no temp file left behind
 
 
@@ -172,7 +174,8 @@ def test_sensitivity_and_targets_tables(report: Path) -> None:
     markdown = _markdown(report)
     # adam's grid scores 0.9 - 0.1·decades from 1e-2: only 1e-2 is within one point.
     assert "| adam | 0.01 | 89.00 | 0.00 | no spread over resamples (0.00) | 5 | 3 |" in markdown
-    assert "| adam_hd | validation accuracy ≥ 0.9 | 5 of 5 seeds |" in markdown
+    assert "| optimizer | validation accuracy ≥ 0.9: seeds reached | median steps | median seconds |" in markdown
+    assert "| adam_hd | 5 of 5 | 24 | 0.50 |" in markdown and "| sgd | 0 of 5 | — | — |" in markdown
 
 
 def test_failed_runs_are_listed_with_their_reason(report: Path) -> None:

@@ -1,5 +1,6 @@
 """The analysis side of the harness: which runs may be compared, and what they show.
 
+``analyse``     one GroupAnalysis per comparison group: everything below, computed once
 ``setups``      comparison groups: runs that share one setup (never pooled across setups)
 ``facts``       per-task facts the statistics need: test-set size, chance level, targets
 ``verdicts``    paired comparisons against the reference baseline, with Holm and SE_test

@@ -185,16 +185,31 @@ def _budget(analysis: GroupAnalysis, scale: float) -> pd.DataFrame:
 
 
 def _targets(analysis: GroupAnalysis) -> TextTable | None:
+    """One row per optimizer, one column block per target (validation, train loss)."""
     frame = analysis.targets
     if frame.empty or frame["reached"].sum() == 0 and frame["target"].str.contains("not recorded").all():
         return None
-    rows = tuple((r.label, r.target, cells.share(r.reached, r.n) + " seeds", cells.lr(r.median_steps)
-                  if pd.notna(r.median_steps) else "—", f"{r.median_seconds:.2f}" if pd.notna(r.median_seconds) else "—")
-                 for r in frame.itertuples())  # fmt: skip
-    headers = ("optimizer", "target", "reached", "median steps", "median seconds")
+    kinds = list(dict.fromkeys(frame["kind"]))
+    if frame.groupby("kind")["target"].nunique().max() > 1:  # targets differ between optimizers: say each
+        frame = frame.assign(kind=frame["kind"] + ": " + frame["target"])
+        kinds = list(dict.fromkeys(frame["kind"]))
+    targets = {kind: frame.loc[frame["kind"] == kind, "target"].iloc[0] for kind in kinds}
+    by = frame.set_index(["label", "kind"])
+    rows = []
+    for label in sorted(frame["label"].unique()):
+        cells_ = [label]
+        for kind in kinds:
+            r = by.loc[(label, kind)] if (label, kind) in by.index else None
+            cells_ += ["—", "—", "—"] if r is None else [
+                f"{int(r['reached'])} of {int(r['n'])}", f"{r['median_steps']:.0f}" if pd.notna(r["median_steps"]) else "—",
+                f"{r['median_seconds']:.2f}" if pd.notna(r["median_seconds"]) else "—"]  # fmt: skip
+        rows.append(tuple(cells_))
+    headers = ("optimizer", *(h for kind in kinds for h in (f"{targets[kind]}: seeds reached", "median steps",
+                                                           "median seconds")))  # fmt: skip
     caption = ("Steps to target: the first step at which the per-step train loss, or the validation metric at its "
-               "evaluations, reaches the target; medians over the seeds that reached it.")  # fmt: skip
-    return TextTable(headers, rows, numeric=frozenset({3, 4}), caption=caption)
+               "evaluations, reaches the target; medians over the seeds that reached it (a failed seed did not).")  # fmt: skip
+    numeric = frozenset(j for j in range(1, len(headers)) if j % 3 != 1)
+    return TextTable(headers, tuple(rows), numeric=numeric, caption=caption)
 
 
 def _sensitivity(analysis: GroupAnalysis) -> TextTable | None:
