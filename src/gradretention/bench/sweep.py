@@ -22,7 +22,13 @@ sweep on the same folder is refused while the first runs (:mod:`~gradretention.b
 Since each run depends on its config alone, the numbers do not depend on the executor or workers.
 
 The main job (``gradretention bench`` with no arguments) runs :data:`DEFAULT_OPTIMIZERS`
-on the embedded tasks with these defaults; see the README's harness section for its cost.
+(13 families: the baselines sgd, nesterov, adagrad, rmsprop, adam, adamw; sgd_hd, sgdn_hd,
+adam_hd, adam_hd_adam, rescaled_sgd, enhanced_sgd, adam_var) on the 6 embedded tasks with
+these defaults: per task and family 11 grid points x 3 tuning seeds, extensions (3 runs each)
+where the best sits at an edge, then 5 final seeds — about 39 runs, some 3,000 in all. The
+runs keep each task's default epochs; the families were cut (16 -> 13) rather than the runs
+shortened or the grid thinned, so that the numbers stay comparable with the task's stated
+budget. Measured cost and the room left for later families: README, "The harness".
 """
 
 from __future__ import annotations
@@ -47,10 +53,13 @@ from gradretention.bench.store import ResultsStore
 from gradretention.optim import available_optimizers, canonical_spec
 from gradretention.tasks.registry import available_tasks, get_task
 
-# The main job's optimizer families; names not (yet) registered are left out.
+# The main job's optimizer families; names not (yet) registered are left out. Thirteen, not
+# every registered name: with 3 tuning seeds x 11+ grid points + 5 final seeds (about 39 runs
+# per task and family) the main job must stay within 10 minutes on 2 cores. Left out: momentum
+# (nesterov is sgdn_hd's base and stays), sgd_hd_sgdn and sgdn_hd_sgdn; name them to run them.
 DEFAULT_OPTIMIZERS: tuple[str, ...] = (
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "sgd_hd", "sgdn_hd",
-    "adam_hd", "sgd_hd_sgdn", "sgdn_hd_sgdn", "adam_hd_adam", "rescaled_sgd", "enhanced_sgd", "adam_var",
+    "sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "sgd_hd", "sgdn_hd", "adam_hd", "adam_hd_adam",
+    "rescaled_sgd", "enhanced_sgd", "adam_var",
 )  # fmt: skip
 ALL = "all"
 
