@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from gradretention.bench.events import RunFinished, RunStarted
 from gradretention.bench.events import Listener
 from gradretention.bench.config import EVAL_EVERY_AUTO, eval_every_value
 from gradretention.bench.metering import Diverged, Metering, StepMeter, evaluation_interval
+from gradretention.bench.evaluation_mode import evaluated_weights, start_training_mode
 from gradretention.bench.provenance import collect_provenance
 from gradretention.bench.results import RunConfig, RunResult
 from gradretention.optim import create_optimizer
@@ -225,6 +226,7 @@ class _TrainingLoop:
     def run(self, listeners: tuple[Listener, ...], should_stop: Callable[[], bool]) -> RunResult:
         meter = Metering(self.config, self.task, self.optimizer, self.device, listeners, self.data.num_classes)
         self._resume(meter)  # before RunStarted: an unusable checkpoint is the user's to fix
+        start_training_mode(self.optimizer)  # Schedule-Free refuses to step until train() is called
         self.started = started = time.perf_counter()
         meter.emit(RunStarted(self.config, self.total_steps))
         interrupted = False
@@ -246,7 +248,7 @@ class _TrainingLoop:
             meter.feed_losses(self.window, in_epoch=False)
         wall_seconds = self.earlier_seconds + time.perf_counter() - started
         result = meter.result(status, reason, self.step, self.step / self.steps_per_epoch,
-                              wall_seconds, collect_provenance(self.config.device))  # fmt: skip
+                              wall_seconds, collect_provenance(self.config.device, self.config.optimizer))  # fmt: skip
         meter.emit(RunFinished(result))
         if interrupted:
             raise RunInterrupted(result)
@@ -261,13 +263,24 @@ class _TrainingLoop:
             self.window.mean()  # a loss that blew up since the last log step ends the run here
             meter.end_epoch(self.step, self.step / self.steps_per_epoch, tick, samples)
             epoch = self.step / self.steps_per_epoch
-            if self.epoch % self.eval_every == 0 or self.step >= self.total_steps:
-                meter.evaluate(self.step, epoch, self.model, self.data, self._running_loss())
-            else:  # val alone every epoch: per-epoch steps to target for the price of a val pass
-                meter.evaluate(self.step, epoch, self.model, self.data, splits=("val",))
+            # Schedule-Free evaluates its averaged iterate (optimizer.eval()); others pass through.
+            with evaluated_weights(self.optimizer, self.model, self._forward_train_batches):
+                if self.epoch % self.eval_every == 0 or self.step >= self.total_steps:
+                    meter.evaluate(self.step, epoch, self.model, self.data, self._running_loss())
+                else:  # val alone every epoch: per-epoch steps to target for the price of a val pass
+                    meter.evaluate(self.step, epoch, self.model, self.data, splits=("val",))
             self._checkpoint(meter)
             if should_stop():
                 raise _StopRequested
+
+    def _forward_train_batches(self, limit: int) -> Iterator[None]:
+        """Forward the first ``limit`` train batches in a fixed order (batch-norm statistics at the
+        evaluated weights); the run's generator is not touched, so training continues unchanged."""
+        n = len(self.data.train)
+        for start in range(0, min(n, limit * self.batch_size), self.batch_size):
+            index = torch.arange(start, min(start + self.batch_size, n), device=self.device)
+            self.task.batch_loss(self.model, *self.data.train.batch(index))
+            yield
 
     def _epoch(self, meter: Metering, should_stop: Callable[[], bool]) -> int:
         """One pass over the train split in a fresh random order; returns the samples seen."""
