@@ -116,3 +116,34 @@ def test_no_process_outlives_a_sigkilled_ray_sweep_driver(tmp_path):
 
     survivors = _kill_and_watch(driver, training)
     assert survivors == [], f"still running {GRACE_SECONDS} s after the driver was killed:\n" + "\n".join(survivors)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_die_with_parent_has_linux_kill_the_child_when_its_parent_is_killed():
+    # The second line of defence behind the lifeline: a pool worker whose forkserver dies dies too.
+    code = (
+        "import os, time\n"
+        "from gradretention.bench.executors import die_with_parent\n"
+        "if os.fork() == 0:\n"
+        "    armed = die_with_parent()\n"
+        "    os.write(1, f'{os.getpid()} {armed}\\n'.encode())\n"
+        "    time.sleep(120)\n"
+        "    os._exit(0)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    child = None
+    try:
+        pid, armed = parent.stdout.readline().split()
+        child = psutil.Process(int(pid))
+        assert armed == b"True"
+        parent.kill()
+        parent.wait()
+        child.wait(timeout=GRACE_SECONDS)  # psutil.TimeoutExpired if it outlived its parent
+    finally:
+        if child is not None and _alive([child]):
+            child.kill()
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        parent.stdout.close()
