@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from gradretention.bench import stats
-from gradretention.bench.analysis import alpha, convergence, sensitivity, verdicts
+from gradretention.bench.analysis import alpha, claims, convergence, sensitivity, verdicts
 from gradretention.bench.analysis.analyse import analyse_runs
 from gradretention.bench.analysis.setups import comparison_groups, setup_of
 
@@ -174,3 +174,31 @@ def test_best_so_far_starts_at_the_mean_trial_and_ends_at_the_best() -> None:
     assert curve["mean"].iloc[0] == pytest.approx(0.55, abs=0.02) and curve["mean"].iloc[-1] == pytest.approx(0.9)
     assert (np.diff(curve["mean"]) >= 0).all() and (curve["low"] <= curve["high"]).all()
     assert convergence.trial_number(_config(trial=7)) == 7 and convergence.trial_number(_config()) is None
+
+
+def test_each_method_is_paired_with_the_baseline_rule_it_modifies() -> None:
+    expected = {"sgd_hd": "sgd", "sgdn_hd_adam": "nesterov", "adam_hd_sgdn": "adam", "adam_var": "adam",
+                "rescaled_sgd": "sgd", "enhanced_sgd": "momentum", "rmsprop_hd": "rmsprop", "adam": None}
+    assert {name: claims.base_rule(name) for name in expected} == expected
+    runs = pd.DataFrame([_run(name, 0, 0.9) for name in ("sgd", "sgd_hd", "adam_hd", "rescaled_sgd", "momentum")])
+    assert claims.claim_pairs(runs) == [("rescaled_sgd", "sgd"), ("sgd_hd", "sgd")]  # adam did not run
+
+
+def test_width_difference_is_paired_over_tuning_seeds() -> None:
+    lrs = [1e-3, 10**-2.5, 1e-2, 10**-1.5]
+    wide = {0: [0.90, 0.90, 0.90, 0.50], 1: [0.90, 0.90, 0.90, 0.50]}  # 1 decade on every seed
+    narrow = {0: [0.50, 0.90, 0.50, 0.50], 1: [0.50, 0.90, 0.89, 0.50]}  # 0 on seed 0 and pooled, 0.5 on seed 1
+    runs = pd.DataFrame([_run(name, s, v, phase="tune", lr=lr) for name, grid in (("hd", wide), ("base", narrow))
+                         for s, values in grid.items() for lr, v in zip(lrs, values)])  # fmt: skip
+    grid = sensitivity.grid_scores(runs, "val_accuracy", 0.1)
+    diff, low, high = sensitivity.width_difference(grid, "hd", "base", "val_accuracy", n_resamples=400)
+    assert diff == pytest.approx(1.0) and (low, high) == pytest.approx((0.5, 1.0))
+
+
+def test_steps_ratio_is_the_geometric_mean_over_seeds_both_reached() -> None:
+    runs = pd.DataFrame([_run("a", 0, 0.9, steps_to_target=50), _run("b", 0, 0.9, steps_to_target=100),
+                         _run("a", 1, 0.9, steps_to_target=200), _run("b", 1, 0.9, steps_to_target=100),
+                         _run("a", 2, 0.9, steps_to_target=10), _run("b", 2, 0.9, steps_to_target=None)])  # fmt: skip
+    ratio, low, high, n = convergence.steps_ratio(runs, "a", "b", "steps_to_target")
+    assert n == 2 and ratio == pytest.approx(1.0)  # √(0.5 · 2)
+    assert low == pytest.approx(0.5) and high == pytest.approx(2.0)

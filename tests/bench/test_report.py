@@ -178,6 +178,14 @@ def test_sensitivity_and_targets_tables(report: Path) -> None:
     assert "| adam_hd | 5 of 5 | 24 | 0.50 |" in markdown and "| sgd | 0 of 5 | — | — |" in markdown
 
 
+def test_the_seed_claims_pair_each_method_with_its_base(report: Path) -> None:
+    markdown = _markdown(report)
+    hd, noise = _md_row(markdown, "**adam_hd**", width=6), _md_row(markdown, "adam_hd_adam", width=6)
+    assert hd[1:] == ["adam", "+0.00 (no spread over resamples)", "+5.20 \\[+5.00, +5.40\\]", "**better**",
+                      "1.00 \\[1.00, 1.00\\] (n=3)"]  # fmt: skip
+    assert noise[1] == "adam" and noise[4] == "tie (within test noise)"
+
+
 def test_failed_runs_are_listed_with_their_reason(report: Path) -> None:
     assert "| diverged | spiral | sgd | final | 0.1 | 102 | non-finite loss &lt;img src=x&gt; at step 7 |" in _markdown(report)
 

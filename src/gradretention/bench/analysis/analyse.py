@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from gradretention.bench.analysis import alpha, caveats, convergence, facts, protocol, sensitivity, verdicts
+from gradretention.bench.analysis import alpha, caveats, claims, convergence, facts, protocol, sensitivity, verdicts
 from gradretention.bench.analysis.setups import ComparisonGroup, comparison_groups
 
 EVALUATION_PHASES = ("final", "single")
@@ -39,6 +39,7 @@ class GroupAnalysis:
     trials: pd.DataFrame = field(repr=False)
     best_so_far: pd.DataFrame = field(repr=False)
     alpha_counts: pd.DataFrame = field(repr=False)
+    claims: pd.DataFrame = field(repr=False)
     selections: pd.DataFrame = field(repr=False)
     protocol: str = ""
     tuning_cost: str = ""
@@ -92,7 +93,8 @@ def analyse_group(
         sensitivity=sensitivity.summary(grid, val) if len(grid) else pd.DataFrame(columns=list(sensitivity.SUMMARY_COLUMNS)),
         targets=convergence.time_to_target(reported, group.task), trials=trials,
         best_so_far=convergence.best_so_far(trials, val) if len(trials) else pd.DataFrame(),
-        alpha_counts=counts, selections=chosen, protocol=protocol.protocol_text(runs, chosen, group.kind, val),
+        alpha_counts=counts, selections=chosen,
+        claims=claims.claims(runs, seeds, grid, metric, val, n_test, rules), protocol=protocol.protocol_text(runs, chosen, group.kind, val),
         tuning_cost=convergence.tuning_cost(tune) if len(tune) else "",
         caveats=tuple(notes),
     )  # fmt: skip

@@ -13,12 +13,14 @@ k trials the best score so far is averaged over the orders (band: 2.5–97.5 %).
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 
 from gradretention.bench.analysis.facts import higher_is_better, target_of
 from gradretention.bench.analysis.verdicts import FAILED
+from gradretention.bench.stats import bootstrap_ci
 
 # (kind, steps column, seconds column, target column in new stores)
 _TARGETS = (("validation", "steps_to_target", "seconds_to_target", "val_target"),
@@ -43,6 +45,28 @@ def time_to_target(final: pd.DataFrame, task: str) -> pd.DataFrame:
                         "median_steps": pd.to_numeric(hit[steps], errors="coerce").median(),
                         "median_seconds": pd.to_numeric(hit.get(seconds), errors="coerce").median()})  # fmt: skip
     return pd.DataFrame(out, columns=list(TARGET_COLUMNS))
+
+
+def steps_ratio(
+    final: pd.DataFrame, label: str, base: str, column: str, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float, int]:  # fmt: skip
+    """Geometric-mean ratio of steps to target, ``label / base``, over the seeds both reached.
+
+    Returns ``(ratio, low, high, n)``: the CI is a percentile bootstrap of the mean log
+    ratio over those seeds; below 1 means ``label`` got there in fewer steps.
+    """
+    if column not in final.columns:
+        return math.nan, math.nan, math.nan, 0
+    steps = final.pivot_table(index="seed", columns="label", values=column, aggfunc="first")
+    if label not in steps or base not in steps:
+        return math.nan, math.nan, math.nan, 0
+    pair = steps[[label, base]].apply(pd.to_numeric, errors="coerce").dropna()
+    pair = pair[(pair > 0).all(axis=1)]
+    logs = np.log(pair[label].to_numpy(float) / pair[base].to_numpy(float))
+    if logs.size == 0:
+        return math.nan, math.nan, math.nan, 0
+    low, high = bootstrap_ci(logs, 0.95, n_resamples, seed) if logs.size > 1 else (math.nan, math.nan)
+    return float(np.exp(logs.mean())), float(np.exp(low)), float(np.exp(high)), int(logs.size)
 
 
 def target_text(rows: pd.DataFrame, kind: str, column: str, task: str) -> str:

@@ -91,3 +91,30 @@ def _nanmean(values: np.ndarray) -> np.ndarray:
     counts = np.isfinite(values).sum(axis=-2)
     sums = np.nansum(values, axis=-2)
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def width_difference(
+    scores: pd.DataFrame, label: str, base: str, metric: str, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:  # fmt: skip
+    """``width(label) − width(base)`` in decades and its 2.5–97.5 % CI over tuning-seed resamples.
+
+    Both optimizers ran the same tuning seeds; a resample draws seeds once and applies
+    them to both (paired). NaN where either lacks a grid or only one seed is shared.
+    """
+    higher = higher_is_better(metric)
+    matrices = {}
+    for name in (label, base):
+        rows = scores[scores["label"] == name]
+        matrices[name] = rows.pivot_table(index="seed", columns="lr", values="value", aggfunc="mean").sort_index(axis=1)
+    if any(m.empty for m in matrices.values()):
+        return math.nan, math.nan, math.nan
+    seeds = sorted(set(matrices[label].index) & set(matrices[base].index))
+    values = {n: m.loc[seeds].to_numpy(float) for n, m in matrices.items()}
+    lrs = {n: m.columns.to_numpy(float) for n, m in matrices.items()}
+    diff = width_decades(lrs[label], _nanmean(values[label]), higher) - width_decades(lrs[base], _nanmean(values[base]), higher)
+    if len(seeds) < 2:
+        return diff, math.nan, math.nan
+    draws = np.random.default_rng(seed).integers(0, len(seeds), size=(n_resamples, len(seeds)))
+    widths = {n: widths_decades(lrs[n], _nanmean(values[n][draws]), higher) for n in (label, base)}
+    low, high = np.nanquantile(widths[label] - widths[base], [0.025, 0.975])
+    return diff, float(low), float(high)

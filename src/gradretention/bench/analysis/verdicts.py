@@ -103,8 +103,15 @@ def compare(table: pd.DataFrame, reference: str, metric: str, n_test: int | None
         One row per label with :data:`COMPARISON_COLUMNS`; ``diff`` is label minus
         reference whatever the metric's direction.
     """
-    others = [label for label in table.columns if label != reference]
-    rows = [_paired(label, reference, table[[label, reference]].dropna(), metric, n_test, rules) for label in others]
+    pairs = [(label, reference) for label in table.columns if label != reference]
+    return compare_pairs(table, pairs, metric, n_test, rules)
+
+
+def compare_pairs(
+    table: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, n_test: int | None, rules: Rules = Rules()
+) -> pd.DataFrame:
+    """Paired comparisons ``(label, reference)`` of ``table``'s columns, Holm over the family ``pairs``."""
+    rows = [_paired(label, ref, table[[label, ref]].dropna(), metric, n_test, rules) for label, ref in pairs]
     frame = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
     if frame.empty:
         return frame
