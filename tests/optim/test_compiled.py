@@ -47,7 +47,7 @@ def trajectory(name: str, settings: dict, dtype: torch.dtype = torch.float32, st
         if step == skip_at:
             model[2].bias.grad = None  # a param without a gradient for one step
         optimizer.step(loss=loss) if name == "enhanced_sgd" else optimizer.step()
-        lrs.append(optimizer.param_groups[0]["lr"])
+        lrs.append(float(optimizer.param_groups[0]["lr"]))  # α is a device scalar: read its value now
     return [p.detach().clone() for p in model.parameters()], lrs, optimizer
 
 

@@ -53,7 +53,7 @@ def run(name: str, fused: bool, settings: dict, dtype: torch.dtype, steps: int =
         if step == 5:
             model[2].bias.grad = None  # a param skipped for one step
         opt.step()
-        lrs.append(opt.param_groups[0]["lr"])
+        lrs.append(float(opt.param_groups[0]["lr"]))  # α is a device scalar: read its value now
     return [p.detach().clone() for p in model.parameters()], lrs
 
 

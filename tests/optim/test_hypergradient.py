@@ -32,7 +32,7 @@ def quadratic_run(optimizer_factory, steps: int = 3) -> tuple[list[list[float]],
         (0.5 * (torch.tensor(QUADRATIC, dtype=torch.float64) * theta**2).sum()).backward()
         opt.step()
         thetas.append(theta.detach().tolist())
-        lrs.append(opt.param_groups[0]["lr"])
+        lrs.append(float(opt.param_groups[0]["lr"]))  # α is a device scalar: read its value now
     return thetas, lrs
 
 

@@ -40,7 +40,7 @@ def drive(grads: list[list[float]], lr: float = 0.1, **kwargs) -> tuple[list[flo
     for grad in grads:
         param.grad = torch.tensor(grad, dtype=torch.float64)
         opt.step()
-        alphas.append(opt.param_groups[0]["lr"])
+        alphas.append(float(opt.param_groups[0]["lr"]))  # α is a device scalar: read its value now
     return alphas, param.detach(), opt
 
 
@@ -166,7 +166,7 @@ def test_a_scheduler_composes_down_to_the_floor_anchored_at_alpha0():
     for _ in range(4):
         param.grad = torch.tensor([1.0, -1.0], dtype=torch.float64)
         opt.step()
-        used.append(opt.param_groups[0]["lr"])
+        used.append(float(opt.param_groups[0]["lr"]))  # α is a device scalar: read its value now
         scheduler.step()
     # The scheduler's 1e-4 at step 4 is lifted to α_0·min_factor = 1e-3 (documented in the class note).
     assert used == pytest.approx([0.1, 0.01, 0.001, 0.001])

@@ -26,8 +26,10 @@ from gradretention.optim.compiled import run
 Group = dict[str, Any]
 
 
-def scalar_like(value: float, like: Tensor) -> Tensor:
+def scalar_like(value: float | Tensor, like: Tensor) -> Tensor:
     """``value`` as a 0-dim tensor of ``like``'s dtype and device: a kernel input, not a constant."""
+    if isinstance(value, Tensor):
+        return value.to(dtype=like.dtype, device=like.device)
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
@@ -115,8 +117,8 @@ def _rmsprop_update(params: list[Tensor], grads: list[Tensor], square_avgs: list
 UPDATABLE_RULES = ("sgd", "sgdn", "adagrad", "rmsprop")
 
 
-def rule_update(rule_name: str, params: list[Tensor], states: list[dict[str, Any]], group: Group, alpha: float,
-                keep: bool) -> bool:
+def rule_update(rule_name: str, params: list[Tensor], states: list[dict[str, Any]], group: Group,
+                alpha: float | Tensor, keep: bool) -> bool:
     """θ ← θ − α·d_t for every param with the rule's maths in one pass, ``d_t`` kept with ``keep``.
 
     Runs only once the rule's state exists (the first step allocates it on the eager path)

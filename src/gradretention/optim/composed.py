@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import math
 import warnings
 
 import torch
@@ -128,6 +127,11 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
         check_params([param_group], self._owner())
         super().add_param_group(param_group)
+        if self.controller.device_lr:
+            # α lives on the device from the start, so it has one type for the whole run.
+            group = self.param_groups[-1]
+            device = group["params"][0].device if group["params"] else torch.device("cpu")
+            group["lr"] = device_scalar(group["lr"], device)
 
     @torch.no_grad()
     def step(self, closure: Closure | None = None, *, loss: Any = None) -> Any:
@@ -150,20 +154,27 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         grads = [effective_grad(p, group["weight_decay"], group.get("maximize", False)) for p in params]
         states = [self.state[p] for p in params]
         group_step = group["step_count"] = group.get("step_count", 0) + 1
-        self._check_schedule(group)
+        # Under torch.compile the reference loop runs (Inductor fuses it): torch's fused kernels
+        # have no functional form to trace, and the schedule check reads the host.
+        tracing = torch.compiler.is_compiling()
+        if self.controller.device_lr:
+            if not tracing:
+                self._check_schedule(group)
+            group["lr"] = device_scalar(group["lr"], params[0].device)
         # One scan of the params serves both the fused path and the compiled kernels.
-        dense = not wants_reference_loop(group) and fastpath.uniform_dense(params)
+        dense = not tracing and not wants_reference_loop(group) and fastpath.uniform_dense(params)
         fast = dense and self.rule.name in fastpath.FAST_RULES and fastpath.kernels_exact(params[0])
-        if group["fused"] and not fast:
-            raise RuntimeError(f"fused=True needs dense contiguous params of one dtype and device and a rule in "
-                               f"{fastpath.FAST_RULES}; got rule {self.rule.name!r}")
+        if group["fused"] and not fast and not tracing:
+            raise RuntimeError(f"fused=True needs dense contiguous float32/float64 params of one device and a rule "
+                               f"in {fastpath.FAST_RULES}; got rule {self.rule.name!r}")
         kernels = dense and compiled.wanted(group.get("compiled"), params, group_step)
         signals = StepSignals(params, grads, loss)
         if self.controller.needs_previous_direction:
             h, scale = self._hypergradient(group, params, grads, states, group_step, fast or kernels, kernels)
             signals = StepSignals(params, grads, loss, h, scale)
         alpha = group["lr"] = self.controller.next_lr(group, signals, self.rule)
-        group["lr_written"] = alpha
+        if isinstance(alpha, Tensor) and not tracing:
+            group["lr_version"] = alpha._version  # a scheduler's fill_() bumps it: see _check_schedule
         keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
         # One compiled pass where eager needs several: rules without a torch fused kernel, and SGD
         # when d_t must be kept (torch's fused SGD cannot write it).
@@ -179,26 +190,34 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
                 state["updated_at"] = group_step
 
     def _check_schedule(self, group: Group) -> None:
-        """Warn once when a scheduler that recomputes lr from ``initial_lr`` undoes the adaptation."""
-        written = group.get("lr_written")
-        if self.controller.name == "constant" or written is None or group["lr"] == written:
+        """Warn once when a scheduler that recomputes lr from ``initial_lr`` undoes the adaptation.
+
+        α is written by this optimizer only as a fresh tensor, so a changed version counter (a
+        scheduler's in-place ``fill_``) or a float (set by hand) marks an outside write; only then
+        is the value read on the host (the scheduler has just synchronised to write it anyway).
+        """
+        lr = group["lr"]
+        if "lr_version" not in group or (isinstance(lr, Tensor) and lr._version == group["lr_version"]):
             return
-        erased = group["lr"] == group.get("lr_scheduled") or "max_lr" in group
-        group["lr_scheduled"] = group["lr"]
+        value = float(lr)
+        erased = value == group.get("lr_scheduled") or "max_lr" in group
+        group["lr_scheduled"] = value
         if erased and not self._warned_schedule:
             self._warned_schedule = True
-            warnings.warn(SCHEDULE_WARNING.format(controller=self.controller.name), UserWarning, stacklevel=5)
+            warnings.warn(SCHEDULE_WARNING.format(controller=self.controller.name), UserWarning, stacklevel=6)
 
     def _reference_update(self, group: Group, params: list[Tensor], grads: list[Tensor],
-                          states: list[dict[str, Any]], alpha: float) -> None:
+                          states: list[dict[str, Any]], alpha: float | Tensor) -> None:
         keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
+        step_size = -alpha
         for param, grad, state in zip(params, grads, states):
             direction = self.rule.direction(param, grad, state, group)
-            param.add_(direction, alpha=-alpha)
+            descend_(param, direction, step_size)
             if keep:
                 _store_direction(state, direction)
 
-    def _fast_update(self, group: Group, params: list[Tensor], states: list[dict[str, Any]], alpha: float) -> None:
+    def _fast_update(self, group: Group, params: list[Tensor], states: list[dict[str, Any]],
+                     alpha: float | Tensor) -> None:
         raw_grads = [p.grad for p in params]  # the fused kernels apply weight decay themselves
         if self.rule.name == "adam":
             fastpath.adam_update(params, raw_grads, states, group, alpha)
@@ -207,8 +226,8 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
             fastpath.sgd_update(params, raw_grads, states, group, alpha, keep_direction=keep)
 
     def _hypergradient(self, group: Group, params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]],
-                       group_step: int, fast: bool, kernels: bool) -> tuple[float | None, float]:
-        """(h_t, ‖g_t‖‖d_{t-1}‖ or 1) for the group, with one host sync."""
+                       group_step: int, fast: bool, kernels: bool) -> tuple[Tensor | None, Tensor | float]:
+        """(h_t, ‖g_t‖‖d_{t-1}‖ or 1) for the group, as device tensors (no host sync)."""
         # A param skipped at step t-1 (no grad) did not move then: its d_{t-1} is zero.
         usable = [state.get("updated_at") == group_step - 1 for state in states]
         if not any(usable):
@@ -225,13 +244,12 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         if dots is None:  # every param with a d_{t-1} is empty: nothing to reduce
             return None, 1.0
         if not group.get("multiplicative", False):
-            return float(dots), 1.0
+            return dots, 1.0
         previous = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
         dtype = torch.promote_types(params[0].dtype, torch.float32)
         g_sq = torch.stack([g.to(dtype).square().sum() for g, use in zip(grads, usable) if use]).sum()
         d_sq = torch.stack([d.to(dtype).square().sum() for d in previous if d is not None]).sum()
-        h, g_sq_value, d_sq_value = torch.stack([dots.to(dtype), g_sq, d_sq]).tolist()
-        return h, math.sqrt(g_sq_value) * math.sqrt(d_sq_value)
+        return dots.to(dtype), torch.sqrt(g_sq.double()) * torch.sqrt(d_sq.double())
 
     def _previous_direction(self, state: dict[str, Any], group: Group) -> Tensor | None:
         stored = state.get("previous_direction")
@@ -245,6 +263,22 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
             for key, value in self.controller.telemetry(group).items():
                 values[f"{key}/g{index}"] = value
         return values
+
+
+def device_scalar(value: float | Tensor, device: torch.device) -> Tensor:
+    """``value`` as a float64 0-dim tensor on ``device`` (α in a float64 tensor steps as a float α does)."""
+    if isinstance(value, Tensor) and value.device == device and value.dtype == torch.float64 and value.ndim == 0:
+        return value
+    return torch.as_tensor(value, dtype=torch.float64).reshape(()).to(device)
+
+
+def descend_(param: Tensor, direction: Tensor, step_size: float | Tensor) -> None:
+    """``θ ← θ + step_size·d`` (step_size = −α); a 0-dim tensor step equals the float one bit for bit."""
+    if isinstance(step_size, Tensor):
+        # addcmul_ with a 0-dim factor rounds as add_(alpha=) does (both fuse the multiply-add).
+        param.addcmul_(direction, step_size if step_size.device == param.device else step_size.to(param.device))
+    else:
+        param.add_(direction, alpha=step_size)
 
 
 def _store_direction(state: dict[str, Any], direction: Tensor) -> None:

@@ -37,9 +37,13 @@ float64 is 15× the reference loop's and reruns of one script disagree), and the
 dot products would be accumulated in half precision."""
 
 
+KERNEL_DEVICES = ("cpu", "cuda")
+"""Device types with torch's fused Adam/SGD kernels (``meta`` and others take the reference loop)."""
+
+
 def kernels_exact(param: Tensor) -> bool:
     """Whether torch's fused kernels may run a group whose params look like ``param``."""
-    return param.dtype in EXACT_DTYPES
+    return param.dtype in EXACT_DTYPES and param.device.type in KERNEL_DEVICES
 
 
 def eligible(rule_name: str, params: list[Tensor]) -> bool:
@@ -126,8 +130,11 @@ def _scratch(like: Tensor, size: int) -> Tensor:
 
 
 def adam_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]], group: Group,
-                alpha: float) -> None:
-    """θ ← θ − α·m̂/(√v̂ + ε) with torch's fused Adam kernel (coupled L2 as torch.optim.Adam)."""
+                alpha: float | Tensor) -> None:
+    """θ ← θ − α·m̂/(√v̂ + ε) with torch's fused Adam kernel (coupled L2 as torch.optim.Adam).
+
+    α may be a float64 0-dim tensor on the params' device (the kernel's tensor-lr overload; same bits).
+    """
     for param, state in zip(params, states):
         if "exp_avg" not in state:
             state["step"] = 0
@@ -143,7 +150,7 @@ def adam_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str
 
 
 def sgd_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]], group: Group,
-               alpha: float, keep_direction: bool) -> None:
+               alpha: float | Tensor, keep_direction: bool) -> None:
     """θ ← θ − α·d with d the SGD / heavy-ball / Nesterov direction (torch's fused SGD kernel).
 
     With ``keep_direction`` the Nesterov or plain direction is also written to
@@ -154,7 +161,11 @@ def sgd_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str,
         effective = torch._foreach_add(grads, params, alpha=weight_decay) if weight_decay != 0 else grads
         if keep_direction:
             _store_directions(states, effective)
-        torch._foreach_add_(params, effective, alpha=-alpha)
+        if isinstance(alpha, Tensor):
+            for param, direction in zip(params, effective):  # a 0-dim factor rounds as alpha= does
+                param.addcmul_(direction, -alpha)
+        else:
+            torch._foreach_add_(params, effective, alpha=-alpha)
         return
     if keep_direction and group["nesterov"] and weight_decay == 0:
         # Tensor by tensor, so d_t = g + μ b_t is written while g and b are still in cache.
@@ -182,7 +193,7 @@ def sgd_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str,
 
 
 def _momentum_update(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]], group: Group,
-                     alpha: float, keep_direction: bool, first_step: bool) -> None:
+                     alpha: float | Tensor, keep_direction: bool, first_step: bool) -> None:
     momentum, weight_decay = group["momentum"], group["weight_decay"]
     buffers = [state["momentum_buffer"] for state in states]
     nesterov_directions = []

@@ -24,7 +24,9 @@ class SGDHD(ComposedOptimizer):
 
     .. note:: Weight decay is applied out of place (``p.grad`` is never modified), params
        without a gradient are skipped, any number of param groups each keep their own α,
-       and α stays a Python float — four defects of the reference code not copied.
+       and α changes once per step as a float64 0-dim tensor on the params' device, never
+       tracked by autograd — four defects of the reference code not copied. Being a device
+       tensor, α needs no host sync per step (read it with ``float(group["lr"])``).
 
     Reference: A. G. Baydin et al., "Online Learning Rate Adaptation with Hypergradient
     Descent", ICLR 2018, arXiv:1703.04782. Paper settings: α0 = 1e-3, β = 1e-3.

@@ -30,8 +30,8 @@ class StepSignals:
     params: list[Tensor]
     grads: list[Tensor]
     loss: float | None
-    hypergradient: float | None = None
-    direction_scale: float = 1.0
+    hypergradient: Tensor | None = None
+    direction_scale: Tensor | float = 1.0
 
 
 class LRController(Protocol):
@@ -39,9 +39,12 @@ class LRController(Protocol):
     defaults: dict[str, Any]
     #: whether :class:`StepSignals.previous_directions` must be filled (costs a pass over memory).
     needs_previous_direction: bool
+    #: whether α is adapted on the device: ``group["lr"]`` is then a float64 0-dim tensor on the
+    #: params' device, read by the host only when asked (``telemetry()``, ``float(group["lr"])``).
+    device_lr: bool
 
-    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
-        """α_t for this group; also updates the controller scalars stored in ``group``."""
+    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> Any:
+        """α_t (a float, or a 0-dim tensor with ``device_lr``); updates the controller scalars in ``group``."""
         ...
 
     def telemetry(self, group: Group) -> dict[str, float]:
@@ -55,8 +58,9 @@ class ConstantController:
     name = "constant"
     defaults: dict[str, Any] = {}
     needs_previous_direction = False
+    device_lr = False
 
-    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
+    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> Any:
         return group["lr"]
 
     def telemetry(self, group: Group) -> dict[str, float]:

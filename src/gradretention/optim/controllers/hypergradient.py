@@ -30,27 +30,34 @@ from gradretention.optim.rules import BaseRule, Group
 
 LR_OPTIMIZERS: tuple[str, ...] = ("sgd", "sgdn", "adam")
 
+Scalar = Any
+"""A Python float or a 0-dim tensor: the laws below are written once for both."""
 
-def sgd_law(h: float, beta: float) -> float:
+
+def _sqrt(value: Scalar) -> Scalar:
+    return torch.sqrt(value) if isinstance(value, torch.Tensor) else math.sqrt(value)
+
+
+def sgd_law(h: Scalar, beta: float) -> Scalar:
     """Δα of plain hypergradient descent."""
     return beta * h
 
 
-def sgdn_law(h: float, beta: float, buffer: float, momentum: float) -> tuple[float, float]:
+def sgdn_law(h: Scalar, beta: float, buffer: Scalar, momentum: float) -> tuple[Scalar, Scalar]:
     """(Δα, new buffer) of Nesterov momentum on α; the buffer starts at 0, so ``B_2 = h_2``."""
     buffer = momentum * buffer + h
     return beta * (h + momentum * buffer), buffer
 
 
-def adam_law(h: float, beta: float, m: float, v: float, count: int,
-             betas: tuple[float, float], eps: float) -> tuple[float, float, float]:
+def adam_law(h: Scalar, beta: float, m: Scalar, v: Scalar, count: Scalar,
+             betas: tuple[float, float], eps: float) -> tuple[Scalar, Scalar, Scalar]:
     """(Δα, new M, new V) of Adam on α at hypergradient update number ``count`` (1-based)."""
     beta1, beta2 = betas
     m = beta1 * m + (1 - beta1) * h
     v = beta2 * v + (1 - beta2) * h * h
     m_hat = m / (1 - beta1**count)
     v_hat = v / (1 - beta2**count)
-    return beta * m_hat / (math.sqrt(v_hat) + eps), m, v
+    return beta * m_hat / (_sqrt(v_hat) + eps), m, v
 
 
 class HypergradientController:
@@ -59,13 +66,16 @@ class HypergradientController:
     α may go negative (as in the paper) unless ``lr_bounds`` is set; a non-finite
     hypergradient leaves α unchanged.
 
-    Group scalars kept (all floats/ints, in ``state_dict()``): ``hypergradient`` (last h),
-    ``hd_steps`` (steps seen), ``hd_updates`` (k_h), ``hd_buffer`` (B), ``hd_exp_avg`` (M),
-    ``hd_exp_avg_sq`` (V).
+    α and the lr-optimizer state are 0-dim float64 tensors on the params' device, computed
+    without a host sync (a finite check selects with ``torch.where``), so a step never waits
+    for the device and ``torch.compile`` traces it whole; ``telemetry()`` reads them when asked.
+    Group scalars kept (in ``state_dict()``): ``hypergradient`` (last h), ``hd_steps`` (steps
+    seen, an int), ``hd_updates`` (k_h), ``hd_buffer`` (B), ``hd_exp_avg`` (M), ``hd_exp_avg_sq`` (V).
     """
 
     name = "hypergradient"
     needs_previous_direction = True
+    device_lr = True
 
     def __init__(self, lr_optimizer: str = "sgd") -> None:
         if lr_optimizer not in LR_OPTIMIZERS:
@@ -78,32 +88,38 @@ class HypergradientController:
             self.defaults["hypergrad_betas"] = (0.9, 0.999)
             self.defaults["hypergrad_eps"] = 1e-8
 
-    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
+    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> Scalar:
+        """α_t from ``group["lr"]`` (α_{t-1}, a device scalar) and the step's hypergradient."""
         group["hd_steps"] = group.get("hd_steps", 0) + 1
-        h = signals.hypergradient
+        h, lr = signals.hypergradient, group["lr"]
         group["hypergradient"] = 0.0 if h is None else h
-        if h is None or signals.direction_scale == 0.0 or group["hypergrad_lr"] == 0.0:
-            return group["lr"]
-        if not math.isfinite(h / signals.direction_scale):
-            return group["lr"]  # overflowing gradients: no information about the step size
-        change = self._change(group, h / signals.direction_scale)
-        alpha = group["lr"] * (1 + change) if group["multiplicative"] else group["lr"] + change
+        if h is None or group["hypergrad_lr"] == 0.0:
+            return lr
+        u = h.to(torch.float64) / signals.direction_scale
+        finite = torch.isfinite(u)  # overflowing gradients (or ‖d‖ = 0): no information about the step size
+        change = self._change(group, torch.where(finite, u, 0.0), finite)
+        alpha = torch.where(finite, lr * (1 + change) if group["multiplicative"] else lr + change, lr)
         if group["lr_bounds"] is not None:
             low, high = group["lr_bounds"]
-            alpha = min(max(alpha, low), high)
+            alpha = alpha.clamp(low, high)
         return alpha
 
-    def _change(self, group: Group, h: float) -> float:
+    def _change(self, group: Group, h: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+        """Δα, and the lr optimizer's new state (kept where ``finite`` is False)."""
         beta = group["hypergrad_lr"]
         if self.lr_optimizer == "sgd":
             return sgd_law(h, beta)
+        zero = torch.zeros((), dtype=torch.float64, device=h.device)
         if self.lr_optimizer == "sgdn":
-            change, group["hd_buffer"] = sgdn_law(h, beta, group.get("hd_buffer", 0.0), group["hypergrad_momentum"])
+            buffer = _scalar(group.get("hd_buffer", zero), h)
+            change, new_buffer = sgdn_law(h, beta, buffer, group["hypergrad_momentum"])
+            group["hd_buffer"] = torch.where(finite, new_buffer, buffer)
             return change
-        group["hd_updates"] = group.get("hd_updates", 0) + 1
-        change, group["hd_exp_avg"], group["hd_exp_avg_sq"] = adam_law(
-            h, beta, group.get("hd_exp_avg", 0.0), group.get("hd_exp_avg_sq", 0.0), group["hd_updates"],
-            tuple(group["hypergrad_betas"]), group["hypergrad_eps"])
+        count = _scalar(group.get("hd_updates", zero), h) + finite.to(torch.float64)
+        m, v = _scalar(group.get("hd_exp_avg", zero), h), _scalar(group.get("hd_exp_avg_sq", zero), h)
+        change, new_m, new_v = adam_law(h, beta, m, v, count, tuple(group["hypergrad_betas"]), group["hypergrad_eps"])
+        group["hd_updates"] = count
+        group["hd_exp_avg"], group["hd_exp_avg_sq"] = torch.where(finite, new_m, m), torch.where(finite, new_v, v)
         return change
 
     def telemetry(self, group: Group) -> dict[str, float]:
@@ -111,8 +127,16 @@ class HypergradientController:
         return {key: float(group[key]) for key in keys if key in group}
 
 
-def hypergradient_terms(pairs: list[tuple[torch.Tensor, torch.Tensor]], normalise: bool) -> tuple[float, float]:
-    """(h, scale) from (g_t, d_{t-1}) pairs with one host sync: scale is ‖g‖‖d‖ for HDM, else 1.
+def _scalar(value: Scalar, like: torch.Tensor) -> torch.Tensor:
+    """``value`` as a float64 0-dim tensor on ``like``'s device (state saved as floats, or on another device)."""
+    if isinstance(value, torch.Tensor) and value.device == like.device and value.dtype == torch.float64:
+        return value
+    return torch.as_tensor(value, dtype=torch.float64).to(like.device)
+
+
+def hypergradient_terms(pairs: list[tuple[torch.Tensor, torch.Tensor]],
+                        normalise: bool) -> tuple[torch.Tensor, Scalar]:
+    """(h, scale) from (g_t, d_{t-1}) pairs as device tensors: scale is ‖g‖‖d‖ for HDM, else 1.
 
     The reference reduction; the fused path in ``fastpath.py`` computes the same sums in chunks.
     """
@@ -125,8 +149,7 @@ def hypergradient_terms(pairs: list[tuple[torch.Tensor, torch.Tensor]], normalis
 
     dots = total([torch.sum(g.to(dtype) * d.to(dtype)) for g, d in pairs])
     if not normalise:
-        return float(dots), 1.0
+        return dots, 1.0
     g_norm_sq = total([torch.sum(g.to(dtype) ** 2) for g, _ in pairs])
     d_norm_sq = total([torch.sum(d.to(dtype) ** 2) for _, d in pairs])
-    h, g_sq, d_sq = torch.stack([dots, g_norm_sq, d_norm_sq]).tolist()
-    return h, math.sqrt(g_sq) * math.sqrt(d_sq)
+    return dots, torch.sqrt(g_norm_sq.double()) * torch.sqrt(d_norm_sq.double())

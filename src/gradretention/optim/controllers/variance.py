@@ -70,16 +70,25 @@ def _moments_apply(grads: list[Tensor]) -> bool:
 
 @dataclass(frozen=True)
 class VarianceStep:
-    """One step of the law: the new smoothed variance, its relative change and α."""
+    """One step of the law: the new smoothed variance, its relative change and α (floats or 0-dim tensors)."""
 
-    variance: float
-    change: float
-    lr: float
+    variance: Any
+    change: Any
+    lr: Any
 
 
-def variance_law(variance: float, previous: float | None, lr: float, lr0: float, smoothing: float,
+def _clamp(value: Any, low: Any, high: Any) -> Any:
+    if isinstance(value, Tensor):
+        return torch.clamp(value, low, high)
+    return min(max(value, low), high)
+
+
+def variance_law(variance: Any, previous: Any | None, lr: Any, lr0: Any, smoothing: float,
                  scaling: float, min_factor: float, max_factor: float) -> VarianceStep:
     """The §2.2 update for one group; ``previous`` is v_{t-1}, None at the first step.
+
+    Written once for Python floats and for 0-dim tensors (the optimizer passes device
+    tensors, so a step needs no host sync).
 
     Args:
         variance: Var(g_t) of this step.
@@ -89,20 +98,21 @@ def variance_law(variance: float, previous: float | None, lr: float, lr0: float,
         smoothing: ρ; scaling: κ; min_factor, max_factor: the bounds relative to α_0.
     """
     if previous is None:
-        smoothed, change = variance, 0.0
+        smoothed, change = variance, torch.zeros_like(variance) if isinstance(variance, Tensor) else 0.0
     else:
         smoothed = smoothing * previous + (1 - smoothing) * variance
-        change = min(max((smoothed - previous) / (previous + RELATIVE_EPS), -1.0), 1.0)
-    alpha = min(max(lr * (1 - scaling * change), lr0 * min_factor), lr0 * max_factor)
+        change = _clamp((smoothed - previous) / (previous + RELATIVE_EPS), -1.0, 1.0)
+    alpha = _clamp(lr * (1 - scaling * change), lr0 * min_factor, lr0 * max_factor)
     return VarianceStep(smoothed, change, alpha)
 
 
 class VarianceController:
     """α scaled by the relative change of the smoothed gradient variance (see module docstring).
 
-    Group scalars kept (plain floats, in ``state_dict()``): ``grad_variance`` (v_t),
-    ``variance_change`` (r_t) and ``lr0`` (α_0, stored at the group's first step so the
-    bounds are relative to it).
+    Group scalars kept (in ``state_dict()``): ``grad_variance`` (v_t) and ``variance_change``
+    (r_t), 0-dim float64 tensors on the params' device (no host sync per step; ``telemetry()``
+    reads them when asked), and ``lr0`` (α_0, stored at the group's first step so the bounds
+    are relative to it).
 
     .. note:: The bounds are anchored at α_0, the lr at the group's first step, so a torch
        LR scheduler composes with the controller but cannot take α below
@@ -117,18 +127,23 @@ class VarianceController:
     name = "variance"
     needs_previous_direction = False
     uses_loss = False
+    device_lr = True
 
     def __init__(self) -> None:
         self.defaults: dict[str, Any] = {"variance_smoothing": 0.9, "lr_scaling": 0.1, "min_factor": 0.01,
                                          "max_factor": 10.0}
 
-    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> float:
+    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> Any:
         """α_t for ``group``; updates ``grad_variance``, ``variance_change`` and ``lr0`` in it."""
-        variance = float(gradient_variance(signals.grads))  # the step's one host sync for this group
-        group.setdefault("lr0", float(group["lr"]))
-        step = variance_law(variance, group.get("grad_variance"), float(group["lr"]), group["lr0"],
-                            group["variance_smoothing"], group["lr_scaling"], group["min_factor"],
-                            group["max_factor"])
+        lr = group["lr"]
+        variance = gradient_variance(signals.grads).to(device=lr.device, dtype=torch.float64)
+        if "lr0" not in group:
+            group["lr0"] = lr.clone()  # α_0, at the group's first step (a device scalar: no host read)
+        previous = group.get("grad_variance")
+        if previous is not None:
+            previous = torch.as_tensor(previous, dtype=torch.float64).to(lr.device)
+        step = variance_law(variance, previous, lr, group["lr0"], group["variance_smoothing"], group["lr_scaling"],
+                            group["min_factor"], group["max_factor"])
         group["grad_variance"], group["variance_change"] = step.variance, step.change
         return step.lr
 
