@@ -87,3 +87,10 @@ def test_a_budget_sweep_records_trials_and_reruns_the_best_on_the_final_seeds(tm
     assert set(tune[trials == best]["optimizer"]) == {row["chosen_spec"]}
     assert selections.loc["sgd[lr=0.1]", "protocol"] == "fixed"
     assert outcome.best_lrs[("spiral", "momentum")] == row["chosen_lr"]
+
+
+def test_a_learning_rate_free_peer_searches_its_lr_around_1():
+    pytest.importorskip("dadaptation", reason="the peers extra is not installed")
+    space = search_space("dadapt_adam", 1e-5, 1.0)
+    assert [(d.name, d.low, d.high) for d in space] == [("lr", 0.1, 10.0)]
+    assert all(0.1 <= p["lr"] <= 10.0 for p in sobol_trials(space, 8))

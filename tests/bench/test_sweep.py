@@ -213,3 +213,18 @@ def test_eval_every_reaches_the_run_and_changes_its_id():
     result = train(sparse)
     epochs = sorted({point.epoch for point in result.curves if point.split == "test" and point.name == "loss"})
     assert epochs == [2.0, 4.0]
+
+
+def test_a_learning_rate_free_peer_runs_at_lr_1_with_no_grid(tmp_path):
+    pytest.importorskip("prodigyopt", reason="the peers extra is not installed")
+    from gradretention.bench.protocol.plan import LR_FREE_REASON
+
+    run_sweep(tiny(tmp_path, optimizers=("prodigy", "sgd"), seeds=1))
+    with ResultsStore(tmp_path / "out") as store:
+        runs, selections = store.runs(), store.selections().set_index("label")
+    prodigy = runs[runs["label"] == "prodigy"]
+    assert list(prodigy["phase"]) == ["final"] and list(prodigy["lr"]) == [1.0]
+    assert prodigy["optimizer_package"].str.startswith("prodigyopt ").all()
+    assert selections.loc["prodigy", "protocol"] == "fixed"
+    assert selections.loc["prodigy", "stop_reason"] == LR_FREE_REASON
+    assert selections.loc["sgd", "protocol"] == "grid"

@@ -35,7 +35,7 @@ from scipy.stats import qmc
 from gradretention.bench.protocol.selection import Selection, best_point, point_scores
 from gradretention.bench.protocol.tuning import Planner, Scoring
 from gradretention.bench.results import RunConfig
-from gradretention.optim import format_spec, parse_spec
+from gradretention.optim import format_spec, optimizer_info, parse_spec
 
 SOBOL_SEED = 20_240_601
 TRIAL_KEY = "trial"
@@ -85,11 +85,17 @@ SEARCH_SPACES: dict[str, tuple[Dimension, ...]] = {
 """Each registry name's hyperparameters besides the lr (always log-uniform over the sweep's range)."""
 
 
+LR_FREE_LR = Dimension("lr", 0.1, 10.0)
+"""A learning-rate-free method's lr multiplies the step size it estimates: searched around its 1."""
+
+
 def search_space(spec: str, lr_low: float, high: float) -> tuple[Dimension, ...]:
-    """``spec``'s sampled dimensions: the lr first, then the declared ones the spec leaves open."""
+    """``spec``'s sampled dimensions: the lr first (a decade either side of 1 for a learning-rate-free
+    method), then the declared ones the spec leaves open."""
     name, values = parse_spec(spec)
     declared = SEARCH_SPACES.get(name, ())
-    return (Dimension("lr", lr_low, high), *(d for d in declared if d.name not in values))
+    lr = LR_FREE_LR if optimizer_info(spec).get("lr_free", False) else Dimension("lr", lr_low, high)
+    return (lr, *(d for d in declared if d.name not in values))
 
 
 def sobol_trials(space: tuple[Dimension, ...], trials: int, seed: int = SOBOL_SEED) -> list[dict[str, float]]:

@@ -7,7 +7,7 @@ import torch
 from gradretention.bench.config import SweepConfig
 from gradretention.bench.protocol.grid import DEFAULT_HIGH, DEFAULT_LOW, GridSearch, initial_grid
 from gradretention.bench.protocol.tuning import FixedTuner, GridTuner, Planner, Scoring, Tuner
-from gradretention.optim import create_optimizer, parse_spec
+from gradretention.optim import create_optimizer, optimizer_info, parse_spec
 from gradretention.tasks.registry import get_task
 
 
@@ -25,6 +25,15 @@ def default_lr(spec: str, lr: float | None = None) -> float:
 def spec_fixes_lr(spec: str) -> bool:
     """Whether ``spec`` sets its lr (``sgd_hd_adam[lr=0.01]``): such an lr is never tuned."""
     return "lr" in parse_spec(spec)[1]
+
+
+def is_lr_free(spec: str) -> bool:
+    """Whether ``spec`` is a learning-rate-free method (Prodigy, D-Adaptation, DoG), run at lr = 1
+    with no grid as its paper says (under the budget protocol its lr is searched around 1)."""
+    return bool(optimizer_info(spec).get("lr_free", False))
+
+
+LR_FREE_REASON = "learning-rate-free: lr = 1 as its authors run it, not tuned (0 tuning runs)"
 
 
 def lr_grid(config: SweepConfig, spec: str) -> tuple[float, ...]:
@@ -62,6 +71,8 @@ def make_tuner(config: SweepConfig, task: str, label: str, plan: Planner) -> Tun
     scoring = scoring_for(config, task, label)
     if spec_fixes_lr(label):
         return FixedTuner(scoring, default_lr(label), "lr fixed by spec")
+    if is_lr_free(label) and config.protocol != "budget":
+        return FixedTuner(scoring, default_lr(label), LR_FREE_REASON)
     if config.protocol == "budget":
         from gradretention.bench.protocol.budget import BudgetTuner
 
