@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 2
 
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data test bench demo clean
+.PHONY: install data lint test bench demo clean
 
 install: $(VENV)/.installed data
 
@@ -27,6 +27,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	touch $@
+
+lint: install
+	$(PY) -m ruff check src tests benchmarks examples
 
 test: install data
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup tests

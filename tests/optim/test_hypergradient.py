@@ -194,8 +194,10 @@ def test_hd_lr_increases_when_gradients_align():
 def test_hd_lr_falls_when_steps_overshoot():
     theta = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
     opt = SGDHD([theta], lr=1.5, hypergrad_lr=0.01)  # α > 1 overshoots on ½θ²
-    opt.zero_grad(); (0.5 * theta**2).sum().backward(); opt.step()
-    opt.zero_grad(); (0.5 * theta**2).sum().backward(); opt.step()
+    for _ in range(2):
+        opt.zero_grad()
+        (0.5 * theta**2).sum().backward()
+        opt.step()
     assert opt.param_groups[0]["lr"] < 1.5
 
 

@@ -33,7 +33,7 @@ def set_grads(tensors: list[torch.Tensor], seed: int) -> None:
 def test_a_step_on_meta_params_reads_nothing_back_and_telemetry_reads_when_asked(name):
     tensors = params("meta")
     opt = create_optimizer(name, tensors)
-    for seed in range(3):  # step 2 is the first with a hypergradient, step 3 the first with an lr-optimizer state
+    for _ in range(3):  # step 2 is the first with a hypergradient, step 3 the first with an lr-optimizer state
         for tensor in tensors:
             tensor.grad = torch.ones_like(tensor)
         opt.step()
