@@ -30,7 +30,7 @@ def _fill_store(out_dir: Path) -> None:
 def test_export_writes_tables_that_read_back_with_the_same_rows(tmp_path: Path, fmt: str) -> None:
     _fill_store(tmp_path)
     paths = export_results(tmp_path, fmt)
-    names = ("runs", "curves", "selections", "verdicts", "sensitivity")
+    names = ("runs", "curves", "selections", "verdicts", "sensitivity", "claims")
     assert paths == [tmp_path / "export" / f"{name}.{fmt}" for name in names]
     read = pd.read_csv if fmt == "csv" else pd.read_parquet
     runs, curves = read(paths[0]), read(paths[1])

@@ -1,6 +1,7 @@
 """Tidy tables out of the results store as CSV or Parquet: ``runs``, ``curves`` and
 ``selections`` as stored, plus the report's ``verdicts`` (one row per comparison group and
-optimizer) and ``sensitivity`` (lr-sensitivity widths with their CIs).
+optimizer), ``sensitivity`` (lr-sensitivity widths with their CIs) and ``claims`` (each
+method against the baseline rule it modifies).
 
 Files land in ``<out_dir>/export/`` and appear atomically (written to a temporary file in
 the same folder, flushed to disk, then ``os.replace``d), so a reader never opens half a
@@ -23,7 +24,7 @@ from typing import BinaryIO
 
 import pandas as pd
 
-from gradretention.bench.analysis.analyse import analyse_runs, sensitivity_table, verdict_table
+from gradretention.bench.analysis.analyse import analyse_runs, claims_table, sensitivity_table, verdict_table
 from gradretention.bench.analysis.setups import with_labels
 from gradretention.bench.store import ResultsStore, StoreError
 
@@ -39,7 +40,7 @@ class OutputError(StoreError):
 
 
 def export_results(out_dir: Path | str, fmt: str = "csv") -> list[Path]:
-    """Write ``runs``, ``curves``, ``selections``, ``verdicts`` and ``sensitivity`` (``.<fmt>``)
+    """Write ``runs``, ``curves``, ``selections``, ``verdicts``, ``sensitivity`` and ``claims`` (``.<fmt>``)
     from ``<out_dir>/runs.db``.
 
     Args:
@@ -47,7 +48,7 @@ def export_results(out_dir: Path | str, fmt: str = "csv") -> list[Path]:
         fmt: ``"csv"`` or ``"parquet"`` (Parquet needs pyarrow: the ``parquet`` extra).
 
     Returns:
-        The paths written: runs, curves, selections, verdicts, sensitivity.
+        The paths written: runs, curves, selections, verdicts, sensitivity, claims.
 
     Raises:
         ValueError: ``fmt`` is not one of :data:`EXPORT_FORMATS`.
@@ -64,7 +65,8 @@ def export_results(out_dir: Path | str, fmt: str = "csv") -> list[Path]:
     with ResultsStore(out_dir, read_only=True) as store:
         tables = {"runs": store.runs(), "curves": store.curves(), "selections": store.selections()}
     analyses = analyse_runs(with_labels(tables["runs"]), tables["curves"], tables["selections"]) if len(tables["runs"]) else []
-    tables |= {"verdicts": verdict_table(analyses), "sensitivity": sensitivity_table(analyses)}
+    tables |= {"verdicts": verdict_table(analyses), "sensitivity": sensitivity_table(analyses),
+               "claims": claims_table(analyses)}
     target = Path(out_dir) / EXPORT_DIR
     try:
         target.mkdir(parents=True, exist_ok=True)

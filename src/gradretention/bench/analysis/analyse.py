@@ -121,6 +121,14 @@ def sensitivity_table(analyses: list[GroupAnalysis]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def claims_table(analyses: list[GroupAnalysis]) -> pd.DataFrame:
+    """One tidy row per (group, method, base) of the seed claims, for export."""
+    parts = [a.claims.assign(group=a.group.title, task=a.group.task, metric=a.metric)
+             for a in analyses if len(a.claims)]  # fmt: skip
+    columns = ["group", "task", "metric", *claims.CLAIM_COLUMNS]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
 def _chance(task: str, metric: str, runs: pd.DataFrame) -> tuple[float, str]:
     # Only a failed seed needs the chance level; finding it may load the task's data.
     if not runs["status"].isin(verdicts.FAILED).any():

@@ -41,8 +41,7 @@ def markdown(blocks: list[Block], subtitle: str, html_name: str = "report.html")
         elif isinstance(block, TextTable):
             lines += [*_md_table(block), ""]
         else:
-            links = (f"[{_md(f.figure['layout']['title']['text'] and _plain(f.figure))}]({html_name}#{f.name})"
-                     for f in block.items)  # fmt: skip
+            links = (f"[{_md(_plain(f.figure))}]({html_name}#{f.name})" for f in block.items)
             lines += ["Interactive figures in the HTML report: " + " · ".join(links), ""]
     return "\n".join(lines)
 
