@@ -35,42 +35,29 @@ class PointScore:
         return self.seeds > 0 and self.diverged == self.seeds
 
 
-def seed_score(status: str, value: float | None, chance: float | None, higher_is_better: bool = True) -> float:
-    """One tuning run's score: ``value`` for a finished run, else the chance level.
-
-    A run without a recorded chance level (stores written before it existed) scores the
-    worst value there is: 0 where higher is better, ``inf`` for a loss.
-    """
-    if status == "done" and value is not None and math.isfinite(value):
-        return float(value)
-    if chance is not None and math.isfinite(chance):
-        return float(chance)
-    return 0.0 if higher_is_better else math.inf
-
-
 def point_scores(runs: pd.DataFrame, key: str, metric: str, higher_is_better: bool = True) -> dict[Hashable, PointScore]:
     """Per value of column ``key`` (``lr``, ``trial``), the :class:`PointScore` of its runs.
 
+    Each run scores its ``metric`` if it finished (``done``, finite), else its ``chance``;
+    a run without a recorded chance level (stores written before it existed) scores the
+    worst value there is: 0 where higher is better, ``inf`` for a loss.
+
     Args:
-        runs: Rows of :meth:`~gradretention.bench.store.ResultsStore.runs` (status, ``metric``,
-            ``chance`` columns where present).
+        runs: Rows of :meth:`~gradretention.bench.store.ResultsStore.runs` (``status`` and,
+            where present, ``metric`` and ``chance`` columns).
         key: The column that names a point.
         metric: The score column, e.g. ``val_accuracy``.
     """
-    scores: dict[Hashable, PointScore] = {}
-    for point, rows in runs.groupby(key, sort=True):
-        values = [
-            seed_score(status, _number(row, metric), _number(row, "chance"), higher_is_better)
-            for status, (_, row) in zip(rows["status"], rows.iterrows())
-        ]
-        failed = int((rows["status"] != "done").sum())
-        scores[point] = PointScore(float(sum(values) / len(values)), len(values), failed)
-    return scores
+    def column(name: str) -> pd.Series:
+        return pd.to_numeric(runs[name], errors="coerce") if name in runs else pd.Series(math.nan, index=runs.index)
 
-
-def _number(row: pd.Series, column: str) -> float | None:
-    value = row.get(column)
-    return None if value is None or pd.isna(value) else float(value)
+    value, chance = column(metric), column("chance")
+    worst = 0.0 if higher_is_better else math.inf
+    finished = (runs["status"] == "done") & value.map(math.isfinite)
+    score = value.where(finished, chance.where(chance.map(math.isfinite), worst))
+    table = pd.DataFrame({"point": runs[key], "score": score, "failed": ~finished})
+    return {point: PointScore(float(rows["score"].mean()), len(rows), int(rows["failed"].sum()))
+            for point, rows in table.groupby("point", sort=True)}  # fmt: skip
 
 
 def best_point(scores: Mapping[Any, PointScore], higher_is_better: bool = True) -> Any:
