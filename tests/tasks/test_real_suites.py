@@ -19,7 +19,9 @@ VARIANTS = ("sgd_hd_sgdn", "sgd_hd_adam", "sgdn_hd_sgdn", "sgdn_hd_adam", "adam_
 def _groups(spec: str) -> dict:
     import torch
 
-    return create_optimizer(spec, [torch.nn.Parameter(torch.zeros(1))]).param_groups[0]
+    group = create_optimizer(spec, [torch.nn.Parameter(torch.zeros(1))]).param_groups[0]
+    # α may be a 0-dim tensor (no host sync in step()); compare its value.
+    return {key: float(value) if isinstance(value, torch.Tensor) else value for key, value in group.items()}
 
 
 def test_hd_paper_specs_carry_the_papers_alpha_beta_and_decay():
@@ -75,3 +77,19 @@ def test_a_missing_dataset_stops_the_suite_before_training(tmp_path: Path, name,
                  "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--workers", "1"])  # fmt: skip
     assert code != 0
     assert "sudo apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_lr_free_suite_puts_the_peers_beside_ours_under_the_grid_protocol(tmp_path):
+    from gradretention.bench.config import SweepConfig
+    from gradretention.tasks.presets import LR_FREE_OPTIMIZERS
+
+    base = SweepConfig(out=str(tmp_path))
+    assert suite_configs("lr-free") == []
+    (full,) = suite_sweeps("lr-free", base)
+    assert full.protocol == "grid" and full.optimizers == LR_FREE_OPTIMIZERS
+    assert {"prodigy", "schedulefree_adamw", "adam_hd", "sgdn_hd", "adam_var"} <= set(full.optimizers)
+    assert len(full.tasks) == 6 and full.epochs is None and full.batch_size is None
+    assert (full.tune_seeds, full.seeds, full.lr_low, full.lr_high) == (3, 5, 1e-5, 1.0)
+    assert full.out == str(tmp_path / "lr-free")
+    (quick,) = suite_sweeps("lr-free", base, quick=True)
+    assert quick.tasks == ("digits-mlp", "mnist1d-mlp") and quick.seeds == 3

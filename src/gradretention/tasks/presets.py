@@ -89,8 +89,8 @@ class SuiteSweep:
     lr_low: float
     lr_high: float
     extend: int
-    epochs: int
-    batch_size: int
+    epochs: int | None  # None: each task's own
+    batch_size: int | None  # None: each task's own
     seeds: int
     tune_seeds: int
 
@@ -209,6 +209,17 @@ def _variance_plan_runs() -> tuple[PresetRun, ...]:
     return tuple(PresetRun(task, spec, plan.epochs, plan.batch_size, seeds) for task in tasks for spec in specs)
 
 
+# Issue 17: hypergradient descent beside the learning-rate-free methods, under one protocol. The
+# lr-free ones (Prodigy, D-Adaptation, DoG) run at lr = 1 with no grid, as their papers say;
+# Schedule-Free and Lion have an lr and are tuned on the shared grid like every other optimizer.
+LR_FREE_OPTIMIZERS = (
+    "adam", "adamw", "momentum", "adam_hd", "sgdn_hd", "adam_var",
+    "prodigy", "dadapt_adam", "dog", "schedulefree_adamw", "schedulefree_sgd", "lion",
+)  # fmt: skip
+_EMBEDDED = ("spiral", "digits-logreg", "digits-mlp", "digits-cnn", "mnist1d-mlp", "mnist1d-cnn")
+_LR_FREE = SuiteSweep("lr-free", _EMBEDDED, LR_FREE_OPTIMIZERS, 1e-5, 1.0, 3, None, None, 5, 3)
+_LR_FREE_QUICK = SuiteSweep("lr-free", ("digits-mlp", "mnist1d-mlp"), LR_FREE_OPTIMIZERS, 1e-5, 1.0, 1, None, None, 3, 2)
+
 SUITES: dict[str, PresetSuite] = {
     suite.name: suite
     for suite in (
@@ -232,6 +243,16 @@ SUITES: dict[str, PresetSuite] = {
             quick=_RETENTION_QUICK[0],
             sweeps=_RETENTION_FULL[1],
             quick_sweeps=_RETENTION_QUICK[1],
+        ),
+        PresetSuite(
+            "lr-free",
+            "hypergradient and variance controllers beside the learning-rate-free peers (Prodigy, D-Adaptation, "
+            "DoG at lr = 1; Schedule-Free AdamW/SGD and Lion tuned) and the torch baselines, on the embedded tasks "
+            "under the grid protocol (3 tuning seeds, 5 final seeds); --quick: digits-mlp and mnist1d-mlp, "
+            "2 tuning seeds, 3 final seeds",
+            (),
+            sweeps=(_LR_FREE,),
+            quick_sweeps=(_LR_FREE_QUICK,),
         ),
         PresetSuite(
             "variance-plan",
