@@ -54,7 +54,7 @@ class GroupAnalysis:
 
 def analyse_runs(
     runs: pd.DataFrame, curves: pd.DataFrame, selections: pd.DataFrame | None = None, metric: str | None = None,
-    rules: verdicts.Rules = verdicts.Rules(),
+    rules: verdicts.Rules = verdicts.DEFAULT_RULES,
 ) -> list[GroupAnalysis]:  # fmt: skip
     """:func:`analyse_group` for every comparison group of ``runs``."""
     metrics = facts.primary_metrics(runs, metric) if len(runs) else {}
@@ -65,7 +65,7 @@ def analyse_runs(
 
 def analyse_group(
     group: ComparisonGroup, metric: str, flags: pd.DataFrame, selections: pd.DataFrame | None,
-    rules: verdicts.Rules = verdicts.Rules(),
+    rules: verdicts.Rules = verdicts.DEFAULT_RULES,
 ) -> GroupAnalysis:  # fmt: skip
     """Verdicts, sensitivity, targets, budget curves, α counts, protocol and caveats of one group."""
     runs = group.runs

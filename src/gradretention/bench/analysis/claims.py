@@ -46,7 +46,7 @@ def claim_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
 
 def claims(
     runs: pd.DataFrame, seeds: pd.DataFrame, grid: pd.DataFrame, metric: str, val_metric: str,
-    n_test: int | None, rules: verdicts.Rules = verdicts.Rules(),
+    n_test: int | None, rules: verdicts.Rules = verdicts.DEFAULT_RULES,
 ) -> pd.DataFrame:  # fmt: skip
     """One row per (method, base) pair of the group, columns :data:`CLAIM_COLUMNS`."""
     pairs = claim_pairs(runs)

@@ -47,6 +47,9 @@ class Rules:
     seed: int = 0
 
 
+DEFAULT_RULES = Rules()
+
+
 def seed_table(runs: pd.DataFrame, metric: str, chance: float) -> pd.DataFrame:
     """Seeds × labels of ``metric``: finished seeds' values, failed seeds at ``chance``.
 
@@ -96,7 +99,7 @@ def reference_label(runs: pd.DataFrame, val_metric: str, chance: float) -> str |
     return str(signed.sort_index().idxmax())
 
 
-def compare(table: pd.DataFrame, reference: str, metric: str, n_test: int | None, rules: Rules = Rules()) -> pd.DataFrame:
+def compare(table: pd.DataFrame, reference: str, metric: str, n_test: int | None, rules: Rules = DEFAULT_RULES) -> pd.DataFrame:
     """Every other label of ``table`` (seeds × labels, :func:`seed_table`) against ``reference``.
 
     Returns:
@@ -108,7 +111,7 @@ def compare(table: pd.DataFrame, reference: str, metric: str, n_test: int | None
 
 
 def compare_pairs(
-    table: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, n_test: int | None, rules: Rules = Rules()
+    table: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, n_test: int | None, rules: Rules = DEFAULT_RULES
 ) -> pd.DataFrame:
     """Paired comparisons ``(label, reference)`` of ``table``'s columns, Holm over the family ``pairs``."""
     rows = [_paired(label, ref, table[[label, ref]].dropna(), metric, n_test, rules) for label, ref in pairs]

@@ -18,7 +18,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 import gradretention
-from gradretention.bench.reporting.blocks import Block, Bullets, Figure, FigureRow, Heading, Paragraph, TextTable
+from gradretention.bench.reporting.blocks import Block, Bullets, Figure, Heading, Paragraph, TextTable
 
 TITLE = "GradRetentionNet benchmark report"
 _CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "png", "scale": 2}}

@@ -9,6 +9,7 @@ verdict rule in the caption.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import pandas as pd
 
@@ -113,8 +114,7 @@ def _caption(analysis: GroupAnalysis) -> str:
 
 
 def _figures(analysis: GroupAnalysis, curves: pd.DataFrame, colors: dict[str, str], anchor: str) -> list[Block]:
-    group, metric = analysis.group, analysis.metric
-    reported = analysis.reported
+    metric, reported = analysis.metric, analysis.reported
     # Percentages in the figures as in the tables.
     scale = 100.0 if is_percent(metric) else 1.0
     val_scale = 100.0 if is_percent(analysis.val_metric) else 1.0
@@ -259,8 +259,8 @@ def _sensitivity(analysis: GroupAnalysis) -> TextTable | None:
     return TextTable(headers, rows, numeric=frozenset({1, 2, 3, 5, 6}), caption=caption)
 
 
-def _width_ci(row: object) -> str:
-    low, high = getattr(row, "ci_low"), getattr(row, "ci_high")
+def _width_ci(row: Any) -> str:
+    low, high = row.ci_low, row.ci_high
     if pd.isna(low):
         return "— (one tuning seed)"
     return f"[{low:.2f}, {high:.2f}]" if low != high else f"no spread over resamples ({low:.2f})"
