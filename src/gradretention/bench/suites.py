@@ -1,9 +1,11 @@
 """Named suites: fixed sets of runs that reproduce a published experiment.
 
 One registry behind :func:`get_suite` / :func:`all_suites`: the harness's own suites
-(:data:`SUITES`, below) and the seed material's real-data suites ``hd-paper`` and
-``variance-plan`` (:data:`gradretention.tasks.presets.SUITES`: rows of task, optimizer
-spec, epochs, batch size and seeds). :func:`suite_configs` plans either kind as run configs.
+(:data:`SUITES`, below) and the seed material's real-data suites ``hd-paper``,
+``hd-paper-fmnist``, ``retention-claim`` and ``variance-plan``
+(:data:`gradretention.tasks.presets.SUITES`: rows of task, optimizer spec, epochs, batch size
+and seeds, a quick form, and fair-protocol parts). :func:`suite_configs` plans either kind's
+fixed runs as run configs, :func:`suite_sweeps` the fair-protocol parts as sweep configs.
 
 ``adagrad-lecture`` is the lecture in the seed material (``seeds/004_…``) that codes
 Adagrad from scratch on nnfs.io's spiral (the ``spiral-nnfs`` task: 2.5 turns, 300 points,

@@ -7,24 +7,24 @@ returns them. Optimizer specs are canonical parametrized names
 (``adam_hd[hypergrad_lr=1e-07,lr=0.001,weight_decay=0.0001]``), so every hyperparameter
 is visible in results and legends.
 
-=================  =========================================================================
-``seed-plan``      seed 002's experiment plan: batch 32, lr 1e-3, weight decay 1e-4,
-                   dropout 0.5, 50 epochs
-``hd-paper``       Baydin et al. (ICLR 2018): mnist-logreg 20 epochs, mnist-mlp 100,
-                   cifar10-vgg16 200; SGD, SGD-HD, SGDN, SGDN-HD, Adam, Adam-HD; α0 = 1e-3;
-                   β = 1e-3 for SGD-HD / SGDN-HD, 1e-7 for Adam-HD on MNIST and 1e-8 on
-                   CIFAR-10 VGG; momentum 0.9; batch 128; L2 1e-4; one seed
-``hd-paper-fmnist`` the same protocol on Fashion-MNIST (logreg 10 epochs as the paper's
-                   ``run.sh``, MLP 100) for those six and the seed 003 variants
-                   ``{sgd,sgdn,adam}_hd_{sgdn,adam}`` (β of their baseline); 3 seeds; plus
-                   logreg at every half-decade α₀ in 1e-4 … 1e-1 (the paper's α₀ claim)
-``retention-claim`` seed 000's RescaledSGD vs SGD on fmnist-mlp: its own setting (SGD lr 1e-4,
-                   RescaledSGD lr 1e-3 / base 1e-5 / decay 0.9, batch 64, 10 epochs) and a
-                   fair-protocol sweep (:class:`SuiteSweep`) over one shared lr grid
-``variance-plan``  seed 002 on its four tasks (mnist-cnn, cifar10-resnet18, imdb-lstm,
-                   squad-bert): SGD, Adagrad, RMSprop, Adam against ``adam_var``
-                   (smoothing 0.9, scaling 0.1), with the seed-plan settings; 5 seeds
-=================  =========================================================================
+=====================  =========================================================================
+``seed-plan``          seed 002's experiment plan: batch 32, lr 1e-3, weight decay 1e-4,
+                       dropout 0.5, 50 epochs
+``hd-paper``           Baydin et al. (ICLR 2018): mnist-logreg 20 epochs, mnist-mlp 100,
+                       cifar10-vgg16 200; SGD, SGD-HD, SGDN, SGDN-HD, Adam, Adam-HD; α0 = 1e-3;
+                       β = 1e-3 for SGD-HD / SGDN-HD, 1e-7 for Adam-HD on MNIST and 1e-8 on
+                       CIFAR-10 VGG; momentum 0.9; batch 128; L2 1e-4; one seed
+``hd-paper-fmnist``    the same protocol on Fashion-MNIST (logreg 10 epochs as the paper's
+                       ``run.sh``, MLP 100) for those six and the seed 003 variants
+                       ``{sgd,sgdn,adam}_hd_{sgdn,adam}`` (β of their baseline); 3 seeds; plus
+                       logreg at every half-decade α₀ in 1e-4 … 1e-1 (the paper's α₀ claim)
+``retention-claim``    seed 000's RescaledSGD vs SGD on fmnist-mlp: its own setting (SGD lr 1e-4,
+                       RescaledSGD lr 1e-3 / base 1e-5 / decay 0.9, batch 64, 10 epochs) and a
+                       fair-protocol sweep (:class:`SuiteSweep`) over one shared lr grid
+``variance-plan``      seed 002 on its four tasks (mnist-cnn, cifar10-resnet18, imdb-lstm,
+                       squad-bert): SGD, Adagrad, RMSprop, Adam against ``adam_var``
+                       (smoothing 0.9, scaling 0.1), with the seed-plan settings; 5 seeds
+=====================  =========================================================================
 
 Example:
     >>> runs = suite_runs("hd-paper")

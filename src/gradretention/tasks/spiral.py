@@ -7,8 +7,8 @@ Point ``i`` of class ``k`` (``N`` points per class) sits at radius ``r_i`` and a
     t_i = linspace(4k, 4(k + 1), N)[i] + 0.2 * randn()
     x_i = (r_i sin t_i, r_i cos t_i)
 
-as in CS231n's "Putting it together" notes (nnfs.io's ``spiral_data`` is the same with
-the angle scaled by 2.5). The noise comes from the data seed, so each seed is its own
+as in CS231n's "Putting it together" notes (nnfs.io's ``spiral_data``, the ``spiral-nnfs``
+task, is the same with the angle scaled by 2.5). The noise comes from the data seed, so each seed is its own
 spiral; the 60/20/20 split is stratified and seeded too.
 """
 
