@@ -47,10 +47,10 @@ LIST_KINDS = ("optimizers", "tasks", "suites")
 
 # Commands with their own parsers, imported only when used (Tk, captum, ... stay unloaded otherwise).
 DELEGATED: dict[str, tuple[str, str, str]] = {
-    "gui": ("gradretention.gui.app", "gui_main", "the live Tkinter window (training in a worker thread)"),
+    "gui": ("gradretention.gui.app", "gui_main", "the live Tkinter window (each optimizer at its tuned lr)"),
     "animate": ("gradretention.gui.animate", "animate_main", "the decision boundary over training, as GIF/MP4"),
     "data": ("gradretention.tasks.data_report", "data_main", "per task: data found / missing, files looked for"),
-    "gradcam": ("gradretention.bench.gradcam", "gradcam_main", "Grad-CAM overlay PNGs of a finished run"),
+    "gradcam": ("gradretention.bench.gradcam", "gradcam_main", "Grad-CAM overlays with labels and colour bar"),
 }
 
 

@@ -157,5 +157,5 @@ def _figure_legend(figure: Figure, axes: list[Axes], loc: str) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)
     if entries:
-        figure.legend(list(entries.values()), list(entries), loc=loc, ncols=min(len(entries), 2), fontsize=7,
+        figure.legend(list(entries.values()), list(entries), loc=loc, ncols=min(len(entries), 2), fontsize=8,
                       frameon=False)

@@ -1,4 +1,4 @@
-"""Grad-CAM: captum's maps equal a hand-written Grad-CAM; the command writes overlay PNGs."""
+"""Grad-CAM: captum's maps equal a hand-written Grad-CAM; the command writes labelled overlay PNGs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from PIL import Image
 from torch import nn
 
 from gradretention.bench.checkpoint import checkpoint_path, save_checkpoint
-from gradretention.bench.gradcam import gradcam_layer, gradcam_main, gradcam_maps
+from gradretention.bench.gradcam import gradcam_layer, gradcam_main, gradcam_maps, gradcam_tasks
+from gradretention.bench.gradcam_overlay import blend, overlay_figure, overlay_texts
 from gradretention.tasks.models.cifar import ResNet18
 from gradretention.tasks.models.mnist import MnistCNN
 from gradretention.tasks.models.unet import UNet
@@ -86,11 +87,10 @@ def test_gradcam_command_writes_overlay_pngs(task_name, side, data_dir, tmp_path
     assert gradcam_main(argv) == 0
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 2 and f"wrote 2 Grad-CAM overlays to {out}" in capsys.readouterr().out
-    picture = np.asarray(Image.open(pngs[0]))
-    scale = -(-128 // side)
-    assert picture.shape == (side * scale, 2 * side * scale, 3)
-    left, right = picture[:, : side * scale], picture[:, side * scale :]
-    assert not np.array_equal(left, right)  # the right half carries the heat map
+    with Image.open(pngs[0]) as image:
+        assert image.format == "PNG" and image.size == (640, 340)  # the 6.4 x 3.4 in figure at 100 dpi
+        picture = np.asarray(image.convert("RGB"), dtype=np.float64)
+    assert not np.array_equal(picture[:, :320], picture[:, 320:])  # the right half carries the heat map
 
 
 def test_gradcam_refuses_models_without_convolutions_and_other_tasks_checkpoints(data_dir, tmp_path, capsys):
@@ -102,9 +102,54 @@ def test_gradcam_refuses_models_without_convolutions_and_other_tasks_checkpoints
     assert "--count must be >= 1, got 0" in capsys.readouterr().err
     missing = [str(tmp_path / "out"), "--task", "mnist-cnn", "--run", "missing", "--results", str(tmp_path)]
     assert gradcam_main(missing) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"no checkpoint for run 'missing': looked for {tmp_path / 'checkpoints' / 'missing.pt'} " in err
+    assert "run ids with a checkpoint there: abc123;" in err  # the one _checkpoint saved
+    assert "point --results at the sweep's output folder, or pass the checkpoint file as --run FILE.pt" in err
+    assert gradcam_main([*missing[:-1], str(tmp_path / "elsewhere")]) == 2
+    assert f"{tmp_path / 'elsewhere' / 'checkpoints'} does not exist" in capsys.readouterr().err
     mlp = _checkpoint("mnist-mlp", data_dir, tmp_path / "mlp")
     mlp_argv = [str(tmp_path / "out"), "--task", "mnist-mlp", "--run", str(mlp), "--data-dir", str(data_dir)]
     assert gradcam_main(mlp_argv) == 2
     assert "MnistMLP has no spatial convolution" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_supported_tasks_come_from_the_registry_and_the_help_lists_them(capsys):
+    tasks = gradcam_tasks()
+    assert {"digits-cnn", "mnist-cnn", "cifar10-cnn", "cifar10-resnet18", "cifar10-vgg16", "voc-unet"} <= set(tasks)
+    assert not {"digits-mlp", "mnist-logreg", "mnist1d-cnn", "imdb-lstm", "imdb-bert", "spiral"} & set(tasks)
+    assert gradcam_main(["--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps the list
+    assert f"a task whose model runs a spatial convolution: {', '.join(tasks)}" in help_text
+
+
+def test_overlay_titles_carry_the_true_and_predicted_label_and_a_colour_bar():
+    assert overlay_texts(3, 3, 0.973, False) == ("true: 3", "predicted: 3 (p = 0.97)\nGrad-CAM of class 3")
+    assert overlay_texts(1, 0, 0.6, False, ["cat", "dog"]) == ("true: cat", "predicted: dog (p = 0.60)\nGrad-CAM of class dog")
+    assert overlay_texts(15, 7, None, True)[0] == "true: 7 (commonest in mask)"
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    heat = np.linspace(0, 1, 64).reshape(8, 8)
+    figure = overlay_figure(image, heat, "true: 3", "predicted: 5 (p = 0.60)\nGrad-CAM of class 5", correct=False)
+    left, right, bar = figure.axes
+    assert left.get_title() == "true: 3" and right.get_title().startswith("predicted: 5")
+    assert right.title.get_color() == "#b00020"  # a wrong prediction is red
+    assert bar.get_ylabel() == "Grad-CAM (1 = this image's peak)" and bar.get_ylim() == (0.0, 1.0)
+    # The blend is (1 - 0.5) * image + 0.5 * jet(heat): on a black image, half the jet colour.
+    from matplotlib import colormaps
+
+    expected = (0.5 * colormaps["jet"](heat)[..., :3] * 255).round()
+    assert np.array_equal(blend(image, heat), expected.astype(np.uint8))
+
+
+def test_digits_cnn_overlays_name_the_models_prediction(tmp_path, capsys):
+    task = get_task("digits-cnn")
+    data = task.load(0, None)
+    torch.manual_seed(0)
+    model = task.build_model(data.num_classes)
+    save_checkpoint(checkpoint_path(tmp_path, "digits1"), model, None, epoch=1, extra={"task": "digits-cnn", "data_seed": 0})
+    assert gradcam_main([str(tmp_path / "cams"), "--task", "digits-cnn", "--run", "digits1",
+                         "--results", str(tmp_path), "--count", "3"]) == 0
+    predicted = model.eval()(data.test.inputs[:3]).argmax(dim=1).tolist()
+    names = sorted(path.name for path in (tmp_path / "cams").glob("*.png"))
+    assert names == [f"digits-cnn-digits1-{i:03d}-class{c}.png" for i, c in enumerate(predicted)]
