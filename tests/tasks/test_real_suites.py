@@ -45,7 +45,8 @@ def test_hd_paper_fmnist_runs_the_papers_epochs_and_the_alpha_grid():
     sensitivity = {_groups(c.optimizer)["lr"] for c in configs if c.task == "fmnist-logreg"}
     assert sensitivity == set(HALF_DECADES)
     quick = suite_configs("hd-paper-fmnist", quick=True)
-    assert {c.epochs for c in quick if c.task == "fmnist-mlp"} == {3}
+    assert {(c.epochs, c.seed) for c in quick if c.task == "fmnist-mlp"} == {(3, 0)}
+    assert {c.seed for c in quick if c.task == "fmnist-logreg" and c.epochs == 10} == {0, 1, 2}
     assert {c.optimizer for c in quick} == {c.optimizer for c in configs}  # the same shape, shorter
 
 
