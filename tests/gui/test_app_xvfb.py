@@ -198,8 +198,18 @@ def test_controls_follow_the_session_and_the_running_optimizer(display: str, mon
     root = tk.Tk()
     try:
         # Long sessions, paused at once and then stopped: a short one could end before the checks.
-        app = GuiApp(root, GuiSession(optimizers=("sgd[lr=1]",), seeds=1, epochs=500))
+        app = GuiApp(root, GuiSession(seeds=1, epochs=500))
         retention = (app.controls.retain_button, app.controls.base_lr, app.controls.base_lr_button)
+        # The demo's tuned specs follow the task (no table for digits-mlp: the registry defaults).
+        assert app.form.optimizers.get() == "rescaled_sgd[lr=0.0316],sgd[lr=1]"
+        app.form.task.set("digits-mlp")
+        app.form.task.event_generate("<<ComboboxSelected>>")
+        root.update()
+        assert app.form.optimizers.get() == "rescaled_sgd,sgd"
+        app.form.task.set("spiral")
+        app.form.task.event_generate("<<ComboboxSelected>>")
+        root.update()
+        assert app.form.optimizers.get() == "rescaled_sgd[lr=0.0316],sgd[lr=1]"
         assert app.form.buttons["Pause"].instate(["disabled"]) and app.controls.lr_slider.instate(["disabled"])
         for spec, label, live in (("sgd[lr=1]", "lr of sgd[lr=1]", False),
                                   ("rescaled_sgd", "peak lr of rescaled_sgd", True)):
