@@ -7,12 +7,13 @@ bold mark only a significant verdict (green better, red worse); a tie is plain. 
 numbers are the report's (:func:`gradretention.bench.analysis.analyse.analyse_runs`).
 
 Example:
-    >>> from rich import box
-from rich.console import Console
+    >>> from rich.console import Console
     >>> summary_table(store.runs(), console=Console(), wall_seconds=252.0)  # doctest: +SKIP
 """
 
 from __future__ import annotations
+
+import textwrap
 
 import pandas as pd
 from rich import box
@@ -99,4 +100,5 @@ def _caption(wall_seconds: float | None, accuracies: bool) -> str:
         text += "; a metric that is not an accuracy has no test-set noise term in its verdict"
     if wall_seconds is not None:
         text += f"; total wall time {cells.duration(wall_seconds)}"
-    return text
+    # Wrapped here: rich's own caption wrap crops a character at the edge of an 80-column table.
+    return textwrap.fill(text, 70)

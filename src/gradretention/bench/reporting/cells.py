@@ -21,7 +21,8 @@ def format_diff(metric: str, value: float | None) -> str:
     significant digits, so that a small loss difference never reads as ``+0.00``."""
     if value is None or not math.isfinite(float(value)):
         return "—"
-    return f"{100 * float(value):+.2f}" if is_percent(metric) else f"{float(value):+.3g}"
+    text = f"{100 * float(value):+.2f}" if is_percent(metric) else f"{float(value):+.3g}"
+    return "0.00" if text in ("+0.00", "-0.00") else text  # a sign on a rounded zero would claim a direction
 
 
 def metric_label(metric: str) -> str:
