@@ -10,12 +10,13 @@ from torch import nn
 
 from gradretention.bench.checkpoint import checkpoint_path, read_checkpoint_extra
 from gradretention.bench.events import EvalLogged, StepLogged
+from gradretention.bench.metering import MEASURED_FINALS
 from gradretention.bench.results import RunConfig
 from gradretention.bench.runner import CHECKPOINT_ENV, Checkpointing, train
 from gradretention.tasks import registry
 from gradretention.tasks.base import Split, Task, TaskData
 
-TIMING_KEYS = {"samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb"}
+TIMING_KEYS = MEASURED_FINALS  # the finals read off clocks and memory
 
 
 def numbers(result):

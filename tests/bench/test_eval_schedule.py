@@ -10,6 +10,7 @@ from gradretention.bench.checkpoint import read_checkpoint_extra
 from gradretention.bench.events import StepLogged
 from gradretention.bench.config import SweepConfig, eval_every_value, sweep_config_from_mapping
 from gradretention.bench.metering import evaluation_interval
+from gradretention.bench.metering import MEASURED_FINALS
 from gradretention.bench.results import RunConfig
 from gradretention.bench.runner import Checkpointing, run_options, train
 from gradretention.cli import build_parser
@@ -17,7 +18,7 @@ from gradretention.tasks import registry
 from gradretention.tasks.base import Split, Task, TaskData
 from gradretention.tasks.registry import get_task
 
-TIMING_NAMES = {"samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb"}
+TIMING_NAMES = MEASURED_FINALS  # the finals read off clocks and memory
 
 
 def evaluated_epochs(result, split: str = "test") -> list[float]:

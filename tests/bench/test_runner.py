@@ -10,13 +10,14 @@ from torch import nn
 
 from gradretention.bench.events import EvalLogged, RunFinished, RunStarted, StepLogged
 from gradretention.bench.memory import optimizer_state_bytes
+from gradretention.bench.metering import MEASURED_FINALS
 from gradretention.bench.results import RunConfig
 from gradretention.bench.runner import RunInterrupted, train
 from gradretention.tasks import registry
 from gradretention.tasks.base import Split, Task, TaskData
 from gradretention.tasks.registry import get_task
 
-TIMING_KEYS = {"samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb"}
+TIMING_KEYS = MEASURED_FINALS  # the finals read off clocks and memory
 TIMING_CURVES = {"epoch_seconds", "samples_per_second"}
 
 

@@ -25,7 +25,7 @@ def bench_args(out: Path, epochs: int = 40) -> list[str]:
 
 
 # Measured time, memory and where/when: they differ between two identical runs.
-VOLATILE_COLUMNS = frozenset({"wall_seconds", "seconds_to_target", "train_seconds_to_target", "created_at", "peak_ram_mb", "peak_vram_mb",
+VOLATILE_COLUMNS = frozenset({"wall_seconds", "seconds_to_target", "train_seconds_to_target", "cpu_seconds", "created_at", "peak_ram_mb", "peak_vram_mb",
                               "samples_per_second", "epoch_seconds", "eval_json", *PROVENANCE_KEYS})  # fmt: skip
 VOLATILE_CURVES = frozenset({("train", "epoch_seconds"), ("train", "samples_per_second")})
 

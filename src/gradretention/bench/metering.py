@@ -26,6 +26,9 @@ from gradretention.bench.run.trackers import AlphaTracker, LossTarget
 from gradretention.tasks.base import Split, Task, TaskData
 
 SPLITS = ("train", "val", "test")
+MEASURED_FINALS = frozenset({"samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb",
+                             "train_seconds_to_target", "cpu_seconds"})  # fmt: skip
+"""``final`` keys read off clocks and memory: they differ between two runs of one config."""
 
 
 DIVERGENCE_FACTOR = 100.0  # a training loss this many times the first step's loss has blown up
@@ -283,10 +286,17 @@ class Metering:
             self.alpha.restore(state["alpha"])
             self.train_target.restore(state["train_target"])
 
-    def result(self, status: RunStatus, reason: str, steps: int, epochs: float,
-               wall_seconds: float, provenance: dict[str, str]) -> RunResult:  # fmt: skip
-        """The run's record. Split metrics only for ``done`` runs: a diverged model's are noise."""
+    def result(self, status: RunStatus, reason: str, steps: int, epochs: float, wall_seconds: float,
+               provenance: dict[str, str], cpu_seconds: float | None = None) -> RunResult:  # fmt: skip
+        """The run's record. Split metrics only for ``done`` runs: a diverged model's are noise.
+
+        ``cpu_seconds`` (the training process's CPU time for the run; of its last part only
+        when resumed) goes into ``final``: unlike the wall time it barely depends on what else
+        the machine runs, so a loaded machine can still estimate a sweep's cost.
+        """
         final = {**self._performance(epochs), **self.targets, **self.alpha.summary(), **self.train_target.summary()}
+        if cpu_seconds is not None:
+            final["cpu_seconds"] = cpu_seconds
         evaluation: dict[str, float] = {}
         if status == "done" and self.last_eval:
             for split, metrics in self.last_eval.items():

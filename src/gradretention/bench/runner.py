@@ -228,6 +228,7 @@ class _TrainingLoop:
         self._resume(meter)  # before RunStarted: an unusable checkpoint is the user's to fix
         start_training_mode(self.optimizer)  # Schedule-Free refuses to step until train() is called
         self.started = started = time.perf_counter()
+        cpu_started = time.process_time()
         meter.emit(RunStarted(self.config, self.total_steps))
         interrupted = False
         try:

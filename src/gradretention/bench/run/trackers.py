@@ -79,10 +79,17 @@ class AlphaTracker:
                 "high": [_as_float(v) for v in self.high]}  # fmt: skip
 
     def restore(self, state: dict[str, list[float]]) -> None:
+        """Continue from :meth:`state`; a tensor α's extremes come back in its dtype and device."""
         self.initial = list(state["initial"])
-        tensor = [isinstance(g["lr"], torch.Tensor) for g in self.optimizer.param_groups]
-        self.low = [torch.tensor(v) if t else v for v, t in zip(state["low"], tensor)]
-        self.high = [torch.tensor(v) if t else v for v, t in zip(state["high"], tensor)]
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.low = [_like(value, lr) for value, lr in zip(state["low"], lrs)]
+        self.high = [_like(value, lr) for value, lr in zip(state["high"], lrs)]
+
+
+def _like(value: float, lr: Any) -> Any:
+    if isinstance(lr, torch.Tensor):
+        return torch.tensor(value, dtype=lr.dtype, device=lr.device)
+    return float(value)
 
 
 def _as_float(value: Any) -> float:
