@@ -161,8 +161,14 @@ named = {**{f"button {name}": button for name, button in app.form.buttons.items(
          "base lr": controls.base_lr_button, "y-range": controls.y_range_button, "layer": controls.layer,
          "status": app.status, "progress": app.progress,
          **{f"view {name}": canvas.get_tk_widget() for name, canvas in app.canvases.items()}}
-print(json.dumps({"window": box(root), "widgets": [box(w) for w in walk(root)],
-                  "named": {name: box(w) for name, w in named.items()}}))
+layout = {"window": box(root), "widgets": [box(w) for w in walk(root)],
+          "named": {name: box(w) for name, w in named.items()}}
+# The lr label names the running optimizer: a long spec must re-wrap the toolbar, not squeeze it.
+controls.lr_target.configure(text="peak lr of rescaled_sgd[lr=0.0316,decay=0.9]")
+root.update()
+layout["groups"] = [box(g) + [g.winfo_reqwidth()] for g in app.toolbar.groups]
+layout["widgets_after"] = [box(w) for w in walk(root)]
+print(json.dumps(layout))
 root.destroy()
 """
 
@@ -177,10 +183,16 @@ def test_every_control_and_view_is_on_a_small_screen(size: str) -> None:
     assert done.returncode == 0, done.stderr
     layout = json.loads(done.stdout)
     assert layout["window"][5] <= width and layout["window"][6] <= height
-    for path, kind, mapped, x, y, w, h in layout["widgets"]:
+    for path, kind, mapped, x, y, w, h in layout["widgets"] + layout["widgets_after"]:
         if mapped:
             where = f"{kind} {path} at {x},{y} size {w}x{h} on a {size} screen"
             assert x >= 0 and y >= 0 and x + w <= width and y + h <= height, where
+    groups = layout["groups"]
+    for path, _, mapped, x, y, w, h, wanted in groups:
+        assert mapped and w == wanted, f"toolbar group {path} squeezed to {w} of {wanted} px"
+    for i, (_, _, _, x, y, w, h, _) in enumerate(groups):
+        for other, _, _, x2, y2, w2, h2, _ in groups[i + 1 :]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, f"toolbar groups overlap: {other}"
     for control, (_, _, mapped, _, _, w, h) in layout["named"].items():
         assert mapped, f"{control} is not shown"
         if control.startswith("view"):  # the validation panels included: each view keeps a usable size

@@ -29,14 +29,25 @@ class FlowFrame(ttk.Frame):
     def __init__(self, master: tk.Misc, **options: object) -> None:
         super().__init__(master, **options)
         self.groups: list[ttk.Frame] = []
-        self._lines: list[list[ttk.Frame]] = []
+        self._placed: list[tuple[tuple[int, int, int], ...]] = []  # per line: (group, width, height)
+        self._pending: str | None = None
         self.bind("<Configure>", lambda event: self.reflow(event.width))
 
     def group(self) -> ttk.Frame:
         """A new group at the end of the flow; pack its widgets side by side inside it."""
         frame = ttk.Frame(self)
+        # A group that grows (a label naming a longer optimizer) may no longer fit its line.
+        frame.bind("<Configure>", lambda event: self._reflow_soon())
         self.groups.append(frame)
         return frame
+
+    def _reflow_soon(self) -> None:
+        if self._pending is None:
+            self._pending = self.after_idle(self._reflow_pending)
+
+    def _reflow_pending(self) -> None:
+        self._pending = None
+        self.reflow()
 
     def lines_for(self, width: int) -> list[list[ttk.Frame]]:
         """The groups split greedily into lines no wider than ``width`` (a too-wide group gets its own line)."""
@@ -56,9 +67,11 @@ class FlowFrame(ttk.Frame):
         self.update_idletasks()  # the groups' requested sizes must be known
         width = width or self.winfo_width()
         lines = self.lines_for(max(width, 1))
-        if lines == self._lines:
+        placed = [tuple((self.groups.index(frame), frame.winfo_reqwidth(), frame.winfo_reqheight()) for frame in line)
+                  for line in lines]
+        if placed == self._placed:
             return  # same layout: re-placing would only trigger another <Configure>
-        self._lines = lines
+        self._placed = placed
         y = 0
         for line in lines:
             x = 0
