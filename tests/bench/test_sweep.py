@@ -228,3 +228,11 @@ def test_a_learning_rate_free_peer_runs_at_lr_1_with_no_grid(tmp_path):
     assert selections.loc["prodigy", "protocol"] == "fixed"
     assert selections.loc["prodigy", "stop_reason"] == LR_FREE_REASON
     assert selections.loc["sgd", "protocol"] == "grid"
+
+
+def test_a_one_point_grid_is_recorded_as_not_tuned(tmp_path):
+    run_sweep(tiny(tmp_path, optimizers=("sgd",), lrs=(0.1,), seeds=1))
+    with ResultsStore(tmp_path / "out") as store:
+        row = store.selections().iloc[0]
+    assert (row["protocol"], row["chosen_lr"], row["stop_reason"]) == ("fixed", 0.1, "one grid point: nothing to tune")
+    assert json.loads(row["tuning_seeds"]) == [] and json.loads(row["final_seeds"]) == [100]

@@ -81,7 +81,7 @@ def make_tuner(config: SweepConfig, task: str, label: str, plan: Planner) -> Tun
     grid = lr_grid(config, label)
     if len(grid) == 1:
         reason = "one grid point: nothing to tune" if config.lrs else "no tuning (lr_factors=()): the default lr"
-        return FixedTuner(scoring, grid[0], reason, protocol="grid")
+        return FixedTuner(scoring, grid[0], reason)  # not tuned: 'fixed', whatever fixed it
     listed = bool(config.lrs) or config.lr_factors is not None
     search = GridSearch(grid, bound=config.extend, extend=not listed, higher_is_better=scoring.higher_is_better)
     return GridTuner(scoring, search, plan)

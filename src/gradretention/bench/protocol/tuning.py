@@ -6,8 +6,9 @@ all are done; then :meth:`Tuner.selection` names the spec and lr of the final ru
 
 - :class:`GridTuner` — the grid protocol (:mod:`~gradretention.bench.protocol.grid`): every
   lr of the grid on every tuning seed, extended at an edge round by round.
-- :class:`FixedTuner` — nothing to tune: the spec fixes its lr (protocol ``fixed``) or the
-  grid has one point (its default lr with ``lr_factors=()``, or a single ``--lrs`` value).
+- :class:`FixedTuner` — nothing to tune (protocol ``fixed``, the stop reason says why): the
+  spec fixes its lr, or the grid has one point (the default lr with ``lr_factors=()``, or a
+  single ``--lrs`` value).
 - :class:`~gradretention.bench.protocol.budget.BudgetTuner` — K Sobol trials.
 """
 
