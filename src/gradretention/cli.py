@@ -225,12 +225,13 @@ def _suite(args: argparse.Namespace) -> int:
     # --seeds (flag or file) replaces the suite's own seeds; SweepConfig's default does not.
     configs = suite_configs(suite.name, seeds=values.get("seeds"), epochs=config.epochs, device=config.device,
                             data_seed=config.data_seed, quick=args.quick)  # fmt: skip
-    started = time.perf_counter()
-    with run_settings(config), SweepProgress() as progress, _executor(config) as executor:
-        data_dir = Path(config.data_dir) if config.data_dir else None
-        trained = run_configs(configs, Path(config.out), executor, data_dir, listeners=_listeners(config),
-                              progress=progress)
-    _finish(Path(config.out), {c.run_id for c in configs}, time.perf_counter() - started, trained, report=True)
+    if configs:  # a suite made only of fair-protocol parts (lr-free) has no fixed runs
+        started = time.perf_counter()
+        with run_settings(config), SweepProgress() as progress, _executor(config) as executor:
+            data_dir = Path(config.data_dir) if config.data_dir else None
+            trained = run_configs(configs, Path(config.out), executor, data_dir, listeners=_listeners(config),
+                                  progress=progress)
+        _finish(Path(config.out), {c.run_id for c in configs}, time.perf_counter() - started, trained, report=True)
     # Its fair-protocol parts, each in a subfolder of --out.
     for part in suite_sweeps(suite.name, config, quick=args.quick, seeds=values.get("seeds"), epochs=config.epochs):
         _sweep(part, report=True)
