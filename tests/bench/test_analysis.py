@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from gradretention.bench import stats
-from gradretention.bench.analysis import alpha, claims, convergence, sensitivity, verdicts
+from gradretention.bench.analysis import alpha, claims, convergence, protocol, sensitivity, verdicts
 from gradretention.bench.analysis.analyse import analyse_runs
 from gradretention.bench.analysis.setups import comparison_groups, setup_of
 
@@ -122,6 +122,8 @@ def test_alpha_inactive_and_negative_flags_on_crafted_runs() -> None:
     assert counts.loc["adam_hd", ["inactive", "negative"]].tolist() == [1, 0]
     assert counts.loc["sgd_hd", ["inactive", "negative"]].tolist() == [0, 1]
     assert "adam" not in counts.index  # a constant lr is no flag
+    assert alpha.adapts_lr("sgd_hd[hypergrad_lr=0.001]") and alpha.adapts_lr("rescaled_sgd")
+    assert not alpha.adapts_lr("adam") and not alpha.adapts_lr("prodigy")  # a peer adapts its d, not its lr
     recorded = runs.assign(alpha_movement=[0.5, 0.002, 0.0], alpha_min_ratio=[1.0, 0.9, 1.0], alpha_negative=[1.0, 0, 0])
     from_columns = alpha.run_flags(recorded, curves.iloc[:0]).set_index("run_id")
     assert from_columns.loc[ids[0], "alpha_negative"] and from_columns.loc[ids[1], "alpha_movement"] == 0.002
@@ -202,3 +204,22 @@ def test_steps_ratio_is_the_geometric_mean_over_seeds_both_reached() -> None:
     ratio, low, high, n = convergence.steps_ratio(runs, "a", "b", "steps_to_target")
     assert n == 2 and ratio == pytest.approx(1.0)  # √(0.5 · 2)
     assert low == pytest.approx(0.5) and high == pytest.approx(2.0)
+
+
+def test_protocol_text_says_how_each_setting_was_chosen() -> None:
+    selections = pd.DataFrame([
+        {"task": "t", "label": "adam", "protocol": "grid", "chosen_spec": "adam", "chosen_lr": 0.01, "score": 0.9,
+         "tuning_seeds": "[0, 1, 2]", "final_seeds": "[100, 101, 102, 103, 104]", "grid": "[0.001, 0.01, 0.1]",
+         "edge": "", "stop_reason": "", "trials": 0},
+        {"task": "t", "label": "prodigy", "protocol": "fixed", "chosen_spec": "prodigy", "chosen_lr": 1.0,
+         "score": 0.8, "tuning_seeds": "[]", "final_seeds": "[100, 101, 102, 103, 104]", "grid": "[]", "edge": "",
+         "stop_reason": "learning-rate-free: runs at lr = 1", "trials": 0}])  # fmt: skip
+    runs = pd.DataFrame([_run("adam", 100, 0.9), _run("prodigy", 100, 0.8)])
+    text = protocol.protocol_text(runs, selections, "tuned", "val_accuracy")
+    assert "Grid protocol (adam): one shared absolute log grid of lrs (0.001 … 0.1, 3 points" in text
+    assert "tuning seeds 0–2 (3)" in text and "Final seeds 100–104 (5), disjoint from the tuning seeds" in text
+    assert "Fixed, not tuned (prodigy): learning-rate-free: runs at lr = 1." in text
+    rows = protocol.selection_rows(selections, str)
+    assert rows[1][-1] == "learning-rate-free: runs at lr = 1" and rows[0][-1] == "interior"
+    untuned = protocol.protocol_text(runs, selections.iloc[:0], "untuned", "val_accuracy")
+    assert untuned.startswith("Untuned runs: each optimizer ran at its configured lr (seeds 100 (1))")

@@ -7,12 +7,13 @@ Per run, over every logged step t and parameter group:
 
 Runs recorded by this version carry these as columns (``alpha_movement``,
 ``alpha_min_ratio``, ``alpha_negative``); for older stores they are computed from the
-``opt``/``lr`` curves. The flags concern optimizers whose α is meant to adapt: a
-baseline's constant lr is inactive by design and is not flagged.
+``opt``/``lr`` curves. The flags concern optimizers whose α is meant to adapt
+(:func:`adapts_lr`): a baseline's constant lr is inactive by design and is not flagged.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -46,8 +47,22 @@ def run_flags(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
         frame = frame.merge(_from_curves(lr_points(curves)), on="run_id", how="left")
         frame["alpha_negative"] = frame["alpha_negative"].astype("boolean").fillna(False).astype(bool)
     names = runs.set_index("run_id")["optimizer_name"].astype(str)
-    frame["adaptive"] = ~frame["run_id"].map(names).map(lambda name: name.split("[", 1)[0] in BASELINES)
+    frame["adaptive"] = frame["run_id"].map(names).map(adapts_lr).astype(bool)
     return frame.reset_index(drop=True)
+
+
+@functools.cache
+def adapts_lr(name: str) -> bool:
+    """Whether the optimizer named ``name`` is built to move its lr α: one of this package's
+    lr controllers (hypergradient, variance, retention, Q-learning families).
+
+    A baseline keeps α constant by design; a peer optimizer (Prodigy, D-Adaptation, ...)
+    adapts something else (its ``d``) at a fixed lr, so an unmoved lr says nothing about it.
+    """
+    from gradretention.optim.registry import available_optimizers, get_entry  # late: it loads torch
+
+    name = name.split("[", 1)[0]
+    return name in available_optimizers() and name not in BASELINES and get_entry(name).family != "baseline"
 
 
 def _from_curves(points: pd.DataFrame) -> pd.DataFrame:

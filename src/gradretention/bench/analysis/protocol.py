@@ -75,7 +75,8 @@ def protocol_text(runs: pd.DataFrame, selections: pd.DataFrame, kind: str, val_m
             parts.append(f"Budget protocol ({labels}): {trials} quasi-random trials per optimizer over its declared "
                          f"search space, each scored by the mean {scored} over tuning seeds {tuning}.")  # fmt: skip
         else:
-            parts.append(f"Fixed ({labels}): the lr written in the spec is used as is, not tuned.")
+            reasons = "; ".join(dict.fromkeys(str(r) for r in rows["stop_reason"] if r)) or "the lr written in the spec"
+            parts.append(f"Fixed, not tuned ({labels}): {reasons}.")
         parts.append(f"Final seeds {final}, disjoint from the tuning seeds: no reported number took part in a choice.")
     return " ".join(dict.fromkeys(parts))
 
@@ -103,7 +104,7 @@ def selection_rows(selections: pd.DataFrame, score: Callable[[float], str]) -> l
         if row.protocol == "budget":
             edge = f"{int(row.trials)} trials"
         elif row.protocol == "fixed":
-            edge = "fixed by the spec"
+            edge = row.stop_reason or "fixed by the spec"
         rows.append((row.label, row.protocol, row.chosen_spec, _lr(row.chosen_lr), score(row.score),
                      seed_span(seeds_of(row.tuning_seeds)), seed_span(seeds_of(row.final_seeds)), edge))  # fmt: skip
     return rows

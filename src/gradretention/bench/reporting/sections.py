@@ -18,7 +18,6 @@ from gradretention.bench.analysis.analyse import GroupAnalysis
 from gradretention.bench.analysis.facts import is_accuracy, is_percent
 from gradretention.bench.analysis.protocol import selection_rows
 from gradretention.bench.reporting import cells, figures
-from gradretention.bench.stats import BASELINES
 from gradretention.bench.reporting.blocks import Block, Bullets, Figure, FigureRow, Heading, Paragraph, TextTable
 
 
@@ -173,7 +172,7 @@ def _curve(points: pd.DataFrame, split: str, name: str, x: str) -> pd.DataFrame:
 def _alpha_curve(analysis: GroupAnalysis, curves: pd.DataFrame) -> pd.DataFrame:
     # Baselines keep α constant by design: their flat lines would only hide the adaptive ones.
     reported = analysis.reported
-    adaptive = reported[~reported["optimizer_name"].astype(str).str.split("[").str[0].isin(BASELINES)]
+    adaptive = reported[reported["optimizer_name"].astype(str).map(alpha.adapts_lr).astype(bool)]
     bands = alpha.trajectory_bands(adaptive, curves)
     seeds = bands[bands["run_id"].notna()]
     return pd.DataFrame({"label": seeds["label"], "x": seeds["step"], "seed": seeds["seed"], "value": seeds["ratio"]})
