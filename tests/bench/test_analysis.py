@@ -223,3 +223,14 @@ def test_protocol_text_says_how_each_setting_was_chosen() -> None:
     assert rows[1][-1] == "learning-rate-free: runs at lr = 1" and rows[0][-1] == "interior"
     untuned = protocol.protocol_text(runs, selections.iloc[:0], "untuned", "val_accuracy")
     assert untuned.startswith("Untuned runs: each optimizer ran at its configured lr (seeds 100 (1))")
+
+
+def test_a_final_seed_never_run_counts_as_planned_and_unfinished() -> None:
+    runs = pd.DataFrame([_run("adam", s, 0.9) for s in (100, 101, 102)] + [_run("sgd", s, 0.8) for s in range(100, 105)])
+    selections = pd.DataFrame([{"task": "t", "label": name, "protocol": "grid", "chosen_spec": name, "chosen_lr": 0.01,
+                                "score": 0.9, "tuning_seeds": "[0, 1, 2]", "final_seeds": "[100, 101, 102, 103, 104]",
+                                "grid": "[0.01]", "edge": "", "stop_reason": "", "trials": 0} for name in ("adam", "sgd")])
+    empty = pd.DataFrame(columns=["run_id", "step", "epoch", "split", "name", "group", "value"])
+    (analysis,) = analyse_runs(runs, empty, selections)
+    assert analysis.summary.set_index("label").loc["adam", ["planned", "finished", "success_rate"]].tolist() == [5, 3, 0.6]
+    assert "adam: 2 of 5 final seeds unfinished (interrupted or missing)" in " ".join(analysis.caveats)

@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from gradretention.bench.analysis import alpha, caveats, claims, convergence, facts, protocol, sensitivity, verdicts
@@ -79,10 +80,10 @@ def analyse_group(
     n_test = facts.test_set_size(reported)
     comparisons = verdicts.compare(seeds, reference, metric, n_test, rules) if reference else pd.DataFrame(
         columns=list(verdicts.COMPARISON_COLUMNS))  # fmt: skip
-    summary = _summary(reported, metric, val, chance, val_chance)
+    chosen = protocol.group_selections(selections, group.task, sorted(runs["label"].unique()))
+    summary = _planned(_summary(reported, metric, val, chance, val_chance), chosen)
     grid = sensitivity.grid_scores(tune, val, val_chance)
     trials = convergence.trial_scores(tune, val, val_chance)
-    chosen = protocol.group_selections(selections, group.task, sorted(runs["label"].unique()))
     counts = alpha.flag_counts(reported, flags)
     notes = [*caveats.edge_caveats(chosen, protocol.inferred_edges(runs) if chosen.empty else {}),
              *caveats.seed_caveats(summary, comparisons), *caveats.alpha_caveats(counts),
@@ -134,6 +135,16 @@ def _chance(task: str, metric: str, runs: pd.DataFrame) -> tuple[float, str]:
     if not runs["status"].isin(verdicts.FAILED).any():
         return math.nan, "no failed seed"
     return facts.chance_level(task, metric, runs)
+
+
+def _planned(summary: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:
+    """Planned final seeds from the selections where recorded: a final run never started is missing too."""
+    if summary.empty or chosen.empty:
+        return summary
+    recorded = chosen.set_index("label")["final_seeds"].map(lambda text: len(protocol.seeds_of(text)))
+    planned = summary["label"].map(recorded).fillna(0).astype(int)
+    summary = summary.assign(planned=np.maximum(summary["planned"], planned))
+    return summary.assign(success_rate=summary["finished"] / summary["planned"].where(summary["planned"] > 0))
 
 
 def _summary(reported: pd.DataFrame, metric: str, val: str, chance: float, val_chance: float) -> pd.DataFrame:
