@@ -32,7 +32,8 @@ from typing import Any
 
 import torch
 
-from gradretention.optim import available_optimizers, compiled, create_optimizer
+from gradretention.optim import available_optimizers, create_optimizer
+from gradretention.optim import kernels as compiled
 
 BASELINE = "torch.optim.Adam(fused=True)"
 EXTRA_SPECS = ["enhanced_sgd[noise_pool=65536]"]

@@ -13,7 +13,8 @@ import warnings
 import pytest
 import torch
 
-from gradretention.optim import available_optimizers, compiled, create_optimizer, optimizer_info
+from gradretention.optim import available_optimizers, create_optimizer, optimizer_info
+from gradretention.optim import kernels as compiled
 from tests.optim.conftest import make_regression_problem, regression_loss
 
 pytestmark = pytest.mark.xdist_group("compiled")

@@ -10,9 +10,10 @@ import warnings
 import pytest
 import torch
 
-from gradretention.optim import EnhancedSGD, fastpath
-from gradretention.optim.controllers.variance import gradient_variance
-from gradretention.optim.qlearning import (
+from gradretention.optim import EnhancedSGD, kernels
+from gradretention.optim.algorithms.enhanced_kernels import StepNoise
+from gradretention.optim.controllers.variance import gradient_moments, gradient_variance
+from gradretention.optim.controllers.qlearning import (
     SCALE_BOUNDS,
     QConfig,
     ScaleController,
@@ -303,7 +304,7 @@ def run_enhanced(fused: bool | None, settings: dict, dtype: torch.dtype, steps: 
 @pytest.mark.parametrize("settings", FAST_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "default")
 def test_fast_path_equals_reference_in_float32(settings, block, monkeypatch):
     if block is not None:
-        monkeypatch.setattr(fastpath, "BLOCK", block)
+        monkeypatch.setattr(kernels, "BLOCK", block)
     fast, fast_opt = run_enhanced(None, settings, torch.float32)
     reference, reference_opt = run_enhanced(False, settings, torch.float32)
     for a, b in zip(fast, reference):
@@ -315,7 +316,7 @@ def test_fast_path_equals_reference_in_float32(settings, block, monkeypatch):
 
 @pytest.mark.parametrize("settings", FAST_SETTINGS[:3], ids=["default", "short-pool", "iid-noise-wd"])
 def test_fast_path_equals_reference_in_float64(settings, monkeypatch):
-    monkeypatch.setattr(fastpath, "BLOCK", 64)
+    monkeypatch.setattr(kernels, "BLOCK", 64)
     fast, fast_opt = run_enhanced(True, settings, torch.float64)
     reference, reference_opt = run_enhanced(False, settings, torch.float64)
     for a, b in zip(fast, reference):
@@ -346,16 +347,16 @@ def test_gradient_moments_equal_the_welford_variance_and_torch_means():
     generator = torch.Generator().manual_seed(0)
     grads = [torch.randn(shape, generator=generator, dtype=torch.float64) * scale + shift
              for shape, scale, shift in [((7, 5), 0.1, 3.0), ((11,), 2.0, -1.0), ((1,), 1.0, 0.5), ((300,), 1e-3, 0.0)]]
-    means, variance = fastpath.gradient_moments(grads)
+    means, variance = gradient_moments(grads)
     assert float(variance) == pytest.approx(float(gradient_variance(grads)), rel=1e-12)
     assert float(variance) == pytest.approx(float(torch.cat([g.view(-1) for g in grads]).var()), rel=1e-12)
     assert means.tolist() == pytest.approx([float(g.mean()) for g in grads], rel=1e-14)
-    assert float(fastpath.gradient_moments([torch.tensor([4.0])])[1]) == 0.0  # one entry has no spread
+    assert float(gradient_moments([torch.tensor([4.0])])[1]) == 0.0  # one entry has no spread
 
 
 def test_step_noise_repeats_its_pool_cyclically_across_tensors():
     pool = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
-    reference, fast = fastpath.StepNoise(pool), fastpath.StepNoise(pool)
+    reference, fast = StepNoise(pool), StepNoise(pool)
     first = reference.like(torch.empty(3))
     second = reference.like(torch.empty(2, 6))
     assert first.tolist() == [0.0, 1.0, 2.0]

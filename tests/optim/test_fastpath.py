@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from gradretention.optim import ComposedOptimizer, available_optimizers, create_optimizer
-from gradretention.optim import fastpath
-from gradretention.optim.fastpath import eligible
+from gradretention.optim import kernels
 from tests.optim.conftest import regression_loss
 
 FAST_NAMES = [n for n in available_optimizers() if n.startswith(("sgd_", "sgdn_", "adam_"))]
@@ -28,7 +27,7 @@ SETTINGS = [
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     """Chunks smaller than the test's weight matrix, so the reduction crosses chunk borders."""
-    monkeypatch.setattr(fastpath, "CHUNK", 1 << 15)
+    monkeypatch.setattr(kernels, "CHUNK", 1 << 15)
 
 
 def make_problem(dtype: torch.dtype):
@@ -38,7 +37,7 @@ def make_problem(dtype: torch.dtype):
     torch.manual_seed(1)
     # 300 x 300 = 90 000 weights > CHUNK (see small_chunks): the reduction crosses chunk borders.
     model = torch.nn.Sequential(torch.nn.Linear(300, 300), torch.nn.Tanh(), torch.nn.Linear(300, 3)).to(dtype)
-    assert model[0].weight.numel() > fastpath.CHUNK
+    assert model[0].weight.numel() > kernels.CHUNK
     return model, inputs, targets
 
 
@@ -87,7 +86,7 @@ def test_fused_true_refuses_an_ineligible_group():
 def test_non_contiguous_params_take_the_reference_loop():
     weight = torch.nn.Parameter(torch.randn(4, 4).t())
     weight.grad = torch.ones(4, 4)
-    assert not eligible("adam", [weight])
+    assert not (kernels.uniform_dense([weight]) and kernels.kernels_exact(weight))
     twin = copy.deepcopy(weight)
     twin.grad = torch.ones(4, 4)
     auto = ComposedOptimizer([weight], rule="adam", lr=0.1)
@@ -122,4 +121,4 @@ def test_a_grad_of_another_dtype_takes_the_reference_loop():
     weight = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
     weight.grad_dtype = None  # torch refuses a grad of another dtype unless told to allow it
     weight.grad = torch.ones(4, dtype=torch.float32)
-    assert not eligible("adam", [weight])
+    assert not (kernels.uniform_dense([weight]) and kernels.kernels_exact(weight))

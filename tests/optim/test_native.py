@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from gradretention.optim import native
+from gradretention.optim.algorithms import native
 
 pytestmark = pytest.mark.xdist_group("compiled")  # one worker builds the extension once
 

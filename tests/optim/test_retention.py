@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from gradretention.optim import RescaledSGD, create_optimizer, retention
+from gradretention.optim import RescaledSGD, create_optimizer
+from gradretention.optim.algorithms import retention
 
 
 def reference_trajectory(theta: list[float], grads: list[list[float]], lr: float, base_lr: float, decay: float,

@@ -116,7 +116,7 @@ def test_a_sparse_gradient_is_used_or_refused_with_a_runtime_error_naming_sparse
 
 
 # Found by the property test above: torch's fused SGD kernel takes one is_first_step flag per
-# group, and fastpath.sgd_update reads it from the group's first param only.
+# group, and the fused SGD update (rules/sgd.py) read it from the group's first param only.
 
 
 def _late_starter(spec: str) -> tuple[torch.Tensor, torch.Tensor]:

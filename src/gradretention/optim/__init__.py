@@ -5,7 +5,7 @@ This package imports torch only — never the harness.
 
 from gradretention.optim.composed import ComposedOptimizer
 from gradretention.optim.controllers.variance import VarianceController
-from gradretention.optim.enhanced import EnhancedSGD
+from gradretention.optim.algorithms.enhanced import EnhancedSGD
 from gradretention.optim.named import SGDHD, SGDNHD, Adagrad, AdamHD
 from gradretention.optim.registry import (
     OptimizerEntry,
@@ -16,7 +16,7 @@ from gradretention.optim.registry import (
     optimizer_info,
     register_optimizer,
 )
-from gradretention.optim.retention import RescaledSGD
+from gradretention.optim.algorithms.retention import RescaledSGD
 from gradretention.optim.spec import format_spec, parse_spec
 
 __all__ = [

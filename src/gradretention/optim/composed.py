@@ -20,7 +20,8 @@ import warnings
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled, compiled_kernels, fastpath
+from gradretention.optim import kernels
+from gradretention.optim.base import Group, LRController, Rule, StepSignals
 from gradretention.optim.contract import (
     TORCH_KEYWORDS,
     ContractMixin,
@@ -28,10 +29,10 @@ from gradretention.optim.contract import (
     check_torch_keywords,
     wants_reference_loop,
 )
-from gradretention.optim.controllers import ConstantController, HypergradientController, LRController, StepSignals
+from gradretention.optim.controllers import make_controller
 from gradretention.optim.controllers.hypergradient import hypergradient_terms
 from gradretention.optim.hyperparams import check_hyperparameters
-from gradretention.optim.rules import BaseRule, Group, make_rule
+from gradretention.optim.rules import make_rule
 
 Closure = Callable[[], Any]
 SCHEDULE_WARNING = (
@@ -42,31 +43,18 @@ SCHEDULE_WARNING = (
     "schedule as MultiplicativeLR with factor λ(t)/λ(t-1) to keep both.")
 
 
-def make_controller(name: str, lr_optimizer: str = "sgd") -> LRController:
-    if name == "constant":
-        return ConstantController()
-    if name == "hypergradient":
-        return HypergradientController(lr_optimizer)
-    # Imported here: the variance controller is an optional module of its own.
-    from gradretention.optim.controllers import variance  # noqa: PLC0415
-
-    if name == "variance":
-        return variance.VarianceController()
-    raise ValueError(f"Unknown controller {name!r}; valid controllers: constant, hypergradient, variance")
-
-
 class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
     """A base update rule driven by a learning-rate controller.
 
     Args:
         params: iterable of tensors or param-group dicts.
-        rule: ``sgd``, ``sgdn``, ``adam``, ``adagrad``, ``rmsprop`` or a :class:`BaseRule`.
+        rule: ``sgd``, ``sgdn``, ``adam``, ``adagrad``, ``rmsprop`` or a :class:`~gradretention.optim.base.Rule`.
         controller: ``constant``, ``hypergradient`` or ``variance``, or an :class:`LRController`.
         lr: the initial learning rate α_0.
         lr_optimizer: for ``controller="hypergradient"``: ``sgd``, ``sgdn`` or ``adam``.
-        fused: None picks torch's fused kernels (``fastpath.py``) where eligible, False forces
+        fused: None picks the rule's fused path (torch's fused kernels) where eligible, False forces
             the readable reference loop, True requires the fused path.
-        compiled: whether Inductor-compiled kernels (:mod:`~gradretention.optim.compiled`) take
+        compiled: whether Inductor-compiled kernels (:mod:`~gradretention.optim.kernels`) take
             the passes eager torch cannot fuse: Adam's hypergradient reduction, the Adagrad and
             RMSprop updates, SGD's update when d_t is kept. None = auto (groups of ≥ 4 M entries
             on the CPU, after 200 steps), True = from the first step, False = never.
@@ -93,10 +81,13 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
 
     _PICKLED = ("rule", "controller", "_warned_schedule")
 
-    def __init__(self, params: Any, rule: str | BaseRule = "sgd", controller: str | LRController = "constant",
+    def __init__(self, params: Any, rule: str | Rule = "sgd", controller: str | LRController = "constant",
                  lr: float = 1e-3, lr_optimizer: str = "sgd", **hyperparameters: Any) -> None:
         self.rule = make_rule(rule) if isinstance(rule, str) else rule
-        self.controller = make_controller(controller, lr_optimizer) if isinstance(controller, str) else controller
+        if isinstance(controller, str):
+            options = {"lr_optimizer": lr_optimizer} if controller == "hypergradient" else {}
+            controller = make_controller(controller, **options)
+        self.controller = controller
         self._warned_schedule = False
         defaults = {"lr": lr, "fused": None, "compiled": None, **TORCH_KEYWORDS, **self.rule.defaults,
                     **self.controller.defaults}
@@ -118,11 +109,9 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         check_hyperparameters(own)
         merged = {**self.defaults, **own}
         check_torch_keywords(merged, self._owner())
-        if merged["fused"] is True and (self.rule.name not in fastpath.FAST_RULES or wants_reference_loop(
-                {**merged, "fused": None})):
+        if merged["fused"] is True and (not self.rule.fused or wants_reference_loop({**merged, "fused": None})):
             raise ValueError(f"Invalid fused value: True for {self._owner()} (valid: None or False; a fused path "
-                             f"exists for the rules {', '.join(fastpath.FAST_RULES)} without maximize or "
-                             "foreach=False)")
+                             "needs a rule that has one and neither maximize nor foreach=False)")
         params = param_group["params"]
         param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
         check_params([param_group], self._owner())
@@ -139,13 +128,10 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        loss_value = _loss_float(loss) if loss is not None and self._controller_uses_loss() else None
+        loss_value = _loss_float(loss) if loss is not None and self.controller.needs_loss else None
         for group in self.param_groups:
             self._step_group(group, loss_value)
         return loss
-
-    def _controller_uses_loss(self) -> bool:
-        return getattr(self.controller, "uses_loss", False)
 
     def _step_group(self, group: Group, loss: float | None) -> None:
         params = [p for p in group["params"] if p.grad is not None]
@@ -154,23 +140,21 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         grads = [effective_grad(p, group["weight_decay"], group.get("maximize", False)) for p in params]
         states = [self.state[p] for p in params]
         group_step = group["step_count"] = group.get("step_count", 0) + 1
-        # Under torch.compile the reference loop runs (Inductor fuses it): torch's fused kernels
-        # have no functional form to trace, and the schedule check reads the host.
-        tracing = torch.compiler.is_compiling()
+        tracing = kernels.tracing()  # then the reference loop runs: see kernels.tracing
         if self.controller.device_lr:
             if not tracing:
                 self._check_schedule(group)
             group["lr"] = device_scalar(group["lr"], params[0].device)
         # One scan of the params serves both the fused path and the compiled kernels.
-        dense = not tracing and not wants_reference_loop(group) and fastpath.uniform_dense(params)
-        fast = dense and self.rule.name in fastpath.FAST_RULES and fastpath.kernels_exact(params[0])
+        dense = not tracing and not wants_reference_loop(group) and kernels.uniform_dense(params)
+        fast = dense and self.rule.fused and kernels.kernels_exact(params[0])
         if group["fused"] and not fast and not tracing:
             raise RuntimeError(f"fused=True needs dense contiguous float32/float64 params of one device and a rule "
-                               f"in {fastpath.FAST_RULES}; got rule {self.rule.name!r}")
-        kernels = dense and compiled.wanted(group.get("compiled"), params, group_step)
+                               f"with a fused path; got rule {self.rule.name!r}")
+        compiled = dense and kernels.wanted(group.get("compiled"), params, group_step)
         signals = StepSignals(params, grads, loss)
         if self.controller.needs_previous_direction:
-            h, scale = self._hypergradient(group, params, grads, states, group_step, fast or kernels, kernels)
+            h, scale = self._hypergradient(group, params, grads, states, group_step, fast or compiled, compiled)
             signals = StepSignals(params, grads, loss, h, scale)
         alpha = group["lr"] = self.controller.next_lr(group, signals, self.rule)
         if isinstance(alpha, Tensor) and not tracing:
@@ -178,8 +162,7 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
         # One compiled pass where eager needs several: rules without a torch fused kernel, and SGD
         # when d_t must be kept (torch's fused SGD cannot write it).
-        if kernels and (not fast or keep) and compiled_kernels.rule_update(self.rule.name, params, states, group,
-                                                                            alpha, keep):
+        if compiled and (not fast or keep) and self.rule.compiled_update(params, states, group, alpha, keep):
             pass
         elif fast:
             self._fast_update(group, params, states, alpha)
@@ -219,14 +202,11 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
     def _fast_update(self, group: Group, params: list[Tensor], states: list[dict[str, Any]],
                      alpha: float | Tensor) -> None:
         raw_grads = [p.grad for p in params]  # the fused kernels apply weight decay themselves
-        if self.rule.name == "adam":
-            fastpath.adam_update(params, raw_grads, states, group, alpha)
-        else:
-            keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
-            fastpath.sgd_update(params, raw_grads, states, group, alpha, keep_direction=keep)
+        keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
+        self.rule.fused_update(params, raw_grads, states, group, alpha, keep)
 
     def _hypergradient(self, group: Group, params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]],
-                       group_step: int, fast: bool, kernels: bool) -> tuple[Tensor | None, Tensor | float]:
+                       group_step: int, fast: bool, compiled: bool) -> tuple[Tensor | None, Tensor | float]:
         """(h_t, ‖g_t‖‖d_{t-1}‖ or 1) for the group, as device tensors (no host sync)."""
         # A param skipped at step t-1 (no grad) did not move then: its d_{t-1} is zero.
         usable = [state.get("updated_at") == group_step - 1 for state in states]
@@ -235,12 +215,7 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         if not fast:
             pairs = [(g, self._previous_direction(s, group)) for g, s, use in zip(grads, states, usable) if use]
             return hypergradient_terms(pairs, group.get("multiplicative", False))
-        raw_grads = [p.grad for p in params]
-        if self.rule.name == "adam":
-            dots = fastpath.adam_direction_dots(raw_grads, params, states, group, usable, kernels)
-        else:
-            stored = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
-            dots = fastpath.stored_direction_dots(raw_grads, params, stored, group["weight_decay"])
+        dots = self.rule.fused_direction_dots([p.grad for p in params], params, states, group, usable, compiled)
         if dots is None:  # every param with a d_{t-1} is empty: nothing to reduce
             return None, 1.0
         if not group.get("multiplicative", False):

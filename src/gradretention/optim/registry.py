@@ -193,8 +193,8 @@ _VAR_LRS: dict[str, float] = {"sgd": 1e-2, "sgdn": 1e-2, "adam": 1e-2, "adagrad"
 
 def _register_issue3() -> None:
     from gradretention.optim.controllers.variance import VarianceController  # noqa: PLC0415
-    from gradretention.optim.enhanced import EnhancedSGD  # noqa: PLC0415
-    from gradretention.optim.retention import RescaledSGD  # noqa: PLC0415
+    from gradretention.optim.algorithms.enhanced import EnhancedSGD  # noqa: PLC0415
+    from gradretention.optim.algorithms.retention import RescaledSGD  # noqa: PLC0415
 
     # A sign update moves each weight by at most lr per step: the peak is 1e-2 (class default 1e-3,
     # the reference's) so that registry defaults converge within a few hundred steps.

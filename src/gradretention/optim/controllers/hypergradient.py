@@ -25,8 +25,7 @@ from typing import Any
 
 import torch
 
-from gradretention.optim.controllers.base import StepSignals
-from gradretention.optim.rules import BaseRule, Group
+from gradretention.optim.base import Group, Rule, StepSignals
 
 LR_OPTIMIZERS: tuple[str, ...] = ("sgd", "sgdn", "adam")
 
@@ -75,6 +74,7 @@ class HypergradientController:
 
     name = "hypergradient"
     needs_previous_direction = True
+    needs_loss = False
     device_lr = True
 
     def __init__(self, lr_optimizer: str = "sgd") -> None:
@@ -88,7 +88,7 @@ class HypergradientController:
             self.defaults["hypergrad_betas"] = (0.9, 0.999)
             self.defaults["hypergrad_eps"] = 1e-8
 
-    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> Scalar:
+    def next_lr(self, group: Group, signals: StepSignals, rule: Rule) -> Scalar:
         """α_t from ``group["lr"]`` (α_{t-1}, a device scalar) and the step's hypergradient."""
         group["hd_steps"] = group.get("hd_steps", 0) + 1
         h, lr = signals.hypergradient, group["lr"]
@@ -138,7 +138,7 @@ def hypergradient_terms(pairs: list[tuple[torch.Tensor, torch.Tensor]],
                         normalise: bool) -> tuple[torch.Tensor, Scalar]:
     """(h, scale) from (g_t, d_{t-1}) pairs as device tensors: scale is ‖g‖‖d‖ for HDM, else 1.
 
-    The reference reduction; the fused path in ``fastpath.py`` computes the same sums in chunks.
+    The reference reduction; each rule's ``fused_direction_dots`` computes the same sums on its fused path.
     """
     # Accumulate in float32 at least, so bfloat16 params still give a usable h.
     dtype = torch.promote_types(pairs[0][0].dtype, torch.float32)

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradretention.optim.controllers.base import StepSignals
-from gradretention.optim.rules import BaseRule, Group
+from gradretention.optim import kernels
+from gradretention.optim.base import Group, Rule, StepSignals
 
 RELATIVE_EPS = 1e-12
 """ε in the relative change r_t: keeps r finite when the previous variance is zero."""
@@ -43,8 +43,6 @@ def gradient_variance(grads: list[Tensor]) -> Tensor:
     grads = [g for g in grads if g.numel() > 0]
     if _moments_apply(grads):
         # Σg and Σg² per tensor: ~20× faster than torch.var_mean's Welford pass on the CPU.
-        from gradretention.optim.fastpath import gradient_moments  # noqa: PLC0415 (fastpath imports no controller)
-
         return gradient_moments(grads)[1]
     dtype = torch.promote_types(grads[0].dtype, torch.float32) if grads else torch.float32
     device = grads[0].device if grads else None
@@ -67,6 +65,47 @@ def _moments_apply(grads: list[Tensor]) -> bool:
     return all(g.dtype == first.dtype and g.device == first.device and g.is_contiguous() and not g.is_sparse
                and g.dtype in (torch.float32, torch.float64) for g in grads)
 
+
+def _sums_and_squares(flats: list[Tensor]) -> Tensor:
+    return torch.stack([torch.stack([flat.sum(), (flat * flat).sum()]) for flat in flats])
+
+
+def sums_and_squares(flats: list[Tensor]) -> Tensor | None:
+    """Per tensor ``[Σg, Σg²]`` (n × 2) from one read of each; None when not compiled here."""
+    return kernels.run("sums_and_squares", _sums_and_squares, flats)
+
+
+def gradient_moments(grads: list[Tensor], use_compiled: bool = False) -> tuple[Tensor, Tensor]:
+    """Per-tensor means and the unbiased variance over all entries, as device tensors.
+
+    Σg and Σg² per tensor (the second read hits the cache), combined exactly as Chan et
+    al.'s pairwise formula: ``Σ_i Σ(g − mean_i)² + Σ_i n_i (mean_i − mean)²``. On the CPU this
+    is ~20× faster than ``torch.var_mean`` (Welford); within a tensor it loses precision
+    only when ``|mean_i|`` exceeds the spread by orders of magnitude. Fewer than two entries
+    give 0, as :func:`~gradretention.optim.controllers.variance.gradient_variance` does.
+
+    Args:
+        grads: non-empty, contiguous tensors of one float dtype on one device.
+        use_compiled: take Σg and Σg² in one compiled pass (:func:`sums_and_squares`).
+    """
+    flats = [grad.view(-1) for grad in grads]
+    found = sums_and_squares(flats) if use_compiled else None
+    if found is not None:
+        sums_t, squares_t = found.unbind(1)
+    else:
+        sums, squares = [], []
+        for flat in flats:
+            sums.append(flat.sum())
+            squares.append(torch.dot(flat, flat))
+        sums_t, squares_t = torch.stack(sums), torch.stack(squares)
+    counts = torch.tensor([flat.numel() for flat in flats], dtype=sums_t.dtype, device=sums_t.device)
+    means = sums_t / counts
+    total = sum(flat.numel() for flat in flats)
+    if total < 2:
+        return means, torch.zeros((), dtype=sums_t.dtype, device=sums_t.device)
+    within = (squares_t - sums_t * means).clamp_min_(0)
+    between = counts * (means - sums_t.sum() / total).square()
+    return means, (within.sum() + between.sum()) / (total - 1)
 
 @dataclass(frozen=True)
 class VarianceStep:
@@ -126,14 +165,14 @@ class VarianceController:
 
     name = "variance"
     needs_previous_direction = False
-    uses_loss = False
+    needs_loss = False
     device_lr = True
 
     def __init__(self) -> None:
         self.defaults: dict[str, Any] = {"variance_smoothing": 0.9, "lr_scaling": 0.1, "min_factor": 0.01,
                                          "max_factor": 10.0}
 
-    def next_lr(self, group: Group, signals: StepSignals, rule: BaseRule) -> Any:
+    def next_lr(self, group: Group, signals: StepSignals, rule: Rule) -> Any:
         """α_t for ``group``; updates ``grad_variance``, ``variance_change`` and ``lr0`` in it."""
         lr = group["lr"]
         variance = gradient_variance(signals.grads).to(device=lr.device, dtype=torch.float64)

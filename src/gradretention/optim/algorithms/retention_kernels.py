@@ -1,4 +1,4 @@
-"""RescaledSGD's two passes as compiled kernels (the conventions of :mod:`.compiled_kernels`).
+"""RescaledSGD's two passes as compiled kernels (the conventions of :mod:`gradretention.optim.kernels`).
 
 Pass 1 (``m ← γ m + g``, min and max of ``|m|``) prefers the hand-written loop of
 :mod:`.native`, which stores m and reduces over it in one read; Inductor's kernel here reads
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradretention.optim.compiled import run
+from gradretention.optim.kernels import run
 
 Group = dict[str, Any]
 
@@ -67,7 +67,7 @@ def retained_update(params: list[Tensor], retained: list[Tensor], bounds: Tensor
 
     ``bounds`` is :func:`retain_and_bounds`'s n × 2 tensor (device, no host sync); ``spread``
     becomes ``+inf`` for (nearly) equal magnitudes, so η is the floor there, as in
-    :func:`~gradretention.optim.retention.retention_rates`. Without ``rescale`` η = ``lr``.
+    :func:`~gradretention.optim.algorithms.retention.retention_rates`. Without ``rescale`` η = ``lr``.
     Returns False when the kernel cannot be compiled here.
     """
     dtype, device = params[0].dtype, params[0].device
@@ -86,7 +86,7 @@ def compiled_step(params: list[Tensor], states: list[dict[str, Any]], group: Gro
 
     Every param must already have its ``retained_grad`` (the first step is eager).
     """
-    from gradretention.optim import native  # noqa: PLC0415 (native builds lazily)
+    from gradretention.optim.algorithms import native  # noqa: PLC0415 (native builds lazily)
 
     if any("retained_grad" not in state for state in states):
         return False
@@ -104,7 +104,7 @@ def compiled_step(params: list[Tensor], states: list[dict[str, Any]], group: Gro
     if retained_update(params, retained, bounds, lr, floor, group["update"], rescale, flat_spread):
         return True
     # The second kernel would not compile although the first pass ran: finish this step eagerly.
-    from gradretention.optim.retention import apply_retained_update  # noqa: PLC0415
+    from gradretention.optim.algorithms.retention import apply_retained_update  # noqa: PLC0415
 
     pairs = bounds.tolist() if bounds is not None else [(0.0, 0.0)] * len(params)
     for param, m, (low, high) in zip(params, retained, pairs):

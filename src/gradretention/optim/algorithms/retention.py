@@ -7,7 +7,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled, compiled_retention
+from gradretention.optim import kernels
+from gradretention.optim.algorithms import retention_kernels
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.contract import (
     TORCH_KEYWORDS,
@@ -16,7 +17,7 @@ from gradretention.optim.contract import (
     check_torch_keywords,
     wants_reference_loop,
 )
-from gradretention.optim.fastpath import BLOCK
+from gradretention.optim.kernels import BLOCK
 from gradretention.optim.hyperparams import check_hyperparameters
 
 FLAT_SPREAD = 1e-12
@@ -97,8 +98,8 @@ class RescaledSGD(ContractMixin, torch.optim.Optimizer):
             requires it; False: the readable reference loop. Both keep the same state.
         compiled: None (auto: groups of ≥ 4 M entries on the CPU switch to two compiled passes
             after 200 steps), True (from the first step), False (never); see
-            :mod:`gradretention.optim.compiled`. Pass 1 is a hand-written C++ loop
-            (:mod:`gradretention.optim.native`, built once per machine) where it builds, else Inductor's. The compiled passes compute the reference's formula
+            :mod:`gradretention.optim.kernels`. Pass 1 is a hand-written C++ loop
+            (:mod:`gradretention.optim.algorithms.native`, built once per machine) where it builds, else Inductor's. The compiled passes compute the reference's formula
             in its op order (equal to it within 2 float32 ulps, ``tests/optim/test_compiled.py``).
 
     Example:
@@ -175,12 +176,12 @@ class RescaledSGD(ContractMixin, torch.optim.Optimizer):
             apply_retained_update(param, m, block, base, slope, (low, high), group["update"])
 
     def _compiled_update(self, params: list[Tensor], group: dict[str, Any], group_step: int) -> bool:
-        """The two passes as compiled kernels (:mod:`.compiled_retention`); False: take the eager paths."""
+        """The two passes as compiled kernels (:mod:`.retention_kernels`); False: take the eager paths."""
         first = params[0]
         uniform = all(p.dtype == first.dtype == p.grad.dtype and p.device == first.device for p in params)
-        if not uniform or not compiled.wanted(group.get("compiled"), params, group_step):
+        if not uniform or not kernels.wanted(group.get("compiled"), params, group_step):
             return False
-        return compiled_retention.compiled_step(params, [self.state[p] for p in params], group, FLAT_SPREAD)
+        return retention_kernels.compiled_step(params, [self.state[p] for p in params], group, FLAT_SPREAD)
 
     def _block_buffer(self, like: Tensor) -> Tensor:
         """A reusable 1-D buffer of ``min(BLOCK, numel)`` elements on ``like``'s device and dtype."""

@@ -1,4 +1,10 @@
-"""EnhancedSGD's update as one compiled pass (the conventions of :mod:`.compiled_kernels`)."""
+"""EnhancedSGD's fast paths: the eager block pieces and the update as one compiled pass.
+
+The eager pieces (:func:`preprocess_block`, :func:`momentum_update`, :class:`StepNoise`) run the
+reference's ops block by block in a reused buffer; the compiled twin (:func:`enhanced_update`)
+does preprocessing, noise and the momentum update in one Inductor pass (the conventions of
+:mod:`gradretention.optim.kernels`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,79 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradretention.optim.compiled import run
-from gradretention.optim.compiled_kernels import scalar_like
+from gradretention.optim.kernels import run, scalar_like
 
 Group = dict[str, Any]
+
+
+def add_periodic_(target: Tensor, pool: Tensor, start: int, scale: float) -> None:
+    """``target[j] += scale · pool[(start + j) mod P]`` for a 1-D contiguous ``target``, in ≤ 3 adds."""
+    size, count = pool.numel(), target.numel()
+    head = min(count, size - start)
+    target[:head].add_(pool[start:start + head], alpha=scale)
+    rows = (count - head) // size
+    if rows:
+        # A stride-0 view repeats the pool without materialising the repetition.
+        target[head:head + rows * size].view(rows, size).add_(pool.expand(rows, size), alpha=scale)
+    done = head + rows * size
+    if done < count:
+        target[done:].add_(pool[:count - done], alpha=scale)
+
+
+def momentum_update(param: Tensor, direction: Tensor, buffer: Tensor, alpha: float, momentum: float,
+                    first: bool) -> None:
+    """``b ← μ b + d`` (``b ← d`` at the first step), ``θ ← θ − α b``: torch.optim.SGD's arithmetic.
+
+    torch's fused SGD kernel does it in one pass, bit for bit as the single-tensor loop; it
+    takes no buffer without momentum, so μ = 0 runs the loop's two ops to keep ``b`` equal.
+    """
+    if momentum == 0:
+        if first:
+            buffer.copy_(direction)
+        else:
+            buffer.mul_(momentum).add_(direction)
+        param.add_(buffer, alpha=-alpha)
+        return
+    torch._fused_sgd_([param], [direction], [buffer], weight_decay=0.0, momentum=momentum, lr=alpha,
+                      dampening=0.0, nesterov=False, maximize=False, is_first_step=first)
+
+
+def preprocess_block(grad: Tensor, out: Tensor, mean: Tensor | None, clip: float | None,
+                     grad_scale: float) -> Tensor:
+    """``out = clamp(grad − mean, ±clip) · grad_scale`` in place (each step optional), the
+    reference's ops in its order, so the result is the same bit for bit."""
+    if mean is not None:
+        torch.sub(grad, mean, out=out)
+        if clip is not None:
+            out.clamp_(-clip, clip)
+    elif clip is not None:
+        torch.clamp(grad, -clip, clip, out=out)
+    else:
+        out.copy_(grad)
+    if grad_scale != 1.0:
+        out.mul_(grad_scale)
+    return out
+
+
+class StepNoise:
+    """One step's noise: a pool of P standard normals, read with period P over the entries in order."""
+
+    def __init__(self, pool: Tensor) -> None:
+        self.pool = pool
+        self.position = 0
+
+    def like(self, tensor: Tensor) -> Tensor:
+        """The next ``tensor.numel()`` draws (cyclically), shaped like ``tensor`` (the reference path)."""
+        size = self.pool.numel()
+        index = torch.arange(self.position, self.position + tensor.numel(), device=self.pool.device) % size
+        self.position = (self.position + tensor.numel()) % size
+        return self.pool[index].view(tensor.shape).to(tensor)
+
+    def add_to_(self, target: Tensor, scale: float) -> None:
+        """``target += scale · like(target)`` for a 1-D contiguous ``target``, without the gather."""
+        pool = self.pool.to(target)
+        add_periodic_(target, pool, self.position, scale)
+        self.position = (self.position + target.numel()) % pool.numel()
 
 
 def _enhanced_part(param: Tensor, grad: Tensor, buffer: Tensor, noise: Tensor | None, mean: Tensor, alpha: Tensor,
@@ -53,7 +128,7 @@ def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, 
     """EnhancedSGD's ``b ← μ b + g̃``, ``θ ← θ − α b`` with ``g̃`` built in the same pass.
 
     ``g̃ = clamp(g − mean, ±clip)·grad_scale + noise_scale·z`` (each part as the group says);
-    ``noise`` is the step's :class:`~gradretention.optim.fastpath.StepNoise` or None. A pool
+    ``noise`` is the step's :class:`StepNoise` or None. A pool
     that covers the entries is sliced; a shorter one (period P) is read from each tensor's
     start (P values per tensor, a view of the pool twice over) and added row-broadcast. Every param must already have its
     momentum buffer (the first step is eager). Returns False when the kernel cannot be

@@ -11,7 +11,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gradretention.optim import compiled, compiled_enhanced, fastpath
+from gradretention.optim import kernels
+from gradretention.optim.algorithms import enhanced_kernels
+from gradretention.optim.algorithms.enhanced_kernels import StepNoise
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.contract import (
     TORCH_KEYWORDS,
@@ -20,9 +22,9 @@ from gradretention.optim.contract import (
     check_torch_keywords,
     wants_reference_loop,
 )
-from gradretention.optim.controllers.variance import gradient_variance
+from gradretention.optim.controllers.variance import gradient_moments, gradient_variance
 from gradretention.optim.hyperparams import check_hyperparameters
-from gradretention.optim.qlearning import QConfig, ScaleController
+from gradretention.optim.controllers.qlearning import QConfig, ScaleController
 
 MAX_MOMENTUM = 0.99
 CONTROLLER_KEYS: tuple[str, ...] = ("q_lr", "discount", "epsilon", "epsilon_decay", "epsilon_min", "nudge",
@@ -45,7 +47,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
 
     Centring applies to tensors with ``dim > 1`` when ``centering``; ``g`` includes coupled
     ``weight_decay``. The three scales start at 1 (or N(1, ``bayesian_init_std``²)) and are
-    moved by :class:`~gradretention.optim.qlearning.ScaleController`: state = (trend of the
+    moved by :class:`~gradretention.optim.controllers.qlearning.ScaleController`: state = (trend of the
     loss EMA, 4 bins) × (trend of σ², 3 bins); one Q-table per scale over the actions
     ×(1−nudge), ×1, ×(1+nudge); ε-greedy with decay; the reward of step t's actions is
     ``−(L_{t+1} − L_t)/|L_t|``; clamps ``lr_scale ∈ [0.1, 10]``, ``momentum_scale ∈ [0.5, 1.5]``,
@@ -89,7 +91,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
     in-place preprocessing in a reusable block, torch's fused SGD kernel for b and θ. Same
     state either way; σ² differs by rounding. ``compiled`` (None: auto, groups of ≥ 4 M
     entries on the CPU after 200 steps; True; False) runs preprocessing, noise and update as
-    one Inductor-compiled pass (:mod:`~gradretention.optim.compiled`).
+    one Inductor-compiled pass (:mod:`~gradretention.optim.kernels`).
 
     Example:
         >>> opt = EnhancedSGD(model.parameters(), lr=0.01, seed=0)
@@ -185,8 +187,8 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
         if not grads:
             return _GroupWork(group, params, grads, None, None)
         if fast:
-            kernels = compiled.wanted(group.get("compiled"), params, group["step_count"])
-            return _GroupWork(group, params, grads, *fastpath.gradient_moments(grads, kernels))
+            compiled = kernels.wanted(group.get("compiled"), params, group["step_count"])
+            return _GroupWork(group, params, grads, *gradient_moments(grads, compiled))
         return _GroupWork(group, params, grads, None, gradient_variance(grads))
 
     def _warn_once(self) -> None:
@@ -195,7 +197,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             # 5: past this method, step(), torch.no_grad and torch.optim's step hook, to the caller's line.
             warnings.warn(NO_LOSS_WARNING, UserWarning, stacklevel=5)
 
-    def _update_group(self, item: _GroupWork, noise: fastpath.StepNoise | None) -> None:
+    def _update_group(self, item: _GroupWork, noise: StepNoise | None) -> None:
         group, scales = item.group, self.controller.scales
         alpha = group["lr"] * scales["lr_scale"]
         momentum = min(max(group["momentum"] * scales["momentum_scale"], 0.0), MAX_MOMENTUM)
@@ -216,13 +218,13 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             param.add_(buffer, alpha=-alpha)
 
     def _fast_update(self, item: _GroupWork, alpha: float, momentum: float, clip: float | None,
-                     noise: fastpath.StepNoise | None) -> None:
+                     noise: StepNoise | None) -> None:
         """The reference update in place, block by block, with torch's fused SGD kernel for b and θ."""
         group, grad_scale = item.group, self.controller.scales["grad_scale"]
         states = [self.state[p] for p in item.params]
         if (all("momentum_buffer" in state for state in states)
-                and compiled.wanted(group.get("compiled"), item.params, group["step_count"])
-                and compiled_enhanced.enhanced_update(item.params, [s["momentum_buffer"] for s in states], item.means,
+                and kernels.wanted(group.get("compiled"), item.params, group["step_count"])
+                and enhanced_kernels.enhanced_update(item.params, [s["momentum_buffer"] for s in states], item.means,
                                                      group, alpha, momentum, clip, grad_scale, noise)):
             return
         for param, grad, mean in zip(item.params, item.grads, item.means):
@@ -232,15 +234,15 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
                 state["momentum_buffer"] = torch.empty_like(param, memory_format=torch.preserve_format)
             flat_param, flat_grad, flat_buffer = param.view(-1), grad.view(-1), state["momentum_buffer"].view(-1)
             centre = group["centering"] and grad.dim() > 1
-            for start in range(0, flat_grad.numel(), fastpath.BLOCK):
-                part = slice(start, start + fastpath.BLOCK)
+            for start in range(0, flat_grad.numel(), kernels.BLOCK):
+                part = slice(start, start + kernels.BLOCK)
                 block = flat_grad[part]
                 plain = not centre and clip is None and grad_scale == 1.0 and noise is None
-                direction = block if plain else fastpath.preprocess_block(
+                direction = block if plain else enhanced_kernels.preprocess_block(
                     block, self._buffer(block), mean if centre else None, clip, grad_scale)
                 if noise is not None:
                     noise.add_to_(direction, group["noise_scale"])
-                fastpath.momentum_update(flat_param[part], direction, flat_buffer[part], alpha, momentum, first)
+                enhanced_kernels.momentum_update(flat_param[part], direction, flat_buffer[part], alpha, momentum, first)
 
     def _buffer(self, like: Tensor) -> Tensor:
         """A reusable 1-D buffer for one block like ``like`` (grown on demand, never in the state)."""
@@ -249,7 +251,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             self._buffers[key] = torch.empty(like.numel(), device=like.device, dtype=like.dtype)
         return self._buffers[key][:like.numel()]
 
-    def _step_noise(self, grads: list[Tensor]) -> fastpath.StepNoise | None:
+    def _step_noise(self, grads: list[Tensor]) -> StepNoise | None:
         """This step's noise pool for the entries of ``grads`` (None when no entry gets noise)."""
         total = sum(grad.numel() for grad in grads)
         if total == 0:
@@ -258,7 +260,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             self._noise = torch.Generator(device=grads[0].device).manual_seed(2 * self.seed + 1)
         length = total if self.noise_pool is None else min(self.noise_pool, total)
         dtype = reduce(torch.promote_types, (grad.dtype for grad in grads))
-        return fastpath.StepNoise(torch.randn(length, generator=self._noise, device=self._noise.device, dtype=dtype))
+        return StepNoise(torch.randn(length, generator=self._noise, device=self._noise.device, dtype=dtype))
 
     def state_dict(self) -> dict[str, Any]:
         """torch's state dict plus ``controller`` and, once noise was drawn, ``noise_generator``."""
@@ -342,7 +344,7 @@ def fast_path_eligible(params: list[Tensor]) -> bool:
 
 
 def _preprocessed(grad: Tensor, group: dict[str, Any], clip: float | None, grad_scale: float,
-                  noise: fastpath.StepNoise | None) -> Tensor:
+                  noise: StepNoise | None) -> Tensor:
     """g̃ = clamp(centred g, ±clip)·grad_scale + noise; never writes into ``p.grad``."""
     if group["centering"] and grad.dim() > 1:
         grad = grad - grad.mean()

@@ -1,4 +1,4 @@
-"""The tabular Q-learning controller of :class:`~gradretention.optim.enhanced.EnhancedSGD`.
+"""The tabular Q-learning controller of :class:`~gradretention.optim.algorithms.enhanced.EnhancedSGD`.
 
 Small pure pieces — trend bins, reward, temporal-difference update, ε-greedy choice — and
 :class:`ScaleController`, which nudges three multiplicative scales (lr, momentum, gradient)
