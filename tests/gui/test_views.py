@@ -144,8 +144,22 @@ def test_per_element_panel_waits_for_rescaled_sgd_instead_of_saying_it_is_absent
     views = Views()
     views.draw(presenter)
     per_element = views.figures["learning_rates"].axes[0]
-    assert [text.get_text() for text in per_element.texts] == ["waiting for the first step of rescaled_sgd[lr=0.0316]"]
+    assert [" ".join(text.get_text().split()) for text in per_element.texts] == [
+        "waiting for the first step of rescaled_sgd[lr=0.0316]"]  # wrapped to fit the panel
     presenter.handle(SessionStarted("spiral", ("sgd[lr=1]",), (0,), 6, ("layers.0.weight",), traits[1:]))
     views.draw(presenter)
     (note,) = views.figures["learning_rates"].axes[0].texts
-    assert note.get_text().startswith("no per-element lr: sgd[lr=1] keeps")
+    assert " ".join(note.get_text().split()).startswith("no per-element lr: sgd[lr=1] keeps")
+
+
+def test_a_long_placeholder_does_not_shrink_its_panel() -> None:
+    views = Views(figsize=(3.4, 4.0))  # as narrow as a view gets on a 1024 px screen
+    views.draw(Presenter())  # the per-element panel holds a long note before any session
+    figure = views.figures["learning_rates"]
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    per_element, alpha = figure.axes
+    note_width = per_element.get_window_extent().width
+    assert note_width >= 0.9 * alpha.get_window_extent().width  # the layout ignores the note, the panels align
+    (note,) = per_element.texts
+    assert note.get_window_extent(canvas.get_renderer()).width <= figure.bbox.width

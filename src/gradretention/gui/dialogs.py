@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import tkinter as tk
 from tkinter import ttk
+from tkinter.scrolledtext import ScrolledText
 from typing import Protocol
 
 from gradretention.gui.controls import parse_int, split_optimizer_list
@@ -110,7 +111,7 @@ def show_help(root: tk.Misc) -> tk.Toplevel:
     """A window with :func:`~gradretention.gui.demo.about_text`: the demo and its fair learning rates."""
     window = tk.Toplevel(root)
     window.title("GradRetentionNet GUI — help")
-    text = tk.Text(window, wrap="word", width=72, height=16, padx=8, pady=8, relief="flat")
+    text = ScrolledText(window, wrap="word", width=76, height=22, padx=8, pady=8, relief="flat")
     text.insert("1.0", about_text())
     text.configure(state="disabled")
     text.pack(fill="both", expand=True)

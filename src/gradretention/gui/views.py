@@ -13,6 +13,7 @@ pyplot, so no global backend state is touched from any thread.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,10 @@ def _grouped_bars(ax: Axes, values: dict[str, tuple[float, ...]], colours: dict[
 
 
 def _placeholder(ax: Axes, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey", fontsize=9)
+    # Wrapped and kept out of the layout: the constrained layout would shrink the axes to fit a long line.
+    wrapped = "\n".join(textwrap.fill(line, 38) for line in text.split("\n"))
+    note = ax.text(0.5, 0.5, wrapped, ha="center", va="center", transform=ax.transAxes, color="grey", fontsize=9)
+    note.set_in_layout(False)
 
 
 def _draw_weights(figure: Figure, presenter: Presenter, colours: dict[str, str], multiplier: float) -> None:
