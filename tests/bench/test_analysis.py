@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from gradretention.bench import stats
-from gradretention.bench.analysis import alpha, claims, convergence, protocol, sensitivity, verdicts
+from gradretention.bench.analysis import alpha, claims, convergence, facts, protocol, sensitivity, verdicts
 from gradretention.bench.analysis.analyse import analyse_runs
 from gradretention.bench.analysis.setups import comparison_groups, setup_of
 
@@ -234,3 +234,11 @@ def test_a_final_seed_never_run_counts_as_planned_and_unfinished() -> None:
     (analysis,) = analyse_runs(runs, empty, selections)
     assert analysis.summary.set_index("label").loc["adam", ["planned", "finished", "success_rate"]].tolist() == [5, 3, 0.6]
     assert "adam: 2 of 5 final seeds unfinished (interrupted or missing)" in " ".join(analysis.caveats)
+
+
+def test_the_chance_level_is_the_recorded_one_else_derived_and_stated() -> None:
+    runs = pd.DataFrame([_run("adam", 0, 0.9, chance=0.25), _run("adam", 1, 0.0, status="diverged", chance=0.25)])
+    assert facts.chance_level("t", "test_accuracy", runs)[0] == 0.25
+    assert facts.chance_level("t", "test_accuracy", runs.drop(columns=["chance"])) == (0.0, "0, the worst score")
+    assert facts.chance_level("spiral", "test_accuracy", runs.drop(columns=["chance"]))[0] == pytest.approx(1 / 3)
+    assert facts.test_set_size(runs) == 359  # from the test evaluation's throughput × runtime

@@ -103,11 +103,15 @@ def _size_from_eval(text: object) -> int | None:
 def chance_level(task: str, metric: str, runs: pd.DataFrame) -> tuple[float, str]:
     """The value a failed seed counts as, and how it was found (for the report).
 
-    Accuracy: 1 / number of classes (a ``num_classes`` column, else the registered task's
+    The ``chance`` each run records (its task's target metric) where the store has it;
+    otherwise accuracy: 1 / number of classes (a ``num_classes`` column, else the registered task's
     data). A cross-entropy loss: ln(classes). Other scores in [0, 1]: 0. Otherwise the
     worst finished value of the group, which never flatters a failure.
     """
     base = metric.removeprefix("test_").removeprefix("val_")
+    recorded = pd.to_numeric(runs.get("chance", pd.Series(dtype=float)), errors="coerce").dropna()
+    if len(recorded) and base == target_of(task)[0]:  # each run records its target metric's chance level
+        return float(recorded.median()), "the task's chance level, as recorded with the runs"
     classes = _classes(task, runs) if base in ("accuracy", "loss") else None
     registered = _registered(task)
     if classes and registered is not None and registered.target_metric == base:
