@@ -57,7 +57,9 @@ def optimizer_traits(spec: str) -> OptimizerTraits:
     optimizer = create_optimizer(spec, [torch.zeros(1, requires_grad=True)])
     group = optimizer.param_groups[0]
     lr = group.get("lr")
-    return OptimizerTraits(spec, float(lr) if isinstance(lr, (int, float)) else None,
+    # A composed optimizer keeps lr as a 0-d tensor (the controller updates it on the device).
+    known = isinstance(lr, (int, float)) or (isinstance(lr, torch.Tensor) and lr.numel() == 1)
+    return OptimizerTraits(spec, float(lr) if known else None,
                            callable(getattr(optimizer, "effective_lr", None)),
                            "base_lr" in group and "retain_min" in group)
 
