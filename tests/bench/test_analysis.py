@@ -122,7 +122,8 @@ def test_alpha_inactive_and_negative_flags_on_crafted_runs() -> None:
     assert counts.loc["adam_hd", ["inactive", "negative"]].tolist() == [1, 0]
     assert counts.loc["sgd_hd", ["inactive", "negative"]].tolist() == [0, 1]
     assert "adam" not in counts.index  # a constant lr is no flag
-    assert alpha.adapts_lr("sgd_hd[hypergrad_lr=0.001]") and alpha.adapts_lr("rescaled_sgd")
+    assert alpha.adapts_lr("sgd_hd[hypergrad_lr=0.001]") and alpha.adapts_lr("enhanced_sgd")
+    assert not alpha.adapts_lr("rescaled_sgd")  # per-element rates under a fixed peak α
     assert not alpha.adapts_lr("adam") and not alpha.adapts_lr("prodigy")  # a peer adapts its d, not its lr
     recorded = runs.assign(alpha_movement=[0.5, 0.002, 0.0], alpha_min_ratio=[1.0, 0.9, 1.0], alpha_negative=[1.0, 0, 0])
     from_columns = alpha.run_flags(recorded, curves.iloc[:0]).set_index("run_id")

@@ -22,6 +22,7 @@ import pandas as pd
 from gradretention.bench.stats import BASELINES
 
 INACTIVE_BELOW = 0.01
+_FIXED_ALPHA = ("baseline", "retention")  # registry families whose group lr stays put by design
 FLAG_COLUMNS = ("run_id", "alpha_movement", "alpha_min_ratio", "alpha_negative", "adaptive")
 
 
@@ -53,16 +54,17 @@ def run_flags(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 
 @functools.cache
 def adapts_lr(name: str) -> bool:
-    """Whether the optimizer named ``name`` is built to move its lr α: one of this package's
-    lr controllers (hypergradient, variance, retention, Q-learning families).
+    """Whether the optimizer named ``name`` is built to move its group lr α: one of this
+    package's lr controllers (hypergradient, variance, Q-learning families).
 
-    A baseline keeps α constant by design; a peer optimizer (Prodigy, D-Adaptation, ...)
-    adapts something else (its ``d``) at a fixed lr, so an unmoved lr says nothing about it.
+    A baseline keeps α constant by design; RescaledSGD adapts per-element rates under a
+    fixed peak α; a peer optimizer (Prodigy, D-Adaptation, ...) adapts its ``d`` at a fixed
+    lr. For those an unmoved α says nothing, so they are not flagged.
     """
     from gradretention.optim.registry import available_optimizers, get_entry  # late: it loads torch
 
     name = name.split("[", 1)[0]
-    return name in available_optimizers() and name not in BASELINES and get_entry(name).family != "baseline"
+    return name in available_optimizers() and name not in BASELINES and get_entry(name).family not in _FIXED_ALPHA
 
 
 def _from_curves(points: pd.DataFrame) -> pd.DataFrame:

@@ -65,7 +65,7 @@ def protocol_text(runs: pd.DataFrame, selections: pd.DataFrame, kind: str, val_m
         final = seed_span(seeds_of(rows["final_seeds"].iloc[0]))
         if protocol == "grid":
             grid = sorted({lr for g in rows["grid"] for lr in _floats(g)})
-            span = f"{grid[0]:g} … {grid[-1]:g}, {len(grid)} points" if grid else "not recorded"
+            span = f"{grid[0]:.3g} … {grid[-1]:.3g}, {len(grid)} points" if grid else "not recorded"
             parts.append(f"Grid protocol ({labels}): one shared absolute log grid of lrs ({span}, half-decade "
                          f"steps, extended past an edge until the best is interior or a bound stops it); each lr "
                          f"scored by the mean {scored} over tuning seeds {tuning}, a failed seed at chance; "

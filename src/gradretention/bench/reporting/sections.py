@@ -29,16 +29,21 @@ def group_blocks(analysis: GroupAnalysis, curves: pd.DataFrame, colors: dict[str
     blocks: list[Block] = [Heading(f"Task {group.title}"), Paragraph(f"Setup: {setup}", "setup"),
                            Paragraph(protocol, "protocol")]  # fmt: skip
     if len(analysis.selections):
+        blocks.append(Heading("How each setting was chosen", 3))
         headers = ("optimizer", "protocol", "chosen spec", "chosen lr", f"tuning score: {cells.metric_label(analysis.val_metric)}", "tuning seeds",
                    "final seeds", "grid edge / trials")  # fmt: skip
         score = partial(cells.format_value, analysis.val_metric)
         blocks.append(TextTable(headers, tuple(selection_rows(analysis.selections, score)), numeric=frozenset({3, 4})))
-    blocks.append(results_table(analysis))
+    blocks += [Heading("Final runs against the reference", 3), results_table(analysis)]
     if analysis.caveats:
         blocks.append(Bullets(analysis.caveats, "Caveats"))
     blocks += _figures(analysis, curves, colors, anchor)
-    blocks += [table for table in (_claims(analysis), _targets(analysis), _sensitivity(analysis), _alpha(analysis))
-               if table]  # fmt: skip
+    tables = (("The seed claims: each method against its base rule", _claims(analysis)),
+              ("Steps and seconds to target", _targets(analysis)), ("lr sensitivity", _sensitivity(analysis)),
+              ("α movement", _alpha(analysis)))  # fmt: skip
+    for title, table in tables:
+        if table is not None:
+            blocks += [Heading(title, 3), table]
     return blocks
 
 
