@@ -23,6 +23,7 @@ References:
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import sys
 import textwrap
@@ -189,13 +190,13 @@ class _UnbrokenNames(argparse.HelpFormatter):
 class _HelpListingTasks(argparse.Action):
     """``-h/--help`` that first fills in the tasks Grad-CAM applies to (built only when asked for)."""
 
-    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, *,
+                 task: argparse.Action, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show this help and exit")
+        self.task = task
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        for action in parser._actions:  # argparse keeps no public handle on an added argument's help
-            if action.dest == "task":
-                action.help = f"a task whose model runs a spatial convolution: {', '.join(gradcam_tasks())}"
+        self.task.help = f"a task whose model runs a spatial convolution: {', '.join(gradcam_tasks())}"
         parser.print_help()
         parser.exit()
 
@@ -204,9 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     """``gradretention gradcam OUT --task T --run R``."""
     parser = argparse.ArgumentParser(prog="gradretention gradcam", description=DESCRIPTION, add_help=False,
                                      formatter_class=_UnbrokenNames)
-    parser.add_argument("-h", "--help", action=_HelpListingTasks)
     parser.add_argument("out", type=Path, help="folder for the overlay PNGs")
-    parser.add_argument("--task", required=True, help="a task whose model runs a spatial convolution")
+    task = parser.add_argument("--task", required=True, help="a task whose model runs a spatial convolution")
+    parser.add_argument("-h", "--help", action=functools.partial(_HelpListingTasks, task=task))
     parser.add_argument("--run", required=True, help="a checkpoint file, or a run id under --results")
     parser.add_argument("--results", type=Path, default=Path("results"),
                         help="the sweep's output folder (its --out), holding checkpoints/RUN_ID.pt (default: results)")
@@ -272,7 +273,13 @@ def run_gradcam(out: Path, task_name: str, run: str, results: Path, data_dir: Pa
 
     if count < 1:
         raise ValueError(f"--count must be >= 1, got {count}")
-    task = get_task(task_name)
+    try:
+        task = get_task(task_name)
+    except ValueError:
+        close = difflib.get_close_matches(task_name, gradcam_tasks(), n=2, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"Unknown task {task_name!r}.{hint} Grad-CAM applies to the tasks "
+                         f"{', '.join(gradcam_tasks())}") from None
     path = resolve_checkpoint(run, results)
     saved = read_checkpoint_extra(path)
     if saved.extra.get("task", task_name) != task_name:

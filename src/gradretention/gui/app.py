@@ -17,7 +17,6 @@ import argparse
 import json
 import queue
 import sys
-import textwrap
 import time
 import tkinter as tk
 from pathlib import Path
@@ -27,11 +26,10 @@ import torch
 from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
 
 from gradretention.gui.control_bar import OptimizerControls
-from gradretention.gui.controls import split_optimizer_list
-from gradretention.gui.demo import about_text, default_optimizers
 from gradretention.gui.dialogs import SessionForm, show_results
 from gradretention.gui.flow import FlowFrame, fit_to_screen
 from gradretention.gui.messages import Command, GuiEvent, SessionFinished, SessionStarted
+from gradretention.gui.options import build_parser, session_from
 from gradretention.gui.presenter import Presenter
 from gradretention.gui.views import Views
 from gradretention.gui.screenshot import save_screenshot
@@ -217,50 +215,15 @@ class GuiApp:
         self._last_draw, self._draw_seconds = time.monotonic(), time.monotonic() - now
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gradretention gui", description="Watch optimizers train, live.",
-                                     epilog="\n\n".join(textwrap.fill(part, 88) for part in about_text().split("\n\n")),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="spiral", help="registered task (default: spiral)")
-    parser.add_argument("--optimizers", default=None,
-                        help="up to 4 comma-separated optimizer specs (default: "
-                             f"{','.join(default_optimizers())}, each at its lr tuned for spiral; see below)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per optimizer (default: 3)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the task's)")
-    parser.add_argument("--batch-size", type=int, default=None, help="0: full batch (default: the task's)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="where file-based tasks find their data")
-    parser.add_argument("--run-for", type=float, default=None, metavar="SECONDS",
-                        help="start training at once and close the window after SECONDS")
-    parser.add_argument("--screenshot", type=Path, default=None, metavar="PATH",
-                        help="save the window as PNG before closing")
-    parser.add_argument("--save-graphs", type=Path, default=None, metavar="DIR",
-                        help="save one PNG per view into DIR before closing")
-    parser.add_argument("--dump-state", type=Path, default=None, metavar="PATH",
-                        help="write what the views show as JSON before closing")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads for training (default 1: the window keeps a core)")
-    return parser
-
-
-def _session_from(args: argparse.Namespace) -> GuiSession:
-    if args.run_for is not None and not args.run_for > 0:
-        raise ValueError(f"--run-for must be > 0 seconds, got {args.run_for}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    optimizers = split_optimizer_list(args.optimizers) if args.optimizers is not None else default_optimizers(args.task)
-    return GuiSession(task=args.task, optimizers=optimizers, seeds=args.seeds, epochs=args.epochs,
-                      batch_size=args.batch_size, data_dir=args.data_dir)
-
-
 def gui_main(argv: list[str] | None = None) -> int:
     """Entry point of ``gradretention gui``.
 
     Returns:
         The exit status: 0, 2 for bad flags, 1 without a display or when the session failed.
     """
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        session = _session_from(args)
+        session = session_from(args)
     except ValueError as exc:
         print(f"gradretention gui: {exc}", file=sys.stderr)
         return 2

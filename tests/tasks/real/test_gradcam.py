@@ -108,10 +108,13 @@ def test_gradcam_refuses_models_without_convolutions_and_other_tasks_checkpoints
     assert "point --results at the sweep's output folder, or pass the checkpoint file as --run FILE.pt" in err
     assert gradcam_main([*missing[:-1], str(tmp_path / "elsewhere")]) == 2
     assert f"{tmp_path / 'elsewhere' / 'checkpoints'} does not exist" in capsys.readouterr().err
+    assert gradcam_main([*argv, "--task", "mnist-cn"]) == 2
+    assert f"Unknown task 'mnist-cn'. Did you mean 'mnist-cnn'" in capsys.readouterr().err
     mlp = _checkpoint("mnist-mlp", data_dir, tmp_path / "mlp")
     mlp_argv = [str(tmp_path / "out"), "--task", "mnist-mlp", "--run", str(mlp), "--data-dir", str(data_dir)]
     assert gradcam_main(mlp_argv) == 2
-    assert "MnistMLP has no spatial convolution" in capsys.readouterr().err
+    assert f"MnistMLP has no spatial convolution; Grad-CAM applies to the tasks {', '.join(gradcam_tasks())}" in (
+        capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
 
 
