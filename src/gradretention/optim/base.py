@@ -70,7 +70,8 @@ class StepSignals:
     loss of this step when the caller passed one. For controllers that set
     ``needs_previous_direction``, the optimizer also reduces ``hypergradient``
     ``h_t = Σ⟨g_t, d_{t-1}⟩`` (None when no param has a d_{t-1}) and, for the multiplicative
-    form, ``direction_scale = ‖g_t‖·‖d_{t-1}‖`` (else 1), both as device scalars.
+    form (``multiplicative=True``, or a controller with ``needs_direction_scale = True``),
+    ``direction_scale = ‖g_t‖·‖d_{t-1}‖`` (else 1), both as device scalars.
     """
 
     params: list[Tensor]

@@ -214,17 +214,21 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
             return None, 1.0
         if not fast:
             pairs = [(g, self._previous_direction(s, group)) for g, s, use in zip(grads, states, usable) if use]
-            return hypergradient_terms(pairs, group.get("multiplicative", False))
+            return hypergradient_terms(pairs, self._normalised(group))
         dots = self.rule.fused_direction_dots([p.grad for p in params], params, states, group, usable, compiled)
         if dots is None:  # every param with a d_{t-1} is empty: nothing to reduce
             return None, 1.0
-        if not group.get("multiplicative", False):
+        if not self._normalised(group):
             return dots, 1.0
         previous = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
         dtype = torch.promote_types(params[0].dtype, torch.float32)
         g_sq = torch.stack([g.to(dtype).square().sum() for g, use in zip(grads, usable) if use]).sum()
         d_sq = torch.stack([d.to(dtype).square().sum() for d in previous if d is not None]).sum()
         return dots.to(dtype), torch.sqrt(g_sq.double()) * torch.sqrt(d_sq.double())
+
+    def _normalised(self, group: Group) -> bool:
+        """Whether the controller reads ‖g_t‖‖d_{t-1}‖ (HDM, or a controller that declares it needs it)."""
+        return group.get("multiplicative", False) or getattr(self.controller, "needs_direction_scale", False)
 
     def _previous_direction(self, state: dict[str, Any], group: Group) -> Tensor | None:
         stored = state.get("previous_direction")

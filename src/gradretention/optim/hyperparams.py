@@ -76,6 +76,10 @@ HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "hypergrad_eps": _positive(),
     "lr_bounds": (_bounds, "None or (low, high) with low <= high"),
     "multiplicative": (_bool, "True or False"),
+    # Log-hypergradient controller: c = cosine_offset, s = loss_spike (0: no safeguard), ρ = loss_smoothing.
+    "cosine_offset": _closed(0.0, 1.0),
+    "loss_spike": _at_least(0.0),
+    "loss_smoothing": _half_open(0.0, 1.0),
     "fused": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
     "compiled": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
     # torch.optim's implementation keywords (contract.py says what each means here).

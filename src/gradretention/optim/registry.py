@@ -216,3 +216,22 @@ def _register_issue3() -> None:
 
 
 _register_issue3()
+
+
+LOG_HD = ("Hypergradient on log α (issue 19): Baydin et al. 2018's normalised HDM taken exactly on log α, a cosine "
+          "offset against short-horizon bias (Wu et al., ICLR 2018) and a loss-spike safeguard")
+
+
+def _register_log_hypergradient() -> None:
+    from gradretention.optim.controllers.log_hypergradient import LogHypergradientController  # noqa: PLC0415
+
+    for rule_name, lr in (("sgdn", 1e-2), ("adam", 1e-3)):
+        defaults = {"lr": lr, "fused": None, "compiled": None, **TORCH_KEYWORDS, **make_rule(rule_name).defaults,
+                    **LogHypergradientController.defaults}
+        factory = partial(ComposedOptimizer, rule=rule_name, controller="log_hypergradient")
+        summary = f"{rule_name} base rule, log α moved by β(cos(g_t, d_t-1) + c), halved on a loss spike"
+        register_optimizer(OptimizerEntry(f"{rule_name}_loghd", factory, defaults, summary, LOG_HD, "hypergradient",
+                                          ComposedOptimizer))
+
+
+_register_log_hypergradient()

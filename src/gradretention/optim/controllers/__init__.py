@@ -11,11 +11,13 @@ from typing import Callable
 from gradretention.optim.base import LRController, StepSignals
 from gradretention.optim.controllers.constant import ConstantController
 from gradretention.optim.controllers.hypergradient import LR_OPTIMIZERS, HypergradientController
+from gradretention.optim.controllers.log_hypergradient import LogHypergradientController
 from gradretention.optim.controllers.variance import VarianceController
 
 CONTROLLERS: dict[str, Callable[..., LRController]] = {
     "constant": ConstantController,
     "hypergradient": HypergradientController,
+    "log_hypergradient": LogHypergradientController,
     "variance": VarianceController,
 }
 
@@ -28,4 +30,4 @@ def make_controller(name: str, **options: object) -> LRController:
 
 
 __all__ = ["CONTROLLERS", "LR_OPTIMIZERS", "ConstantController", "HypergradientController", "LRController",
-           "StepSignals", "VarianceController", "make_controller"]
+           "LogHypergradientController", "StepSignals", "VarianceController", "make_controller"]
