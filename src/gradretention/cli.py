@@ -41,9 +41,13 @@ from gradretention.bench.config import (
     sweep_config_from_mapping,
 )
 from gradretention.bench.store import StoreError
+from gradretention.cli_parser import Parser, command_line, document_defaults, joined_negative_values
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
-LIST_KINDS = ("optimizers", "tasks", "suites")
+LIST_KINDS = ("optimizers", "tasks", "suites", "presets")
+DESCRIPTION = ("Benchmark adaptive learning-rate optimizers: train, tune on validation, rerun on fresh seeds and "
+               "report; also the live GUI, Grad-CAM and the data check. Run `gradretention COMMAND --help` for a "
+               "command's flags.")  # fmt: skip
 
 # Commands with their own parsers, imported only when used (Tk, captum, ... stay unloaded otherwise).
 DELEGATED: dict[str, tuple[str, str, str]] = {
@@ -61,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _delegate(argv[0], argv[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(joined_negative_values(argv))
     except SystemExit as exc:  # argparse already printed usage and the problem
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     try:
@@ -70,9 +74,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gradretention {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs are kept in {getattr(args, 'out', None) or 'the output folder'}; "
-              "run the same command again to resume", file=sys.stderr)  # fmt: skip
+        print(f"\ninterrupted: {resume_hint(args, argv)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def resume_hint(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    """What to type to resume: the command as given, or, after ``--interactive``, with the answers as flags."""
+    kept = f"finished runs are kept in {getattr(args, 'out', None) or 'the output folder'}"
+    if not getattr(args, "interactive", False):
+        return f"{kept}; to resume, run: {command_line(argv)}"
+    if getattr(args, "chosen", None) is None:
+        return "nothing was chosen, nothing trained"
+    return f"{kept}; to resume, run: {command_line(answered_argv(argv, args.chosen))}"
+
+
+def answered_argv(argv: Sequence[str], chosen: dict[str, tuple[str, ...]]) -> list[str]:
+    """``argv`` without ``--interactive`` (and any ``--tasks`` / ``--optimizers``), the answers ``chosen`` as flags."""
+    flags = {f"--{name}" for name in chosen}
+    kept: list[str] = []
+    skip = False
+    for token in argv:
+        if skip or token == "--interactive" or token.split("=", 1)[0] in flags:
+            skip = not skip and token in flags  # "--tasks X": drop X too; "--tasks=X" is one token
+            continue
+        kept.append(token)
+    return [*kept, *(item for name, names in chosen.items() for item in (f"--{name}", ",".join(names)))]
 
 
 def _delegate(command: str, argv: list[str]) -> int:
@@ -89,36 +115,58 @@ def _delegate(command: str, argv: list[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(prog="gradretention", description=__doc__.split("\n\n")[0])
+    from gradretention import __version__
+
+    parser = Parser(prog="gradretention", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, _, summary) in DELEGATED.items():
         # Listed for --help only: main() hands these commands their argv before parsing.
         commands.add_parser(name, help=summary, add_help=False)
-    listing = commands.add_parser("list", help="list optimizers, tasks or suites")
-    listing.add_argument("kind", nargs="?", choices=LIST_KINDS, help="what to list (default: all)")
+    listing = _command(commands, "list", "list optimizers, tasks, suites or presets")
+    listing.add_argument("kind", nargs="?", choices=LIST_KINDS, help="what to list (default: all of them)")
     listing.set_defaults(handler=_cmd_list)
-    run = commands.add_parser("run", help="train one task with one optimizer spec")
+    run = _command(commands, "run", "train one task with one optimizer spec (one seed, its default lr unless a "
+                                    "grid is given); results in OUT/runs.db")
     run.add_argument("--task", required=True, help="task name (see `gradretention list tasks`)")
     run.add_argument("--optimizer", required=True, help="optimizer spec, e.g. 'adam_hd[hypergrad_lr=1e-07]'")
     add_config_flags(run)
+    document_defaults(run, RUN_DEFAULTS)
     run.set_defaults(handler=_cmd_run)
-    bench = commands.add_parser("bench", help="sweep optimizers x tasks x seeds; no arguments: the main job")
-    bench.add_argument("--tasks", type=str_list, help="comma list of tasks, or 'all' (default: the embedded tasks)")
-    bench.add_argument("--optimizers", type=str_list, help="comma list of specs, or 'all' (default: every family)")
-    bench.add_argument("--interactive", action="store_true", help="ask which tasks and optimizers to run")
+    bench = _command(commands, "bench", "sweep optimizers x tasks: tune each lr on validation seeds, rerun the "
+                                        "chosen lr on fresh seeds, print the table and write the report; with no "
+                                        "arguments, the main job")
+    bench.add_argument("--tasks", type=str_list,
+                       help=f"comma list of tasks, or 'all' (the default): {ALL_TASKS_MEANS}")
+    bench.add_argument("--optimizers", type=str_list,
+                       help=f"comma list of specs, or 'all' (the default): {ALL_OPTIMIZERS_MEANS}")
+    bench.add_argument("--interactive", action="store_true",
+                       help="ask which tasks and optimizers to run (on a terminal)")
     bench.add_argument("--suite", help="run a named suite instead (see `gradretention list suites`)")
     bench.add_argument("--quick", action="store_true",
                        help="with --suite: its quick form (same shape, fewer epochs or seeds) where it has one")
     add_config_flags(bench)
+    document_defaults(bench, {"out": "bench-out; with --suite: bench-out/SUITE"})
     bench.set_defaults(handler=_cmd_bench)
-    report = commands.add_parser("report", help="write OUT/report.html and OUT/report.md")
+    report = _command(commands, "report", "write OUT/report.html (interactive, works offline) and OUT/report.md "
+                                          "from OUT/runs.db")
     report.add_argument("out", help="the sweep's output folder")
     report.set_defaults(handler=_cmd_report)
-    export = commands.add_parser("export", help="write tidy runs/curves tables into OUT/export/")
+    export = _command(commands, "export", "write tidy runs / curves tables from OUT/runs.db into OUT/export/")
     export.add_argument("out", help="the sweep's output folder")
-    export.add_argument("--format", dest="fmt", choices=("csv", "parquet"), default="csv")
+    export.add_argument("--format", dest="fmt", choices=("csv", "parquet"), default="csv", help="table format")
     export.set_defaults(handler=_cmd_export)
     return parser
+
+
+RUN_DEFAULTS: dict[str, object] = {"seeds": 1, "out": "results"}
+ALL_TASKS_MEANS = "every embedded task, i.e. each one that needs no download or --data-dir"
+ALL_OPTIMIZERS_MEANS = "the default families (the main job's)"
+
+
+def _command(commands: Any, name: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with ``description`` (and whose listing shows it)."""
+    return commands.add_parser(name, help=description, description=description)
 
 
 def sweep_values(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -144,12 +192,14 @@ def _check_device(device: str) -> None:
 def _cmd_list(args: argparse.Namespace) -> int:
     from gradretention.bench.suites import all_suites
     from gradretention.optim import available_optimizers, optimizer_info
+    from gradretention.tasks.presets import PRESETS
     from gradretention.tasks.registry import available_tasks, get_task
 
     sections: dict[str, Callable[[], list[tuple[str, str]]]] = {
         "optimizers": lambda: [(n, optimizer_info(n)["summary"]) for n in available_optimizers()],
         "tasks": lambda: [(n, get_task(n).description) for n in available_tasks()],
         "suites": lambda: [(s.name, s.description) for s in all_suites().values()],
+        "presets": lambda: [(p.name, p.description) for p in PRESETS.values()],
     }
     for kind in [args.kind] if args.kind else list(LIST_KINDS):
         print(f"{kind}:")
@@ -160,7 +210,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     # One task and one spec: a single run per seed, no tuning unless a grid or protocol is asked for.
-    values = sweep_values(args, {"seeds": 1, "out": "results"})
+    values = sweep_values(args, RUN_DEFAULTS)
     tuning = ("lrs", "lr_factors", "lr_low", "lr_high", "trials", "protocol")
     if not any(values.get(name) not in (None, ()) for name in tuning):
         values["lr_factors"] = ()
@@ -175,7 +225,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError("--quick selects a suite's quick form; give it with --suite NAME")
     values = sweep_values(args, {})
     if args.interactive:
-        values.update(interactive_choices(sys.stdin, sys.stdout))
+        args.chosen = interactive_choices(sys.stdin, sys.stdout)  # for the resume hint after Ctrl-C
+        values.update(args.chosen)
     return _sweep(sweep_config_from_mapping(values, source="command line"), report=True)
 
 
@@ -311,20 +362,23 @@ def interactive_choices(stdin: TextIO, stdout: TextIO) -> dict[str, tuple[str, .
     from gradretention.optim import available_optimizers
     from gradretention.tasks.registry import available_tasks
 
-    tasks = ask_names("tasks", available_tasks(), resolve_tasks, stdin, stdout)
+    # 'all' means here what it means for --tasks and --optimizers: what resolve_* expands it to.
+    tasks = ask_names("tasks", available_tasks(), resolve_tasks, stdin, stdout,
+                      f"{ALL_TASKS_MEANS}: {', '.join(resolve_tasks(()))}")  # fmt: skip
     registered = [n for n in DEFAULT_OPTIMIZERS if n in available_optimizers()]
-    optimizers = ask_names("optimizers", registered, resolve_optimizers, stdin, stdout)
+    optimizers = ask_names("optimizers", registered, resolve_optimizers, stdin, stdout, ALL_OPTIMIZERS_MEANS)
     return {"tasks": tasks, "optimizers": optimizers}
 
 
 def ask_names(kind: str, choices: Sequence[str], check: Callable[[Sequence[str]], object],
-              stdin: TextIO, stdout: TextIO) -> tuple[str, ...]:  # fmt: skip
-    """Prompt until the answer passes ``check``; empty or ``all`` means all.
+              stdin: TextIO, stdout: TextIO, all_means: str = "every one listed") -> tuple[str, ...]:  # fmt: skip
+    """Prompt until the answer passes ``check``; empty or ``all`` means ``all``, which the prompt explains.
 
     Raises:
         ValueError: input ended before a valid answer.
     """
     print(f"Available {kind}: {', '.join(choices)}", file=stdout)
+    print(f"'all' (the default): {all_means}", file=stdout)
     while True:
         print(f"Which {kind}? (comma list, or 'all') [all]: ", end="", file=stdout, flush=True)
         line = stdin.readline()

@@ -52,7 +52,7 @@ def test_run_with_a_huge_lr_records_diverged(tmp_path, capsys):
         (["run", "--task", "spirl", "--optimizer", "adam"], ["Unknown task 'spirl'", "Did you mean 'spiral'", "digits-mlp"]),
         (["bench", "--tasks", "spiral", "--optimizers", "adam_hd[hypergrad_lr=-1e-5]"],
          ["Invalid hypergrad_lr value: -1e-05 (valid: >= 0)"]),
-        (["bench", "--tasks", "spiral", "--optimizers", "adam", "--lrs", "0.1,-1"], ["lrs must be positive"]),
+        (["bench", "--tasks", "spiral", "--optimizers", "adam", "--lrs", "0.1,-1"], ["argument --lrs: every value must be a positive"]),
         (["bench", "--suite", "adagrad-lectur"], ["Did you mean 'adagrad-lecture'"]),
         (["bench", "--suite", "adagrad-lecture", "--optimizers", "adam"], ["drop --optimizers"]),
         (["bench", "--epochs", "2", "--max-steps", "3"], ["not allowed with argument"]),
@@ -160,7 +160,7 @@ def test_ctrl_c_records_the_run_in_flight_and_exits_130(tmp_path, capsys):
                  "--epochs", "300", "--workers", "1", "--out", str(out)])  # fmt: skip
     watcher.join()
     assert code == 130
-    assert "run the same command again to resume" in capsys.readouterr().err
+    assert "to resume, run: gradretention bench --tasks spiral --optimizers adam" in capsys.readouterr().err
     runs = runs_of(out).sort_values("seed")
     assert list(zip(runs["seed"], runs["status"])) == [(100, "done"), (101, "interrupted")]
 

@@ -23,6 +23,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,16 @@ DEVICES = ("cpu", "cuda", "mps")
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 PROTOCOLS: tuple[str, ...] = ("grid", "budget")
 FINAL_SEED_START = 100  # final seeds are FINAL_SEED_START + 0 .. seeds-1: never a tuning seed
+
+
+# Each integer setting's valid range. The upper bounds guard against typos (``--epochs 1e23``
+# trains forever, ``workers = 2**63`` overflows a C long), far above any real sweep's needs.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "seeds": (1, 1000), "tune_seeds": (1, FINAL_SEED_START), "log_every": (1, 10**9), "epochs": (1, 1_000_000),
+    "max_steps": (1, 10**10), "batch_size": (0, 10**8), "extend": (0, 20), "trials": (1, 100_000),
+    "data_seed": (0, 2**32 - 1), "workers": (1, 1024), "threads": (0, 1024), "checkpoint_every": (1, 1_000_000),
+    "max_len": (2, 1_000_000),
+}  # fmt: skip
 
 
 EVAL_EVERY_AUTO = "auto"
@@ -169,16 +180,12 @@ class SweepConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("seeds", "tune_seeds", "log_every"):
-            _check_at_least(name, getattr(self, name), 1)
-        eval_every_value(self.eval_every)
-        for name, low in (("epochs", 1), ("max_steps", 1), ("workers", 1), ("checkpoint_every", 1), ("max_len", 2)):
+        for name in INT_RANGES:
             if getattr(self, name) is not None:
-                _check_at_least(name, getattr(self, name), low)
-        if self.batch_size is not None:
-            _check_at_least("batch_size", self.batch_size, 0)
-        _check_at_least("threads", self.threads, 0)
-        _check_at_least("data_seed", self.data_seed, 0)
+                check_int_range(name, getattr(self, name))
+        eval_every_value(self.eval_every)
+        if not self.out.strip():  # "" would put runs.db and the report in whatever folder the command ran in
+            raise ValueError(f"out must name a folder, got {self.out!r}")
         if self.epochs is not None and self.max_steps is not None:
             raise ValueError(f"set epochs or max_steps, not both (got epochs={self.epochs}, max_steps={self.max_steps})")
         for name in ("lrs", "lr_factors"):
@@ -200,9 +207,6 @@ class SweepConfig:
         """Refuse settings that contradict each other instead of ignoring one of them."""
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
-        _check_at_least("extend", self.extend, 0)
-        if self.tune_seeds > FINAL_SEED_START:
-            raise ValueError(f"tune_seeds must be <= {FINAL_SEED_START} (final seeds start there), got {self.tune_seeds}")
         # Each of these chooses the grid; () is a choice for lr_factors (no tuning), not for lrs.
         grids = [name for name in ("lrs", "lr_factors", "lr_low", "lr_high")
                  if (bool(self.lrs) if name == "lrs" else getattr(self, name) is not None)]  # fmt: skip
@@ -218,7 +222,6 @@ class SweepConfig:
         if self.protocol == "budget":
             if self.trials is None:
                 raise ValueError("protocol 'budget' needs trials (--trials K, the Sobol trials per optimizer)")
-            _check_at_least("trials", self.trials, 1)
             if listed:
                 raise ValueError(f"protocol 'budget' samples lrs from its search space; drop {_flag(listed[0])}")
         elif self.trials is not None:
@@ -238,9 +241,31 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _check_at_least(name: str, value: int, low: int) -> None:
+def check_int_range(name: str, value: int) -> None:
+    """Raise ``ValueError`` naming ``name``, its valid range and ``value`` unless it lies in :data:`INT_RANGES`."""
+    low, high = INT_RANGES[name]
     if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+        raise ValueError(f"{name} must be >= {low}, got {value} (valid: {low} .. {high})")
+    if value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value} (valid: {low} .. {high})")
+
+
+def bounded_int_flag(name: str) -> Callable[[str], int]:
+    """The argparse type of field ``name``'s flag: an int in its :data:`INT_RANGES` range.
+
+    Checked while parsing, so that argparse names the flag (``argument --epochs: ...``).
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+            check_int_range(name, value)
+        except ValueError as exc:
+            reason = str(exc) if "must be" in str(exc) else f"expected an integer, got {text!r}"
+            raise argparse.ArgumentTypeError(reason) from None
+        return value
+
+    return parse
 
 
 def config_fields() -> tuple[str, ...]:
@@ -408,6 +433,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", default=None,
                         help="continue unfinished runs from their checkpoints in OUT/checkpoints "
                              "(with --checkpoint-every to keep saving)")
+    for action in parser._actions:  # the range is checked while parsing, so the message names the flag
+        if action.type is int and action.dest in INT_RANGES:
+            action.type = bounded_int_flag(action.dest)
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -437,8 +465,15 @@ def split_top_level(text: str) -> list[str]:
 
 
 def float_list(text: str) -> tuple[float, ...]:
-    """``0.1,1e-3`` as ``(0.1, 0.001)``; an argparse type."""
+    """``0.1,1e-3`` as ``(0.1, 0.001)``: at least one positive finite number (lrs, lr factors); an argparse type."""
     try:
-        return tuple(float(item) for item in text.split(",") if item.strip())
+        values = tuple(float(item) for item in text.split(",") if item.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:  # "," would otherwise mean "not given" and run the default grid
+        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+    bad = [value for value in values if not (math.isfinite(value) and value > 0)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"every value must be a positive finite number (> 0), got {bad[0]!r} "
+                                         f"in {text!r}")
+    return values

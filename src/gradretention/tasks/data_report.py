@@ -128,7 +128,7 @@ def _encoder_status() -> str:
 
 def data_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gradretention data [--data-dir D]``; 0 whether or not data is missing, 2 on bad usage."""
-    parser = argparse.ArgumentParser(prog="gradretention data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="gradretention data", description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--data-dir", help="data folder (default: $GRADRETENTION_DATA, else the HF datasets cache)")
     try:
         args = parser.parse_args(argv)
