@@ -1,6 +1,6 @@
 """The ``gradretention`` command line (also ``python -m gradretention``).
 
-Commands: ``list [optimizers|tasks|suites]``, ``run`` (one task, one optimizer spec),
+Commands: ``list [optimizers|tasks|suites|presets]``, ``run`` (one task, one optimizer spec),
 ``bench`` (the sweep; with no arguments the main job), ``report OUT``, ``export OUT``.
 ``run`` and ``bench`` flags map 1:1 to :class:`~gradretention.bench.config.SweepConfig`
 fields (``--max-steps`` → ``max_steps``); ``--config FILE.toml`` sets them from a file,
