@@ -243,3 +243,12 @@ def test_the_chance_level_is_the_recorded_one_else_derived_and_stated() -> None:
     assert facts.chance_level("t", "test_accuracy", runs.drop(columns=["chance"])) == (0.0, "0, the worst score")
     assert facts.chance_level("spiral", "test_accuracy", runs.drop(columns=["chance"]))[0] == pytest.approx(1 / 3)
     assert facts.test_set_size(runs) == 359  # from the test evaluation's throughput × runtime
+
+
+def test_labels_without_any_score_are_left_out_not_an_error() -> None:
+    grid = pd.DataFrame({"label": ["a", "a", "b"], "lr": [0.1, 1.0, 0.1], "seed": [0, 0, 0],
+                         "value": [math.nan, math.nan, 0.5]})  # fmt: skip
+    assert sensitivity.summary(grid, "val_accuracy")["label"].tolist() == ["b"]
+    trials = pd.DataFrame({"label": ["a", "a", "b"], "trial": [0, 1, 0], "score": [math.nan, 0.5, math.nan]})
+    curve = convergence.best_so_far(trials, "val_accuracy")
+    assert curve[["label", "trials", "mean"]].values.tolist() == [["a", 1, 0.5]]

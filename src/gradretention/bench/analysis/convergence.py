@@ -117,6 +117,9 @@ def best_so_far(scores: pd.DataFrame, metric: str, orderings: int = 1000, seed: 
     out = []
     for label, rows in scores.groupby("label", sort=True):
         values = rows["score"].to_numpy(float)
+        values = values[np.isfinite(values)]  # a trial without a score cannot be the best so far
+        if values.size == 0:
+            continue
         signed = values if higher else -values
         orders = np.argsort(rng.random((orderings, values.size)), axis=1)
         running = np.maximum.accumulate(signed[orders], axis=1) * (1 if higher else -1)

@@ -75,7 +75,9 @@ def summary(scores: pd.DataFrame, metric: str, n_resamples: int = 2000, seed: in
     for label, rows in scores.groupby("label", sort=True):
         matrix = rows.pivot_table(index="seed", columns="lr", values="value", aggfunc="mean").sort_index(axis=1)
         lrs, values = matrix.columns.to_numpy(float), matrix.to_numpy(float)
-        means = np.nanmean(values, axis=0)
+        means = _nanmean(values)
+        if not np.isfinite(means).any():  # no score recorded at any lr: nothing to measure
+            continue
         best = int(np.nanargmax(means if higher else -means))  # first = smaller lr on ties
         draws = rng.integers(0, values.shape[0], size=(n_resamples, values.shape[0]))
         widths = widths_decades(lrs, _nanmean(values[draws]), higher)
