@@ -71,6 +71,19 @@ class Diverged(Exception):
         self.step, self.value = step, value
 
 
+class NonFiniteEvaluation(Diverged):
+    """A NaN or infinite evaluation metric: the run ends as ``diverged``, with the split and metric named.
+
+    A finite training loss beside it points at the model's evaluation path (batch-norm
+    statistics that blew up) or at the split's own inputs; either way its numbers are not a result.
+    """
+
+    def __init__(self, step: int, split: str, metric: str, value: float) -> None:
+        Exception.__init__(self, f"{split} {metric} is {value} at step {step}: a non-finite evaluation (the model "
+                                 f"in eval mode, or the {split} split's inputs, hold a NaN or infinity)")  # fmt: skip
+        self.step, self.value = step, value
+
+
 class StepMeter:
     """Training losses since the last log step, kept on the device until read.
 
@@ -234,6 +247,9 @@ class Metering:
             for metric, value in metrics.items():
                 self._point(step, epoch, name, metric, value)
             self.emit(EvalLogged(self.config, step, epoch, name, metrics))
+            bad = next(((metric, value) for metric, value in metrics.items() if not math.isfinite(value)), None)
+            if bad is not None:  # after the point is logged: the curve shows where it broke
+                raise NonFiniteEvaluation(step, name, *bad)
         for metric, value in self.last_eval["val"].items():
             better = min if metric == "loss" else max
             self.best_val[metric] = better(self.best_val.get(metric, value), value)

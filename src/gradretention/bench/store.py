@@ -257,7 +257,7 @@ class ResultsStore:
         A ``final`` key that clashes with a documented column is prefixed ``final_``.
         """
         rows = self._conn.execute("SELECT * FROM runs ORDER BY created_at, run_id").fetchall()
-        records = [_frame_record(r) for r in rows]
+        records = [_frame_record(r, self.path) for r in rows]
         metric_names = sorted({k for rec in records for k in rec} - set(RUN_COLUMNS))
         frame = pd.DataFrame.from_records(records, columns=[*RUN_COLUMNS, *metric_names])
         return frame.astype(
@@ -333,7 +333,7 @@ class ResultsStore:
             "WHERE run_id = ? ORDER BY idx",
             (run_id,),
         ).fetchall()
-        return _result_from_row(row, points)
+        return _result_from_row(row, points, self.path)
 
     def close(self) -> None:
         """Close the connection; further calls fail with ``sqlite3.ProgrammingError``."""
@@ -387,21 +387,45 @@ def _run_row(result: RunResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _frame_record(row: sqlite3.Row) -> dict[str, Any]:
+JSON_COLUMNS: tuple[str, ...] = ("config_json", "final_json", "eval_json", "provenance_json")
+
+
+def json_cell(row: sqlite3.Row, column: str, path: Path) -> dict[str, Any]:
+    """The JSON object in ``row[column]`` (one of :data:`JSON_COLUMNS`).
+
+    Raises:
+        StoreError: the cell is not valid JSON, or valid JSON but not an object (a row edited
+            by hand or by another program); the message names the file, the run and the column.
+    """
+    text = row[column]
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as exc:
+        problem = f"is not valid JSON ({exc})"
+    else:
+        if isinstance(value, dict):
+            return value
+        problem = f"must hold a JSON object, got {type(value).__name__} {str(text)[:40]!r}"
+    run_id = row["run_id"]
+    raise StoreError(f"{path}: run {run_id!r}, column {column} {problem}; delete that row "
+                     f"(DELETE FROM runs WHERE run_id = '{run_id}') and rerun the sweep to train it again")
+
+
+def _frame_record(row: sqlite3.Row, path: Path) -> dict[str, Any]:
     record = {c: row[c] for c in RUN_COLUMNS if c in row.keys()}
     if not record.get("label"):  # a version-1 store read as it is: its runs are labelled by their optimizer
         record["label"] = row["optimizer"]
-    provenance = json.loads(row["provenance_json"])
+    config, final, _, provenance = (json_cell(row, column, path) for column in JSON_COLUMNS)  # all checked
     for key in PROVENANCE_KEYS:
         record[key] = provenance.get(key)
     if record["device"] is None:  # runs recorded without provenance still name their device
-        record["device"] = json.loads(row["config_json"]).get("device")
-    for key, value in json.loads(row["final_json"]).items():
+        record["device"] = config.get("device")
+    for key, value in final.items():
         record[f"final_{key}" if key in RUN_COLUMNS else key] = value
     return record
 
 
-def _result_from_row(row: sqlite3.Row, points: list[sqlite3.Row]) -> RunResult:
+def _result_from_row(row: sqlite3.Row, points: list[sqlite3.Row], path: Path) -> RunResult:
     curves = tuple(
         CurvePoint(
             step=p["step"], epoch=p["epoch"], split=p["split"], name=p["name"],
@@ -410,21 +434,23 @@ def _result_from_row(row: sqlite3.Row, points: list[sqlite3.Row]) -> RunResult:
         )
         for p in points
     )  # fmt: skip
+    fields, final, evaluation, provenance = (json_cell(row, column, path) for column in JSON_COLUMNS)
     return RunResult(
-        config=_config_from_json(row["config_json"]), status=row["status"],
-        reason=row["reason"], final=json.loads(row["final_json"]),
-        eval=json.loads(row["eval_json"]), curves=curves, steps=row["steps"],
+        config=_config_from_fields(fields, row["run_id"], path), status=row["status"],
+        reason=row["reason"], final=final, eval=evaluation, curves=curves, steps=row["steps"],
         epochs_completed=row["epochs_completed"], wall_seconds=row["wall_seconds"],
         steps_to_target=row["steps_to_target"], seconds_to_target=row["seconds_to_target"],
-        provenance=json.loads(row["provenance_json"]),
+        provenance=provenance,
     )  # fmt: skip
 
 
-def _config_from_json(text: str) -> RunConfig:
-    fields = json.loads(text)
+def _config_from_fields(fields: dict[str, Any], run_id: str, path: Path) -> RunConfig:
     # JSON turned the ``extra`` tuples into lists; freeze them back so the config hashes.
-    fields["extra"] = tuple((key, _frozen(value)) for key, value in fields.get("extra", ()))
-    return RunConfig(**fields)
+    try:
+        fields = {**fields, "extra": tuple((key, _frozen(value)) for key, value in fields.get("extra", ()))}
+        return RunConfig(**fields)
+    except (TypeError, ValueError) as exc:  # unknown or missing keys, a malformed extra
+        raise StoreError(f"{path}: run {run_id!r}, column config_json is not a run config ({exc})") from exc
 
 
 def _frozen(value: Any) -> Any:
