@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -237,3 +238,15 @@ def test_a_real_browser_renders_every_interactive_figure(report: Path) -> None:
     assert dom.count('class="plot-container plotly"') == expected > 0
     assert dom.count('class="main-svg"') >= expected and "scatterlayer" in dom
     assert 'class="legend"' in dom  # toggling happens through the legend
+
+
+def test_a_killed_reports_temporaries_are_removed_by_the_next_report(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])  # a writer that has exited
+    dead.wait()
+    stale = tmp_path / f".report.html.{dead.pid}-deadbeef.tmp"
+    live = tmp_path / f".report.md.{os.getpid()}-cafe0123.tmp"  # a concurrent writer, still running
+    for path in (stale, live):
+        path.write_text("half a report")
+    runs = _runs()
+    write_report(runs, _curves(runs).iloc[:0], tmp_path)
+    assert not stale.exists() and live.exists()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +25,7 @@ import pandas as pd
 
 from gradretention.bench.analysis.analyse import analyse_runs, claims_table, sensitivity_table, verdict_table
 from gradretention.bench.analysis.setups import with_labels
+from gradretention.bench.reporting.files import remove_stale_temps, temp_path
 from gradretention.bench.store import ResultsStore, StoreError
 
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
@@ -80,8 +80,8 @@ def _write_atomic(frame: pd.DataFrame, path: Path, fmt: str) -> Path:
         "csv": lambda stream: frame.to_csv(stream, index=False, mode="wb"),
         "parquet": lambda stream: frame.to_parquet(stream, index=False, engine="pyarrow"),
     }
-    # Not mkstemp: its 0600 mode would make the tables unreadable to anyone else.
-    temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    remove_stale_temps(path)  # a killed export's leftovers
+    temp = temp_path(path)
     try:
         with open(temp, "xb") as stream:
             writers[fmt](stream)

@@ -4,7 +4,8 @@ figures, works offline) and ``<out>/report.md`` (the same tables; figures linked
 The report is built per comparison group (:mod:`gradretention.bench.analysis.setups`):
 runs of different setups are never pooled. Each group states its setup and protocol,
 its verdicts against the reference baseline (:mod:`~gradretention.bench.analysis.verdicts`),
-the caveats computed from its runs, and its figures. Both files are written atomically.
+the caveats computed from its runs, and its figures. Both files are written atomically,
+and temporaries left by a killed report are removed (:mod:`~gradretention.bench.reporting.files`).
 
 Example:
     >>> build_report(Path("bench-out"))  # doctest: +SKIP
@@ -13,9 +14,7 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from gradretention.bench.analysis.setups import differing_keys, with_labels
 from gradretention.bench.reporting import render
 from gradretention.bench.reporting.blocks import Block, Bullets, Heading, Paragraph, TextTable
 from gradretention.bench.reporting.figures import palette
+from gradretention.bench.reporting.files import write_text_atomic
 from gradretention.bench.reporting.sections import group_blocks
 from gradretention.bench.store import ResultsStore
 
@@ -79,9 +79,9 @@ def write_report(
         blocks += group_blocks(analysis, curves, colors, anchor)
     blocks += _problems(runs)
     subtitle = _subtitle(runs, analyses)
-    _write_atomic(out_dir / "report.md", render.markdown(blocks, subtitle))
+    write_text_atomic(out_dir / "report.md", render.markdown(blocks, subtitle))
     html_path = out_dir / "report.html"
-    _write_atomic(html_path, render.html_page(blocks, subtitle))
+    write_text_atomic(html_path, render.html_page(blocks, subtitle))
     return html_path
 
 
@@ -154,16 +154,3 @@ def _subtitle(runs: pd.DataFrame, analyses: list[GroupAnalysis]) -> str:
     groups = len(analyses)
     return (f"{len(runs)} runs ({status}) · {groups} comparison group{'s' * (groups != 1)} · "
             f"{runs['label'].nunique()} optimizers · generated {render.now()}")  # fmt: skip
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temp file beside ``path`` and rename it over: readers never see half a file."""
-    # Not mkstemp: its 0600 mode would make the report unreadable when served or shared.
-    temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temp, "x", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
