@@ -252,3 +252,15 @@ def test_labels_without_any_score_are_left_out_not_an_error() -> None:
     trials = pd.DataFrame({"label": ["a", "a", "b"], "trial": [0, 1, 0], "score": [math.nan, 0.5, math.nan]})
     curve = convergence.best_so_far(trials, "val_accuracy")
     assert curve[["label", "trials", "mean"]].values.tolist() == [["a", 1, 0.5]]
+
+
+def test_alpha_is_the_effective_step_size_the_telemetry_logs() -> None:
+    # EnhancedSGD steps with lr · lr_scale and never rewrites group["lr"]: its tracked columns say 0.
+    runs = pd.DataFrame([_run("enhanced_sgd", 0, 0.9, alpha_movement=0.0, alpha_min_ratio=1.0, alpha_negative=0.0)])
+    rid = runs["run_id"].iloc[0]
+    curves = pd.DataFrame(_lr_curve(rid, [0.1, 0.1, 0.1]) + [
+        {"run_id": rid, "step": 10 * i, "epoch": i / 2, "split": "opt", "name": "lr/g0", "group": None, "value": v}
+        for i, v in enumerate([0.1, 0.5, 1.0])])  # fmt: skip
+    flags = alpha.run_flags(runs, curves).iloc[0]
+    assert flags["alpha_movement"] == pytest.approx(9.0) and flags["adaptive"]
+    assert alpha.lr_points(curves)["value"].tolist() == [0.1, 0.5, 1.0]  # the figure draws the same α

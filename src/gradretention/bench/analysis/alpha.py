@@ -5,10 +5,14 @@ Per run, over every logged step t and parameter group:
     movement  = max_t |α_t / α_0 − 1|        "α inactive" when below 0.01
     min_ratio = min_t α_t / α_0               "α negative" when some α_t ≤ 0
 
-Runs recorded by this version carry these as columns (``alpha_movement``,
-``alpha_min_ratio``, ``alpha_negative``); for older stores they are computed from the
-``opt``/``lr`` curves. The flags concern optimizers whose α is meant to adapt
-(:func:`adapts_lr`): a baseline's constant lr is inactive by design and is not flagged.
+α is the *effective* step size: the optimizer's telemetry ``lr/g<i>`` where it logs one
+(EnhancedSGD steps with ``lr · lr_scale`` and never rewrites ``group["lr"]``), else the
+group's ``lr``. Runs recorded by this version also carry ``alpha_movement``,
+``alpha_min_ratio`` and ``alpha_negative`` (tracked at every step from ``group["lr"]``);
+the flags combine both sources (the larger movement, the smaller ratio), so neither a
+coarse log interval nor an untouched ``group["lr"]`` hides a move. The flags concern
+optimizers whose α is meant to adapt (:func:`adapts_lr`): a baseline's constant lr is
+inactive by design and is not flagged.
 """
 
 from __future__ import annotations
@@ -27,26 +31,32 @@ FLAG_COLUMNS = ("run_id", "alpha_movement", "alpha_min_ratio", "alpha_negative",
 
 
 def lr_points(curves: pd.DataFrame) -> pd.DataFrame:
-    """The ``opt``/``lr`` curve points with finite values: run_id, step, group, value."""
-    points = curves[(curves["split"] == "opt") & (curves["name"] == "lr")]
-    points = points.assign(group=points["group"].fillna(0).astype(int))
+    """The effective α per run, group and step (finite values): columns run_id, step, group, value.
+
+    A run whose optimizer logs ``lr/g<i>`` telemetry is read from it; others from ``opt``/``lr``.
+    """
+    opt = curves[curves["split"] == "opt"]
+    plain = opt[opt["name"] == "lr"].assign(group=lambda f: f["group"].fillna(0).astype(int))
+    telemetry = opt[opt["name"].astype(str).str.fullmatch(r"lr/g\d+")]
+    telemetry = telemetry.assign(group=telemetry["name"].str.slice(4).astype(int))
+    points = pd.concat([plain[~plain["run_id"].isin(set(telemetry["run_id"]))], telemetry], ignore_index=True)
     return points[np.isfinite(points["value"].astype(float))][["run_id", "step", "group", "value"]]
 
 
 def run_flags(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """Per run: :data:`FLAG_COLUMNS`, from the recorded columns or else from the curves.
+    """Per run: :data:`FLAG_COLUMNS`, from the curves and the recorded columns together.
 
-    ``adaptive`` is False for baselines (their α is constant by design).
+    ``adaptive`` is False where an unmoved α says nothing (:func:`adapts_lr`).
     """
-    recorded = {"alpha_movement", "alpha_min_ratio", "alpha_negative"} <= set(runs.columns)
-    frame = runs[["run_id"]].copy()
-    if recorded and runs["alpha_movement"].notna().any():
-        frame["alpha_movement"] = pd.to_numeric(runs["alpha_movement"], errors="coerce").to_numpy()
-        frame["alpha_min_ratio"] = pd.to_numeric(runs["alpha_min_ratio"], errors="coerce").to_numpy()
-        frame["alpha_negative"] = pd.to_numeric(runs["alpha_negative"], errors="coerce").to_numpy() > 0
-    else:
-        frame = frame.merge(_from_curves(lr_points(curves)), on="run_id", how="left")
-        frame["alpha_negative"] = frame["alpha_negative"].astype("boolean").fillna(False).astype(bool)
+    frame = runs[["run_id"]].merge(_from_curves(lr_points(curves)), on="run_id", how="left")
+    if {"alpha_movement", "alpha_min_ratio", "alpha_negative"} <= set(runs.columns):
+        recorded = runs.set_index("run_id")
+        column = lambda name: pd.to_numeric(frame["run_id"].map(recorded[name]), errors="coerce")  # noqa: E731
+        frame["alpha_movement"] = np.fmax(frame["alpha_movement"].astype(float), column("alpha_movement"))
+        frame["alpha_min_ratio"] = np.fmin(frame["alpha_min_ratio"].astype(float), column("alpha_min_ratio"))
+        negative = column("alpha_negative").fillna(0) > 0
+        frame["alpha_negative"] = frame["alpha_negative"].astype("boolean").fillna(False).astype(bool) | negative
+    frame["alpha_negative"] = frame["alpha_negative"].astype("boolean").fillna(False).astype(bool)
     names = runs.set_index("run_id")["optimizer_name"].astype(str)
     frame["adaptive"] = frame["run_id"].map(names).map(adapts_lr).astype(bool)
     return frame.reset_index(drop=True)
