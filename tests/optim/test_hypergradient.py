@@ -8,10 +8,19 @@ import math
 import pytest
 import torch
 
-from gradretention.optim import SGDHD, SGDNHD, AdamHD, ComposedOptimizer, available_optimizers, create_optimizer
+from gradretention.optim import (
+    SGDHD,
+    SGDNHD,
+    AdamHD,
+    ComposedOptimizer,
+    available_optimizers,
+    create_optimizer,
+    optimizer_info,
+)
 from tests.optim.conftest import make_regression_problem, regression_loss
 
-HD_NAMES = [name for name in available_optimizers() if "_hd" in name]
+# The hypergradient controller's names (its own hyperparameter `multiplicative`; log-α HD has its own tests).
+HD_NAMES = [name for name in available_optimizers() if "multiplicative" in optimizer_info(name)["defaults"]]
 QUADRATIC = (1.0, 3.0)  # f(θ) = ½ Σ a_i θ_i², gradient a ⊙ θ
 
 

@@ -18,13 +18,42 @@ import torch
 from gradretention.optim import peers
 from gradretention.optim.composed import ComposedOptimizer
 from gradretention.optim.contract import TORCH_KEYWORDS
-from gradretention.optim.controllers.hypergradient import HypergradientController
-from gradretention.optim.hyperparams import check_hyperparameters
-from gradretention.optim.rules import RULE_NAMES, make_rule
+from gradretention.optim.controllers import make_controller
+from gradretention.optim.hyperparams import HYPERPARAMETER_RANGES, check_hyperparameters
+from gradretention.optim.rules import make_rule
 from gradretention.optim.spec import format_spec, parse_spec
 
 HD_PAPER = "Baydin et al., Online Learning Rate Adaptation with Hypergradient Descent, ICLR 2018 (arXiv:1703.04782)"
 HD_VARIANTS = "Hypergradient variants: momentum / Adam as the lr optimizer (seed 003; see specs/algorithms.md §2.1)"
+RETENTION_SEED = "GradRetentionNet (seed 000): RescaledSGD, gradient retention; see specs/algorithms.md §3"
+ENHANCED_SEED = "GradRetentionNet (seed 001): EnhancedSGD, Q-learning control; see specs/algorithms.md §4"
+VARIANCE_SEED = "Gradient-variance-adaptive learning rate (seed 002 experiment plan); see specs/algorithms.md §2.2"
+LOG_HD = ("Hypergradient on log α (issue 19): Baydin et al. 2018's normalised HDM taken exactly on log α, a cosine "
+          "offset against short-horizon bias (Wu et al., ICLR 2018) and a loss-spike safeguard")
+
+
+ALL_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an optimizer claims, like torch's ``OptimizerInfo``; the generic tests hold every claim.
+
+    ``dtypes``: param dtypes it steps (each implementation equal to the reference loop in each);
+    ``fused``: a fast path besides the reference loop (``fused=None``/``True`` against ``fused=False``,
+    or torch's ``foreach``/``fused`` for the baselines), in float32 and float64 — torch's own
+    ``SGD(fused=True)`` takes its broken CPU half kernel, so half precision never claims it; ``compiled``: Inductor kernels
+    (``compiled=True``, float32/float64); ``complex``: complex params step with the right maths
+    (else they are refused at construction); ``needs_loss``: the step reads the loss
+    (``step(closure)`` or ``step(loss=...)``); ``device_lr``: α is a device scalar, never read back.
+    """
+
+    dtypes: tuple[torch.dtype, ...] = ALL_DTYPES
+    fused: bool = False
+    compiled: bool = False
+    complex: bool = False
+    needs_loss: bool = False
+    device_lr: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,6 +67,12 @@ class OptimizerEntry:
     reference: str
     family: str
     cls: type = field(default=torch.optim.Optimizer)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+    @property
+    def ranges(self) -> dict[str, str]:
+        """The valid range of each hyperparameter, as the errors state it (one table: :mod:`.hyperparams`)."""
+        return {key: HYPERPARAMETER_RANGES[key][1] for key in self.defaults if key in HYPERPARAMETER_RANGES}
 
 
 _REGISTRY: dict[str, OptimizerEntry] = {}
@@ -78,7 +113,7 @@ def optimizer_info(name: str) -> dict[str, Any]:
         return peers.peer_info(entry.name)
     return {"name": entry.name, "class": f"{entry.cls.__module__}.{entry.cls.__qualname__}",
             "defaults": dict(entry.defaults), "family": entry.family, "summary": entry.summary,
-            "reference": entry.reference}
+            "reference": entry.reference, "ranges": entry.ranges, "capabilities": entry.capabilities}
 
 
 def create_optimizer(spec: str, params: Any, **overrides: Any) -> torch.optim.Optimizer:
@@ -121,8 +156,60 @@ def canonical_spec(spec: str) -> str:
     return format_spec(name, values)
 
 
+# --- The table. One row per torch baseline, per base rule, per controller, per own algorithm. ---
+
+BASELINES = (
+    # name, class, changed defaults, torch fused kernel, summary, reference
+    ("sgd", torch.optim.SGD, {"lr": 1e-2}, True, "torch.optim.SGD (no momentum)", "Robbins & Monro 1951"),
+    ("momentum", torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}, True, "torch.optim.SGD, heavy-ball momentum 0.9",
+     "Polyak 1964"),
+    ("nesterov", torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9, "nesterov": True}, True,
+     "torch.optim.SGD, Nesterov momentum 0.9", "Sutskever et al., ICML 2013"),
+    ("adagrad", torch.optim.Adagrad, {}, True, "torch.optim.Adagrad", "Duchi et al., JMLR 2011"),
+    ("rmsprop", torch.optim.RMSprop, {"lr": 1e-3}, False, "torch.optim.RMSprop", "Tieleman & Hinton 2012"),
+    ("adam", torch.optim.Adam, {}, True, "torch.optim.Adam", "Kingma & Ba, ICLR 2015"),
+    ("adamw", torch.optim.AdamW, {}, True, "torch.optim.AdamW", "Loshchilov & Hutter, ICLR 2019"),
+)
+
+# Per base rule: initial α and β under each controller. Adaptive rules give h ~ Σ|g| (large), so
+# β is small, as in the paper's Adam-HD; Adam on α moves α by ≈β per step, so that lop gets its own
+# β. The variance family's α was checked to bring the registry logistic regression below 0.4 in
+# 200 steps (Adam at 1e-3 stays at 0.44 there, so adam_var starts at 1e-2).
+RULE_ROWS: dict[str, dict[str, dict[str, float]]] = {
+    # rule: {controller row: the defaults it changes}; a rule without a row's key has no such name
+    "sgd": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-3}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5}, "var": {"lr": 1e-2}},
+    "sgdn": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-3}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5}, "var": {"lr": 1e-2},
+             "loghd": {"lr": 1e-2}},
+    "adam": {"hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-3, "hypergrad_lr": 1e-6}, "var": {"lr": 1e-2},
+             "loghd": {"lr": 1e-3}},
+    "adagrad": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5},
+                "var": {"lr": 1e-2}},
+    "rmsprop": {"hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-3, "hypergrad_lr": 1e-6},
+                "var": {"lr": 1e-3}},
+}
+
+NO_FLOAT16: tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.bfloat16)
+"""Adam's default ε = 1e-8 underflows float16 (smallest subnormal 6e-8): √v̂ + ε is 0 for a zero
+second moment and the step divides by it, so the Adam rows do not claim float16."""
+RULE_DTYPES: dict[str, tuple[torch.dtype, ...]] = {"adam": NO_FLOAT16}
+
+CONTROLLER_ROWS = (
+    # name suffix, controller, its options, the rule row's defaults it takes, family, reference, summary
+    ("hd", "hypergradient", {"lr_optimizer": "sgd"}, "hd", "hypergradient", HD_PAPER,
+     "{rule} base rule, α driven by hypergradient descent with sgd as the lr optimizer"),
+    ("hd_sgdn", "hypergradient", {"lr_optimizer": "sgdn"}, "hd", "hypergradient", HD_VARIANTS,
+     "{rule} base rule, α driven by hypergradient descent with sgdn as the lr optimizer"),
+    ("hd_adam", "hypergradient", {"lr_optimizer": "adam"}, "hd_adam", "hypergradient", HD_VARIANTS,
+     "{rule} base rule, α driven by hypergradient descent with adam as the lr optimizer"),
+    ("var", "variance", {}, "var", "variance", VARIANCE_SEED,
+     "{rule} base rule, α scaled by the relative change of the smoothed gradient variance"),
+    ("loghd", "log_hypergradient", {}, "loghd", "hypergradient", LOG_HD,
+     "{rule} base rule, log α moved by β(cos(g_t, d_t-1) + c), halved on a loss spike"),
+)
+
+
 def _torch_defaults(cls: type, **changes: Any) -> dict[str, Any]:
-    """The keyword defaults of a torch.optim class, minus implementation switches."""
+    """The keyword defaults of a class's constructor, with ``changes``."""
     # torch's implementation keywords (foreach, maximize, capturable, differentiable, fused) stay: they
     # are accepted and passed through; AdamW's decoupled_weight_decay would make Adam another optimizer.
     skip = {"self", "params", "decoupled_weight_decay"}
@@ -133,105 +220,46 @@ def _torch_defaults(cls: type, **changes: Any) -> dict[str, Any]:
     return defaults
 
 
-def _register_baselines() -> None:
-    optim = torch.optim
-    rows = [
-        ("sgd", optim.SGD, {"lr": 1e-2}, "torch.optim.SGD (no momentum)", "Robbins & Monro 1951"),
-        ("momentum", optim.SGD, {"lr": 1e-2, "momentum": 0.9}, "torch.optim.SGD, heavy-ball momentum 0.9",
-         "Polyak 1964"),
-        ("nesterov", optim.SGD, {"lr": 1e-2, "momentum": 0.9, "nesterov": True},
-         "torch.optim.SGD, Nesterov momentum 0.9", "Sutskever et al., ICML 2013"),
-        ("adagrad", optim.Adagrad, {}, "torch.optim.Adagrad", "Duchi et al., JMLR 2011"),
-        ("rmsprop", optim.RMSprop, {"lr": 1e-3}, "torch.optim.RMSprop", "Tieleman & Hinton 2012"),
-        ("adam", optim.Adam, {}, "torch.optim.Adam", "Kingma & Ba, ICLR 2015"),
-        ("adamw", optim.AdamW, {}, "torch.optim.AdamW", "Loshchilov & Hutter, ICLR 2019"),
-    ]
-    for name, cls, changes, summary, reference in rows:
-        defaults = _torch_defaults(cls, **changes)
-        register_optimizer(OptimizerEntry(name, cls, defaults, summary, reference, "baseline", cls))
+def _composed_entry(rule_name: str, row: tuple) -> OptimizerEntry:
+    suffix, controller_name, options, defaults_row, family, reference, summary = row
+    rule, controller = make_rule(rule_name), make_controller(controller_name, **options)
+    defaults = {"lr": 1e-3, "fused": None, "compiled": None, **TORCH_KEYWORDS, **rule.defaults,
+                **controller.defaults, **RULE_ROWS[rule_name][defaults_row]}
+    capabilities = Capabilities(RULE_DTYPES.get(rule_name, ALL_DTYPES), fused=rule.fused, compiled=True,
+                                needs_loss=controller.needs_loss, device_lr=controller.device_lr)
+    factory = partial(ComposedOptimizer, rule=rule_name, controller=controller_name, **options)
+    return OptimizerEntry(f"{rule_name}_{suffix}", factory, defaults, summary.format(rule=rule_name), reference,
+                          family, ComposedOptimizer, capabilities)
 
 
-# Per base rule: initial α and β. Adaptive rules give h ~ Σ|g| (large), so β is small,
-# as in the paper's Adam-HD; Adam on α moves α by ≈β per step, so that lop gets its own β.
-_HD_DEFAULTS: dict[str, tuple[float, float, float]] = {
-    # rule: (lr, hypergrad_lr for lop sgd/sgdn, hypergrad_lr for lop adam)
-    "sgd": (1e-2, 1e-3, 1e-5),
-    "sgdn": (1e-2, 1e-3, 1e-5),
-    "adam": (1e-3, 1e-7, 1e-6),
-    "adagrad": (1e-2, 1e-7, 1e-5),
-    "rmsprop": (1e-3, 1e-7, 1e-6),
-}
+def _composed_rows(rows: tuple) -> list[OptimizerEntry]:
+    """Every (rule, controller row) pair the rule table gives defaults for, rule by rule."""
+    return [_composed_entry(rule, row) for rule in RULE_ROWS for row in rows if row[3] in RULE_ROWS[rule]]
 
 
-def _register_hypergradient_family() -> None:
-    for rule_name in RULE_NAMES:
-        for lop in ("sgd", "sgdn", "adam"):
-            name = f"{rule_name}_hd" if lop == "sgd" else f"{rule_name}_hd_{lop}"
-            lr, beta, beta_adam = _HD_DEFAULTS[rule_name]
-            controller = HypergradientController(lop)
-            defaults = {"lr": lr, "fused": None, "compiled": None, **TORCH_KEYWORDS, **make_rule(rule_name).defaults,
-                        **controller.defaults,
-                        "hypergrad_lr": beta_adam if lop == "adam" else beta}
-            factory = partial(ComposedOptimizer, rule=rule_name, controller="hypergradient", lr_optimizer=lop)
-            summary = f"{rule_name} base rule, α driven by hypergradient descent with {lop} as the lr optimizer"
-            register_optimizer(OptimizerEntry(name, factory, defaults, summary,
-                                              HD_PAPER if lop == "sgd" else HD_VARIANTS, "hypergradient",
-                                              ComposedOptimizer))
-
-
-_register_baselines()
-_register_hypergradient_family()
-
-
-RETENTION_SEED = "GradRetentionNet (seed 000): RescaledSGD, gradient retention; see specs/algorithms.md §3"
-ENHANCED_SEED = "GradRetentionNet (seed 001): EnhancedSGD, Q-learning control; see specs/algorithms.md §4"
-VARIANCE_SEED = "Gradient-variance-adaptive learning rate (seed 002 experiment plan); see specs/algorithms.md §2.2"
-# Initial α per base rule for the variance family, each checked to bring the registry logistic regression
-# below 0.4 in 200 steps (Adam at 1e-3 stays at 0.44 there, so adam_var starts at 1e-2).
-_VAR_LRS: dict[str, float] = {"sgd": 1e-2, "sgdn": 1e-2, "adam": 1e-2, "adagrad": 1e-2, "rmsprop": 1e-3}
-
-
-def _register_issue3() -> None:
-    from gradretention.optim.controllers.variance import VarianceController  # noqa: PLC0415
+def _table() -> list[OptimizerEntry]:
+    """Every registered optimizer, baselines first."""
     from gradretention.optim.algorithms.enhanced import EnhancedSGD  # noqa: PLC0415
     from gradretention.optim.algorithms.retention import RescaledSGD  # noqa: PLC0415
 
+    rows = [OptimizerEntry(name, cls, _torch_defaults(cls, **changes), summary, reference, "baseline", cls,
+                           Capabilities(NO_FLOAT16 if cls in (torch.optim.Adam, torch.optim.AdamW) else ALL_DTYPES,
+                                        fused=fused, complex=True))
+            for name, cls, changes, fused, summary, reference in BASELINES]
+    rows += _composed_rows(CONTROLLER_ROWS[:3])
     # A sign update moves each weight by at most lr per step: the peak is 1e-2 (class default 1e-3,
     # the reference's) so that registry defaults converge within a few hundred steps.
-    register_optimizer(OptimizerEntry(
-        "rescaled_sgd", RescaledSGD, _torch_defaults(RescaledSGD, lr=1e-2, fused=None, compiled=None),
-        "SGD on a retained (decaying, never reset) gradient with per-element rates in [base_lr, lr]",
-        RETENTION_SEED, "retention", RescaledSGD))
-    register_optimizer(OptimizerEntry(
-        "enhanced_sgd", EnhancedSGD, _torch_defaults(EnhancedSGD, fused=None),
-        "Momentum SGD with variance clipping; tabular Q-learning nudges lr, momentum and gradient scale",
-        ENHANCED_SEED, "q-learning", EnhancedSGD))
-    for rule_name in ("adam", "sgd", "sgdn", "rmsprop", "adagrad"):
-        defaults = {"lr": _VAR_LRS[rule_name], "fused": None, "compiled": None, **TORCH_KEYWORDS,
-                    **make_rule(rule_name).defaults, **VarianceController().defaults}
-        factory = partial(ComposedOptimizer, rule=rule_name, controller="variance")
-        summary = f"{rule_name} base rule, α scaled by the relative change of the smoothed gradient variance"
-        register_optimizer(OptimizerEntry(f"{rule_name}_var", factory, defaults, summary, VARIANCE_SEED,
-                                          "variance", ComposedOptimizer))
+    rows.append(OptimizerEntry(
+        "rescaled_sgd", RescaledSGD, _torch_defaults(RescaledSGD, lr=1e-2), "SGD on a retained (decaying, never "
+        "reset) gradient with per-element rates in [base_lr, lr]", RETENTION_SEED, "retention", RescaledSGD,
+        Capabilities(fused=True, compiled=True)))
+    rows.append(OptimizerEntry(
+        "enhanced_sgd", EnhancedSGD, _torch_defaults(EnhancedSGD), "Momentum SGD with variance clipping; tabular "
+        "Q-learning nudges lr, momentum and gradient scale", ENHANCED_SEED, "q-learning", EnhancedSGD,
+        Capabilities(fused=True, compiled=True, needs_loss=True)))
+    rows += _composed_rows(CONTROLLER_ROWS[3:4]) + _composed_rows(CONTROLLER_ROWS[4:])
+    return rows
 
 
-_register_issue3()
-
-
-LOG_HD = ("Hypergradient on log α (issue 19): Baydin et al. 2018's normalised HDM taken exactly on log α, a cosine "
-          "offset against short-horizon bias (Wu et al., ICLR 2018) and a loss-spike safeguard")
-
-
-def _register_log_hypergradient() -> None:
-    from gradretention.optim.controllers.log_hypergradient import LogHypergradientController  # noqa: PLC0415
-
-    for rule_name, lr in (("sgdn", 1e-2), ("adam", 1e-3)):
-        defaults = {"lr": lr, "fused": None, "compiled": None, **TORCH_KEYWORDS, **make_rule(rule_name).defaults,
-                    **LogHypergradientController.defaults}
-        factory = partial(ComposedOptimizer, rule=rule_name, controller="log_hypergradient")
-        summary = f"{rule_name} base rule, log α moved by β(cos(g_t, d_t-1) + c), halved on a loss spike"
-        register_optimizer(OptimizerEntry(f"{rule_name}_loghd", factory, defaults, summary, LOG_HD, "hypergradient",
-                                          ComposedOptimizer))
-
-
-_register_log_hypergradient()
+for _entry in _table():
+    register_optimizer(_entry)

@@ -21,3 +21,7 @@ class ConstantController:
 
     def telemetry(self, group: Group) -> dict[str, float]:
         return {}
+
+
+CONTROLLERS = {"constant": ConstantController}
+"""The names this module serves (collected by :mod:`gradretention.optim.controllers`)."""

@@ -153,3 +153,7 @@ def hypergradient_terms(pairs: list[tuple[torch.Tensor, torch.Tensor]],
     g_norm_sq = total([torch.sum(g.to(dtype) ** 2) for g, _ in pairs])
     d_norm_sq = total([torch.sum(d.to(dtype) ** 2) for _, d in pairs])
     return dots, torch.sqrt(g_norm_sq.double()) * torch.sqrt(d_norm_sq.double())
+
+
+CONTROLLERS = {"hypergradient": HypergradientController}
+"""The names this module serves (collected by :mod:`gradretention.optim.controllers`)."""

@@ -100,3 +100,7 @@ class LogHypergradientController:
     def telemetry(self, group: Group) -> dict[str, float]:
         keys = ("hypergradient", "loss_ema", "lr_halvings")
         return {key: float(group[key]) for key in keys if key in group}
+
+
+CONTROLLERS = {"log_hypergradient": LogHypergradientController}
+"""The names this module serves (collected by :mod:`gradretention.optim.controllers`)."""

@@ -190,3 +190,7 @@ class VarianceController:
         """v_t and r_t (α is reported by the optimizer as ``lr``)."""
         keys = ("grad_variance", "variance_change")
         return {key: float(group[key]) for key in keys if key in group}
+
+
+CONTROLLERS = {"variance": VarianceController}
+"""The names this module serves (collected by :mod:`gradretention.optim.controllers`)."""

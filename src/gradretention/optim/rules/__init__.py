@@ -2,27 +2,28 @@
 
 One module per rule, each holding its reference loop beside its fused and compiled twins, as
 torch keeps ``adam.py``. Each rule equals its ``torch.optim`` twin step for step (float64 oracle
-tests) and keeps its state under torch's key names. Adding a rule: one module here implementing
-:class:`~gradretention.optim.base.Rule`, one entry in :data:`RULES` and one row in the registry.
+tests) and keeps its state under torch's key names. Adding a rule is one new module here that
+implements :class:`~gradretention.optim.base.Rule` and ends with ``RULES = {"name": Class}``
+(collected below), plus one row in the registry's ``RULE_ROWS``.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Callable
 
 from gradretention.optim.base import Rule
-from gradretention.optim.rules.adagrad import AdagradRule
-from gradretention.optim.rules.adam import AdamRule
-from gradretention.optim.rules.rmsprop import RMSpropRule
-from gradretention.optim.rules.sgd import SGDRule
 
-RULES: dict[str, Callable[[], Rule]] = {
-    "sgd": SGDRule,
-    "sgdn": lambda: SGDRule(nesterov_default=True),
-    "adam": AdamRule,
-    "adagrad": AdagradRule,
-    "rmsprop": RMSpropRule,
-}
+
+def _collect() -> dict[str, Callable[[], Rule]]:
+    found: dict[str, Callable[[], Rule]] = {}
+    for module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
+        found.update(getattr(importlib.import_module(f"{__name__}.{module}"), "RULES", {}))
+    return found
+
+
+RULES: dict[str, Callable[[], Rule]] = _collect()
 RULE_NAMES: tuple[str, ...] = tuple(RULES)
 
 
@@ -33,4 +34,4 @@ def make_rule(name: str) -> Rule:
     return RULES[name]()
 
 
-__all__ = ["RULES", "RULE_NAMES", "AdagradRule", "AdamRule", "RMSpropRule", "SGDRule", "make_rule"]
+__all__ = ["RULES", "RULE_NAMES", "make_rule"]

@@ -88,3 +88,7 @@ def _compiled_adagrad_update(params: list[Tensor], grads: list[Tensor], sums: li
         if keep:
             directions[index].copy_(direction)
     return alpha
+
+
+RULES = {"adagrad": AdagradRule}
+"""The names this module serves (collected by :mod:`gradretention.optim.rules`)."""

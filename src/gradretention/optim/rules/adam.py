@@ -152,3 +152,7 @@ def _compiled_adam_direction_dots(grads: list[Tensor], params: list[Tensor], sta
                torch.tensor(eps_scaled, dtype=params[0].dtype, device=device),
                torch.tensor(scales, dtype=accumulate, device=device),
                torch.tensor(weight_decay, dtype=params[0].dtype, device=device), weight_decay != 0)
+
+
+RULES = {"adam": AdamRule}
+"""The names this module serves (collected by :mod:`gradretention.optim.rules`)."""

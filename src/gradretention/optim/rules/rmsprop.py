@@ -114,3 +114,7 @@ def _compiled_rmsprop_update(params: list[Tensor], grads: list[Tensor], square_a
         if keep:
             directions[index].copy_(direction)
     return alpha
+
+
+RULES = {"rmsprop": RMSpropRule}
+"""The names this module serves (collected by :mod:`gradretention.optim.rules`)."""

@@ -10,6 +10,8 @@ kernel cannot write d_t. Tests hold all three equal in float64.
 from __future__ import annotations
 
 
+from functools import partial
+
 import torch
 from torch import Tensor
 
@@ -184,3 +186,7 @@ def compiled_sgd_update(name: str, params: list[Tensor], states: list[State], gr
                        kernels.scalar_like(weight_decay, like), weight_decay != 0, momentum != 0,
                        bool(group["nesterov"]) and momentum != 0, keep)
     return done is not None
+
+
+RULES = {"sgd": SGDRule, "sgdn": partial(SGDRule, nesterov_default=True)}
+"""The names this module serves (collected by :mod:`gradretention.optim.rules`)."""
