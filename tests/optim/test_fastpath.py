@@ -45,8 +45,7 @@ def make_problem(dtype: torch.dtype):
 
 def run(name: str, fused: bool, settings: dict, dtype: torch.dtype, steps: int = 20):
     model, inputs, targets = make_problem(dtype)
-    hd_settings = settings if optimizer_info(name)["family"] == "hypergradient" else \
-        {k: v for k, v in settings.items() if k == "weight_decay"}
+    hd_settings = {k: v for k, v in settings.items() if k in optimizer_info(name)["defaults"]}  # what it has
     opt = create_optimizer(name, model.parameters(), fused=fused, **hd_settings)
     lrs = []
     for step in range(steps):
