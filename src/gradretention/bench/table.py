@@ -17,7 +17,9 @@ import textwrap
 
 import pandas as pd
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -49,10 +51,10 @@ def summary_table(
     table = Table(title="GradRetentionNet benchmark" + (f": {single}" if single else ""), header_style="bold",
                   box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
     widest = max((len(a.group.title) for a in analyses), default=10)
-    table.add_column("optimizer", overflow="fold", min_width=min(widest, 22))
+    table.add_column("optimizer", overflow="fold", min_width=min(widest, 22))  # _fit narrows it where needed
     table.add_column("mean ± sd", justify="right", no_wrap=True)
     for header in ("done", "lr", "Δ vs ref", "verdict", "steps"):
-        table.add_column(header, justify="right", no_wrap=header != "steps")
+        table.add_column(header, justify="right", no_wrap=True)
     for index, analysis in enumerate(analyses):
         if index:
             table.add_section()
@@ -62,8 +64,32 @@ def summary_table(
             table.add_row(*row)
     table.caption = _caption(wall_seconds, all(is_accuracy(a.metric) for a in analyses))
     if console is not None:
+        _fit(table, console, console.width)
         console.print(table)
     return table
+
+
+_LABEL_MIN = 10  # the optimizer column folds long specs, but keeps this many characters per line
+
+
+def _fit(table: Table, console: Console, width: int) -> None:
+    """Narrow ``table`` to ``width`` columns by folding the optimizer column, then by putting
+    ``steps``' "(reached/n)" under its median; never by dropping or cropping a column.
+
+    Left to itself rich shrinks every wrappable column at once and crops the others with
+    "…": at 80 columns with parametrized specs it squeezed ``steps`` to nothing.
+    """
+    natural = [max(cell_len(str(cell)) for cell in (column.header, *column.cells)) for column in table.columns]
+    overhead = Measurement.get(console, console.options.update_width(10**4), table).maximum - sum(natural)
+    room = width - overhead - sum(natural[1:])  # what the optimizer column may take
+    if room >= natural[0]:
+        return
+    steps = table.columns[-1]
+    if room < _LABEL_MIN:  # "12345 (5/5)" on two lines: the median, then (reached/n)
+        words = max(cell_len(word) for cell in (steps.header, *steps.cells) for word in str(cell).split())
+        room += natural[-1] - words
+        steps.width, steps.no_wrap = words, False
+    table.columns[0].width = max(room, _LABEL_MIN)
 
 
 def _rows(analysis: GroupAnalysis) -> list[list[str | Text]]:
