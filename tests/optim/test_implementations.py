@@ -105,3 +105,32 @@ def test_capabilities_are_what_the_optimizers_do():
         optimizer.step(loss=1.0) if capabilities.needs_loss else optimizer.step()
         assert isinstance(optimizer.param_groups[0]["lr"], torch.Tensor) == capabilities.device_lr, name
         assert ("loss" in __import__("inspect").signature(optimizer.step).parameters) >= capabilities.needs_loss
+
+
+def test_the_step_dispatches_on_the_rules_hooks_not_on_its_name():
+    # An Adam rule under another name takes the same fused path (and a rule that declares no fused
+    # path the reference loop): the composed step never compares rule names.
+    from gradretention.optim import ComposedOptimizer
+    from gradretention.optim.rules.adam import AdamRule
+
+    class RenamedAdam(AdamRule):
+        name = "renamed"
+
+    class ReferenceOnlyAdam(AdamRule):
+        name = "adam"
+        fused = False
+
+    runs = []
+    for rule in (AdamRule(), RenamedAdam(), ReferenceOnlyAdam()):
+        model, inputs, targets = make_regression_problem(torch.float32)
+        optimizer = ComposedOptimizer(model.parameters(), rule=rule, controller="hypergradient", lr=1e-3,
+                                      hypergrad_lr=1e-4)
+        for _ in range(5):
+            optimizer.zero_grad()
+            regression_loss(model, inputs, targets).backward()
+            optimizer.step()
+        runs.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1]))  # same hooks, same bits
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0], runs[2]))  # the reference loop rounds otherwise
+    for a, b in zip(runs[0], runs[2]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
