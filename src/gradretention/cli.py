@@ -361,14 +361,13 @@ def interactive_choices(stdin: TextIO, stdout: TextIO) -> dict[str, tuple[str, .
     if os.environ.get("CI", "").lower() in ("1", "true", "yes") or not stdin.isatty():
         raise ValueError("--interactive needs a terminal to ask on, but stdin is not a TTY (or CI=true); "
                          "pass --tasks and --optimizers instead")  # fmt: skip
-    from gradretention.bench.sweep import DEFAULT_OPTIMIZERS, resolve_optimizers, resolve_tasks
-    from gradretention.optim import available_optimizers
+    from gradretention.bench.sweep import resolve_optimizers, resolve_tasks
     from gradretention.tasks.registry import available_tasks
 
     # 'all' means here what it means for --tasks and --optimizers: what resolve_* expands it to.
     tasks = ask_names("tasks", available_tasks(), resolve_tasks, stdin, stdout,
                       f"{ALL_TASKS_MEANS}: {', '.join(resolve_tasks(()))}")  # fmt: skip
-    registered = [n for n in DEFAULT_OPTIMIZERS if n in available_optimizers()]
+    registered = list(resolve_optimizers(()))  # the default families that are installed (peers need their extra)
     optimizers = ask_names("optimizers", registered, resolve_optimizers, stdin, stdout, ALL_OPTIMIZERS_MEANS)
     return {"tasks": tasks, "optimizers": optimizers}
 

@@ -75,5 +75,8 @@ def test_every_run_records_alpha_targets_and_chance():
     assert moving.final["alpha_movement"] >= max(abs(v / 0.1 - 1) for v in lrs) - 1e-12
     assert plain.final["chance"] == pytest.approx(1 / 3) and plain.final["val_target"] == 0.9
     assert plain.final["train_loss_target"] == pytest.approx(0.3 * math.log(3))
+    from gradretention.tasks.registry import get_task
+
+    assert plain.final["n_test"] == len(get_task("spiral").load(0, None).test)  # recorded, not inferred
     diverged = train(RunConfig(task="spiral", optimizer="sgd", lr=1e6, epochs=2))
     assert diverged.status == "diverged" and diverged.final["chance"] == pytest.approx(1 / 3)

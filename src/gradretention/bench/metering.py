@@ -150,15 +150,19 @@ class Metering:
     per-step training loss reached ``train_loss_target``
     (:class:`~gradretention.bench.run.trackers.LossTarget`); ``val_target`` (the validation
     target of ``steps_to_target``); and ``chance``, the target metric's chance level that a
-    failed run scores (:meth:`~gradretention.tasks.base.Task.chance_level`).
+    failed run scores (:meth:`~gradretention.tasks.base.Task.chance_level`); ``n_test``, the
+    number of test examples (the verdicts' test-set sampling error).
     """
 
     def __init__(self, config: RunConfig, task: Task, optimizer: torch.optim.Optimizer,
-                 device: torch.device, listeners: Iterable[Listener], num_classes: int = 2) -> None:  # fmt: skip
+                 device: torch.device, listeners: Iterable[Listener], num_classes: int = 2,
+                 n_test: int | None = None) -> None:  # fmt: skip
         self.config, self.task, self.optimizer, self.device = config, task, optimizer, device
         self.alpha = AlphaTracker(optimizer)
         self.train_target = LossTarget(task.train_target(num_classes))
         self.targets = {"val_target": float(task.target_value), "chance": task.chance_level(num_classes)}
+        if n_test is not None:  # the test-set size behind a test accuracy's sampling error
+            self.targets["n_test"] = float(n_test)
         self.epoch_started = time.perf_counter()
         self.listeners = tuple(listeners)
         self.curves: list[CurvePoint] = []

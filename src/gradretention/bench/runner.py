@@ -224,7 +224,8 @@ class _TrainingLoop:
         self.started, self.earlier_seconds = time.perf_counter(), 0.0
 
     def run(self, listeners: tuple[Listener, ...], should_stop: Callable[[], bool]) -> RunResult:
-        meter = Metering(self.config, self.task, self.optimizer, self.device, listeners, self.data.num_classes)
+        meter = Metering(self.config, self.task, self.optimizer, self.device, listeners, self.data.num_classes,
+                         n_test=len(self.data.test))
         self._resume(meter)  # before RunStarted: an unusable checkpoint is the user's to fix
         start_training_mode(self.optimizer)  # Schedule-Free refuses to step until train() is called
         self.started = started = time.perf_counter()

@@ -22,8 +22,9 @@ sweep on the same folder is refused while the first runs (:mod:`~gradretention.b
 Since each run depends on its config alone, the numbers do not depend on the executor or workers.
 
 The main job (``gradretention bench`` with no arguments) runs :data:`DEFAULT_OPTIMIZERS`
-(13 families: the baselines sgd, nesterov, adagrad, rmsprop, adam, adamw; sgd_hd, sgdn_hd,
-adam_hd, adam_hd_adam, rescaled_sgd, enhanced_sgd, adam_var) on the 6 embedded tasks with
+(15 families: the baselines sgd, nesterov, adagrad, rmsprop, adam, adamw; sgd_hd, sgdn_hd,
+adam_hd, adam_hd_adam, rescaled_sgd, enhanced_sgd, adam_var; the peers prodigy (at lr = 1, 5 runs
+per task) and schedulefree_adamw) on the 6 embedded tasks with
 these defaults: per task and family 11 grid points x 3 tuning seeds, extensions (3 runs each)
 where the best sits at an edge, then 5 final seeds — about 39 runs, some 3,000 in all. The
 runs keep each task's default epochs; the families were cut (16 -> 13) rather than the runs
@@ -52,7 +53,7 @@ from gradretention.bench.protocol.selection import Selection
 from gradretention.bench.protocol.tuning import Tuner
 from gradretention.bench.results import Phase, RunConfig, RunResult
 from gradretention.bench.store import ResultsStore
-from gradretention.optim import available_optimizers, canonical_spec
+from gradretention.optim import available_optimizers, available_peers, canonical_spec, optimizer_info
 from gradretention.tasks.registry import available_tasks, get_task
 
 # The main job's optimizer families; names not (yet) registered are left out. Thirteen, not
@@ -62,6 +63,9 @@ from gradretention.tasks.registry import available_tasks, get_task
 DEFAULT_OPTIMIZERS: tuple[str, ...] = (
     "sgd", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "sgd_hd", "sgdn_hd", "adam_hd", "adam_hd_adam",
     "rescaled_sgd", "enhanced_sgd", "adam_var",
+    # Issue 17's learning-rate-free peers (the peers extra; left out where it is not installed):
+    # Prodigy at lr = 1 with no grid, Schedule-Free AdamW tuned on the grid like the rest.
+    "prodigy", "schedulefree_adamw",
 )  # fmt: skip
 ALL = "all"
 
@@ -103,13 +107,21 @@ def resolve_optimizers(specs: Sequence[str]) -> tuple[str, ...]:
         ValueError: an unknown name (did-you-mean, valid names) or a bad hyperparameter.
     """
     if not specs or ALL in specs:
-        registered = set(available_optimizers())
+        registered = {*available_optimizers(), *(name for name in available_peers() if _installed(name))}
         return tuple(name for name in DEFAULT_OPTIMIZERS if name in registered)
     resolved = []
     for spec in specs:
         default_lr(spec)  # builds it once: unknown names and bad values fail here, before training
         resolved.append(canonical_spec(spec))
     return tuple(dict.fromkeys(resolved))
+
+
+def _installed(name: str) -> bool:
+    try:
+        optimizer_info(name)  # imports the peer's package
+    except ValueError:
+        return False
+    return True
 
 
 def plan_runs(config: SweepConfig, task: str, spec: str, lr: float, seeds: Iterable[int], phase: Phase,
