@@ -48,9 +48,12 @@ def test_the_debian_layout_is_found_after_an_empty_data_dir(debian_root, tmp_pat
     np.testing.assert_allclose(data.test.inputs[:, 0].numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_files_in_the_data_dir_win_over_the_system_package(debian_root, tmp_path):
-    write_mnist(tmp_path / "data" / "fashion-mnist", np.random.default_rng(4), {"train": 3, "test": 2})
-    assert find_dataset("fashion-mnist", tmp_path / "data") == tmp_path / "data" / "fashion-mnist"
+def test_files_in_the_data_dir_win_over_the_system_package(debian_root, tmp_path, capsys):
+    write_mnist(tmp_path / "data" / "FashionMNIST" / "raw", np.random.default_rng(4), {"train": 3, "test": 2})
+    assert find_dataset("fashion-mnist", tmp_path / "data") == tmp_path / "data" / "FashionMNIST" / "raw"
+    assert data_main(["--data-dir", str(tmp_path / "data")]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Fashion-MNIST"))
+    assert f"{tmp_path / 'data' / 'FashionMNIST' / 'raw'} (original files)" in line  # torchvision's layout
 
 
 def test_missing_fashion_mnist_names_the_apt_command(tmp_path, monkeypatch):

@@ -60,13 +60,15 @@ def dataset_status(dataset: str, root: Path) -> tuple[str, str]:
     Original files are also looked for where a system package installs them (see
     :func:`~gradretention.tasks.readers.locate.find_dataset`).
     """
+    source = dataset_source(dataset)
     try:
         folder = find_dataset(dataset, root)
-        installed = folder.parent != root and dataset_source(dataset).apt_package is not None
-        return "found", f"{folder} ({'installed by ' + dataset_source(dataset).apt_package if installed else 'original files'})"
     except FileNotFoundError:
-        pass
-    if dataset_source(dataset).hub_id is not None:
+        folder = None
+    if folder is not None:
+        installed = folder in source.system_folders()
+        return "found", f"{folder} ({f'installed by {source.apt_package}' if installed else 'original files'})"
+    if source.hub_id is not None:
         kind = hf_folder_kind(root / dataset)
         if kind is not None:
             return "found", f"{root / dataset} (Hugging Face {kind} folder)"
