@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradretention.bench.config import SweepConfig
+from gradretention.bench.store import ResultsStore
 from gradretention.bench.suites import suite_configs, suite_sweeps
 from gradretention.cli import main
 from gradretention.optim import create_optimizer
 from gradretention.tasks.presets import HALF_DECADES, hd_paper_specs
+
+from .readers.realformats import write_mnist
 
 PAPER_SIX = ("sgd", "nesterov", "adam", "sgd_hd", "sgdn_hd", "adam_hd")
 VARIANTS = ("sgd_hd_sgdn", "sgd_hd_adam", "sgdn_hd_sgdn", "sgdn_hd_adam", "adam_hd_sgdn", "adam_hd_adam")
@@ -95,3 +99,21 @@ def test_lr_free_suite_puts_the_peers_beside_ours_under_the_grid_protocol(tmp_pa
     assert full.out == str(tmp_path / "lr-free")
     (quick,) = suite_sweeps("lr-free", base, quick=True)
     assert quick.tasks == ("digits-mlp", "mnist1d-mlp") and quick.seeds == 3
+
+
+@pytest.mark.slow
+def test_retention_claim_runs_its_rows_then_its_fair_sweep_on_tiny_files(tmp_path, capsys):
+    write_mnist(tmp_path / "data" / "fashion-mnist", np.random.default_rng(1), {"train": 24, "test": 6}, gz=True)
+    out = tmp_path / "out"
+    assert main(["bench", "--suite", "retention-claim", "--quick", "--epochs", "1", "--seeds", "1", "--workers", "1",
+                 "--data-dir", str(tmp_path / "data"), "--out", str(out)]) == 0  # fmt: skip
+    with ResultsStore(out, read_only=True) as store:
+        rows = store.runs()
+    assert sorted(rows["optimizer"]) == sorted(["sgd[lr=0.0001]", "rescaled_sgd[base_lr=1e-05,decay=0.9,lr=0.001]"])
+    with ResultsStore(out / "fair", read_only=True) as store:
+        fair = store.runs()
+    tune, final = fair[fair["phase"] == "tune"], fair[fair["phase"] == "final"]
+    assert set(tune["optimizer"]) == set(final["optimizer"]) == {"sgd", "rescaled_sgd"}
+    assert {1e-4, 1e-3, 1e-2, 1e-1} <= set(tune["lr"].round(6)) and set(tune["seed"]) == {0}
+    assert len(final) == 2 and not set(final["seed"]) & set(tune["seed"])  # fresh seeds report
+    assert "Report: " in capsys.readouterr().out
