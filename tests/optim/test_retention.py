@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gradretention.optim import RescaledSGD, create_optimizer
-from gradretention.optim.algorithms import retention
+from gradretention.optim import kernels
 
 
 def reference_trajectory(theta: list[float], grads: list[list[float]], lr: float, base_lr: float, decay: float,
@@ -215,7 +215,7 @@ def fast_problem(dtype: torch.dtype) -> tuple[list[torch.nn.Parameter], list[lis
 def run_rescaled(fused: bool, settings: dict, dtype: torch.dtype, block: int | None = None,
                  monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[list[torch.Tensor], RescaledSGD]:
     if block is not None:
-        monkeypatch.setattr(retention, "BLOCK", block)
+        monkeypatch.setattr(kernels, "BLOCK", block)
     params, steps = fast_problem(dtype)
     opt = RescaledSGD([{"params": params[:4]}, {"params": params[4:], "lr": 0.02}], lr=0.1, base_lr=0.005,
                       fused=fused, **settings)

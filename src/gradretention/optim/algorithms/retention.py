@@ -9,6 +9,13 @@ from torch import Tensor
 
 from gradretention.optim import kernels
 from gradretention.optim.algorithms import retention_kernels
+from gradretention.optim.algorithms.retention_kernels import (
+    FLAT_SPREAD,
+    apply_retained_update,
+    fast_path_eligible,
+    magnitude_bounds,
+    retain_,
+)
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.contract import (
     TORCH_KEYWORDS,
@@ -17,12 +24,7 @@ from gradretention.optim.contract import (
     check_torch_keywords,
     wants_reference_loop,
 )
-from gradretention.optim.kernels import BLOCK
 from gradretention.optim.hyperparams import check_hyperparameters
-
-FLAT_SPREAD = 1e-12
-"""Relative spread below which a tensor's retained magnitudes count as all equal (s = 0)."""
-
 
 UPDATES: tuple[str, ...] = ("sign", "magnitude")
 
@@ -184,11 +186,11 @@ class RescaledSGD(ContractMixin, torch.optim.Optimizer):
         return retention_kernels.compiled_step(params, [self.state[p] for p in params], group, FLAT_SPREAD)
 
     def _block_buffer(self, like: Tensor) -> Tensor:
-        """A reusable 1-D buffer of ``min(BLOCK, numel)`` elements on ``like``'s device and dtype."""
+        """A reusable 1-D buffer of ``min(kernels.BLOCK, numel)`` elements on ``like``'s device and dtype."""
         key = (like.device, like.dtype)
         buffer = self._scratch.get(key)
-        if buffer is None or buffer.numel() < min(BLOCK, like.numel()):
-            buffer = self._scratch[key] = torch.empty(min(BLOCK, like.numel()), device=like.device, dtype=like.dtype)
+        if buffer is None or buffer.numel() < min(kernels.BLOCK, like.numel()):
+            buffer = self._scratch[key] = torch.empty(min(kernels.BLOCK, like.numel()), device=like.device, dtype=like.dtype)
         return buffer
 
     def _update(self, param: Tensor, group: dict[str, Any]) -> None:
@@ -237,85 +239,6 @@ class RescaledSGD(ContractMixin, torch.optim.Optimizer):
             low, mean, high = _rate_summary([self.effective_lr(p) for p in params])
             values.update({f"lr_min/g{index}": low, f"lr_mean/g{index}": mean, f"lr_max/g{index}": high})
         return values
-
-
-def fast_path_eligible(params: list[Tensor], state: dict[Tensor, dict[str, Any]]) -> bool:
-    """Whether :meth:`RescaledSGD._fast_update` can run these params (dense, contiguous, float)."""
-    for param in params:
-        retained = state[param].get("retained_grad") if param in state else None
-        if param.grad.is_sparse or not param.is_floating_point() or not param.is_contiguous() \
-                or not param.grad.is_contiguous() or (retained is not None and not retained.is_contiguous()):
-            return False
-    return True
-
-
-def retain_(param: Tensor, state: dict[str, Any], decay: float, weight_decay: float, buffer: Tensor,
-            bounds: bool) -> list[Tensor]:
-    """``m ← γ m + (g + wd·θ)`` in place, block by block, with the reference's roundings.
-
-    Returns, when ``bounds``, ``[min|m|, max|m|]`` of each block (0-dim device tensors) taken
-    while the block is in cache; else ``[]``. ``m`` is bit for bit the reference's: the
-    rule's rate is ill-conditioned when all |m| are close, so the last bit matters there.
-    """
-    grad, m = param.grad, state.get("retained_grad")
-    first = m is None
-    if first:
-        m = state["retained_grad"] = grad.detach().clone(memory_format=torch.preserve_format)
-        if weight_decay != 0:
-            m.add_(param, alpha=weight_decay)
-    flat_m, flat_grad, flat_param = m.view(-1), grad.view(-1), param.view(-1)
-    found = []
-    for start in range(0, flat_m.numel(), BLOCK):
-        block = flat_m[start:start + BLOCK]
-        temp = buffer[:block.numel()]
-        if not first:
-            part = flat_grad[start:start + BLOCK]
-            if weight_decay != 0:
-                part = torch.add(part, flat_param[start:start + BLOCK], alpha=weight_decay, out=temp)
-            block.mul_(decay).add_(part)
-        if bounds:
-            found.extend(torch.aminmax(torch.abs(block, out=temp)))
-    return found
-
-
-def magnitude_bounds(found: list[list[Tensor]]) -> list[tuple[float, float]]:
-    """Per tensor ``(min |m|, max |m|)`` from its blocks' bounds, with one host sync for all."""
-    values = torch.stack([value for blocks in found for value in blocks]).tolist()
-    bounds, position = [], 0
-    for blocks in found:
-        pairs = values[position:position + len(blocks)]
-        bounds.append((min(pairs[0::2]), max(pairs[1::2])))
-        position += len(blocks)
-    return bounds
-
-
-def apply_retained_update(param: Tensor, m: Tensor, buffer: Tensor, floor: float, slope: float,
-                          bounds: tuple[float, float], update: str) -> None:
-    """θ ← θ − η ⊙ u with ``η = floor + slope·(|m| − low)`` and ``u = sign m`` or ``m``, block by block.
-
-    ``η ⊙ sign m = (floor − slope·low)·sign m + slope·m`` needs one temporary (sign m) and
-    stays accurate while ``low <= high − low`` (then ``slope·low <= lr − floor``). When all
-    magnitudes lie within a factor of two, ``m − low·sign m`` is formed first instead, so the
-    two large terms never cancel.
-    """
-    low, high = bounds
-    narrow = slope != 0 and low > high - low
-    offset = floor if narrow else floor - slope * low
-    flat_param, flat_m = param.view(-1), m.view(-1)
-    for start in range(0, flat_m.numel(), BLOCK):
-        block_m, block_p = flat_m[start:start + BLOCK], flat_param[start:start + BLOCK]
-        temp = buffer[:block_m.numel()]
-        if update == "sign":
-            block_p.add_(torch.sign(block_m, out=temp), alpha=-offset)
-            if narrow:
-                block_p.add_(torch.add(block_m, temp, alpha=-low, out=temp), alpha=-slope)
-            elif slope != 0:
-                block_p.add_(block_m, alpha=-slope)
-        else:
-            block_p.add_(block_m, alpha=-offset)
-            if slope != 0:
-                magnitude = torch.abs(block_m, out=temp)
-                block_p.addcmul_(magnitude.sub_(low) if narrow else magnitude, block_m, value=-slope)
 
 
 def _rate_summary(rates: list[Tensor]) -> tuple[float, float, float]:
