@@ -236,7 +236,7 @@ def _sweep(config: SweepConfig, report: bool) -> int:
 
     _check_device(config.device)
     started = time.perf_counter()
-    with run_settings(config), SweepProgress() as progress, _executor(config) as executor:
+    with run_settings(config), _executor(config) as executor, SweepProgress(workers=_parallel(executor)) as progress:
         outcome = run_sweep(config, executor=executor, listeners=_listeners(config), progress=progress)
     _finish(Path(config.out), set(outcome.run_ids), time.perf_counter() - started, outcome.trained, report)
     return EXIT_OK
@@ -247,6 +247,11 @@ def _executor(config: SweepConfig) -> Any:
 
     return make_executor(config.executor, config.workers, config.ray_address, config.cpus_per_run,
                          config.gpus_per_run, config.threads)
+
+
+def _parallel(executor: Any) -> int:
+    """Runs the executor trains at once, for the ETA (a Ray cluster's own size is unknown here: the cores)."""
+    return int(getattr(executor, "workers", None) or os.cpu_count() or 1)
 
 
 def _listeners(config: SweepConfig) -> list[Any]:
@@ -278,7 +283,7 @@ def _suite(args: argparse.Namespace) -> int:
                             data_seed=config.data_seed, quick=args.quick)  # fmt: skip
     if configs:  # a suite made only of fair-protocol parts (lr-free) has no fixed runs
         started = time.perf_counter()
-        with run_settings(config), SweepProgress() as progress, _executor(config) as executor:
+        with run_settings(config), _executor(config) as executor, SweepProgress(workers=_parallel(executor)) as progress:
             data_dir = Path(config.data_dir) if config.data_dir else None
             trained = run_configs(configs, Path(config.out), executor, data_dir, listeners=_listeners(config),
                                   progress=progress)
