@@ -332,12 +332,9 @@ def run_settings(config: SweepConfig) -> Iterator[None]:
 
 def _finish(out: Path, run_ids: set[str], wall_seconds: float, trained: int, report: bool) -> None:
     """The terminal table of this sweep's runs, the wall time and the report's path."""
-    from gradretention.bench.leftovers import remove_stale_temporaries
     from gradretention.bench.report import build_report
     from gradretention.bench.store import ResultsStore
     from gradretention.bench.table import summary_table
-
-    remove_stale_temporaries(out)  # a report or export killed mid-write in this folder before
 
     with ResultsStore(out, read_only=True) as store:
         runs = store.runs()
@@ -401,22 +398,18 @@ def ask_names(kind: str, choices: Sequence[str], check: Callable[[Sequence[str]]
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gradretention.bench.leftovers import remove_stale_temporaries
     from gradretention.bench.report import build_report
 
     out = Path(args.out)
     if not (out / "runs.db").is_file():
         raise FileNotFoundError(f"no results store at {out / 'runs.db'}; run `gradretention bench --out {out}` first")
-    remove_stale_temporaries(out)
     print(f"Report: {build_report(out)}")
     return EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from gradretention.bench.export import export_results
-    from gradretention.bench.leftovers import remove_stale_temporaries
 
-    remove_stale_temporaries(args.out)
     for path in export_results(Path(args.out), args.fmt):
         print(path)
     return EXIT_OK
