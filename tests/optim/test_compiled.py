@@ -149,10 +149,8 @@ def test_compiled_true_without_a_compiler_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(compiled, "_AVAILABLE", {})
     with config.patch({"cpp.cxx": (None, "no-such-compiler-gradretention")}):
         model, inputs, targets = make_regression_problem(torch.float32)
-        optimizer = create_optimizer("adam_hd", model.parameters(), compiled=True)
-        regression_loss(model, inputs, targets).backward()
         with pytest.raises(RuntimeError, match="compiled=True needs torch.compile on cpu: no C.. compiler"):
-            optimizer.step()
+            create_optimizer("adam_hd", model.parameters(), compiled=True)  # refused at construction
         # "auto" quietly stays eager: the same numbers as compiled=False.
         monkeypatch.setattr(compiled, "COMPILE_MIN_NUMEL", 1)
         monkeypatch.setattr(compiled, "COMPILE_AFTER_STEPS", 0)
@@ -216,6 +214,5 @@ def test_half_precision_groups_stay_eager_and_compiled_true_says_why(monkeypatch
         regression_loss(model, inputs.bfloat16(), targets.bfloat16()).backward()
         auto.step()
     assert compiled.CALLS == before
-    strict = create_optimizer("adagrad_hd", model.parameters(), compiled=True)
     with pytest.raises(RuntimeError, match=r"compiled=True supports float32 and float64 params, got torch.bfloat16"):
-        strict.step()
+        create_optimizer("adagrad_hd", model.parameters(), compiled=True)  # refused at construction

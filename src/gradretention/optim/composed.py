@@ -115,6 +115,7 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         params = param_group["params"]
         param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
         check_params([param_group], self._owner())
+        kernels.check_compiled(merged["compiled"], param_group["params"])
         super().add_param_group(param_group)
         if self.controller.device_lr:
             # α lives on the device from the start, so it has one type for the whole run.

@@ -81,15 +81,25 @@ def wanted(setting: bool | None, params: list[torch.Tensor], group_step: int) ->
         return False
     device, dtype = params[0].device, params[0].dtype
     if setting is True:
-        if not available(device):
-            raise RuntimeError(f"compiled=True needs torch.compile on {device.type}: "
-                               f"{_why_unavailable(device)}; use compiled=None or False")
-        if dtype not in DTYPES:
-            raise RuntimeError(f"compiled=True supports float32 and float64 params, got {dtype}; "
-                               "use compiled=None or False")
+        check_compiled(True, params)
         return True
     return (device.type == "cpu" and dtype in DTYPES and group_step > COMPILE_AFTER_STEPS
             and sum(p.numel() for p in params) >= COMPILE_MIN_NUMEL and available(device))
+
+
+def check_compiled(setting: bool | None, params: list[torch.Tensor]) -> None:
+    """For ``compiled=True``: ``RuntimeError`` without a compiler for the params' device, or for params
+    that are not float32/float64 (half precision stays on the eager paths). Run at construction
+    and again at each step (a model may move or change dtype in between)."""
+    if setting is not True:
+        return
+    for param in params:
+        if not available(param.device):
+            raise RuntimeError(f"compiled=True needs torch.compile on {param.device.type}: "
+                               f"{_why_unavailable(param.device)}; use compiled=None or False")
+        if param.dtype not in DTYPES:
+            raise RuntimeError(f"compiled=True supports float32 and float64 params, got {param.dtype}; "
+                               "use compiled=None or False")
 
 
 def available(device: torch.device) -> bool:

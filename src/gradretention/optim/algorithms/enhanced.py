@@ -148,6 +148,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
         params = param_group["params"]
         param_group["params"] = [params] if isinstance(params, Tensor) else list(params)
         check_params([param_group], "EnhancedSGD")
+        kernels.check_compiled(merged["compiled"], param_group["params"])
         super().add_param_group(param_group)
 
     @torch.no_grad()
