@@ -79,6 +79,9 @@ for _rule in ("sgd", "sgdn", "adam", "adagrad", "rmsprop"):
     for _lop in ("sgdn", "adam"):
         # The lr optimizer works on one scalar per group: same bytes as the _hd twin.
         FLOOR_BYTES[f"{_rule}_hd_{_lop}"] = FLOOR_BYTES[f"{_rule}_hd"]
+for _rule in ("sgdn", "adam"):
+    # The log-α controller reduces h and ‖g‖, ‖d‖ in the one pass its _hd twin makes: same bytes.
+    FLOOR_BYTES[f"{_rule}_loghd"] = FLOOR_BYTES[f"{_rule}_hd"]
 
 
 @dataclass(frozen=True)
