@@ -7,6 +7,7 @@ import io
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -107,3 +108,11 @@ def test_fuzz_seeds_are_valid_files(tmp_path):
     assert load_cifar_pickle(tmp_path / "data_batch_1")[b"labels"] == [7]
     assert read_voc_mask(tmp_path / "m.png").tolist() == [[0, 1, 15], [255, 20, 3]]
     assert io.BytesIO(VALID_PNG).read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_huge_dim_beside_a_zero_dim_is_a_format_error(tmp_path):
+    # count = 0 passes the size checks; numpy cannot shape (2**31, 2**32 - 1, 0) and said so opaquely.
+    path = tmp_path / "images"
+    path.write_bytes(struct.pack(">IIII", IMAGES_MAGIC, 2**31, 2**32 - 1, 0))
+    with pytest.raises(DatasetFormatError, match=r"header declares dims \(2147483648, 4294967295, 0\), one of them above"):
+        read_idx(path, IMAGES_MAGIC)

@@ -84,6 +84,13 @@ def read_idx(path: str | Path, magic: int, max_elements: int = MAX_ELEMENTS) -> 
                     f"{path}: header declares dims {dims} = {count} elements, more than the "
                     f"{max_elements} this reader accepts; the file is corrupt or not MNIST"
                 )
+            # One dim alone above the cap is corrupt even when another dim is 0 (count 0): numpy
+            # would refuse to shape an empty array as (2**31, 2**32, 0) with an opaque error.
+            if max(dims, default=0) > max_elements:
+                raise DatasetFormatError(
+                    f"{path}: header declares dims {dims}, one of them above the {max_elements} elements "
+                    "this reader accepts; the file is corrupt or not MNIST"
+                )
             if trailer is None:
                 _check_plain_size(path, dims, count, size - header)
             else:
