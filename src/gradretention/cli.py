@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 RUN_DEFAULTS: dict[str, object] = {"seeds": 1, "out": "results"}
-ALL_TASKS_MEANS = "every embedded task, i.e. each one that needs no download or --data-dir"
+ALL_TASKS_MEANS = ("every embedded task with held-out validation and test splits, i.e. each one that needs "
+                   "no download or --data-dir (spiral-nnfs, the lecture's train-only spiral, is not one)")
 ALL_OPTIMIZERS_MEANS = "the default families (the main job's)"
 
 

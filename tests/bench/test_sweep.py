@@ -236,3 +236,12 @@ def test_a_one_point_grid_is_recorded_as_not_tuned(tmp_path):
         row = store.selections().iloc[0]
     assert (row["protocol"], row["chosen_lr"], row["stop_reason"]) == ("fixed", 0.1, "one grid point: nothing to tune")
     assert json.loads(row["tuning_seeds"]) == [] and json.loads(row["final_seeds"]) == [100]
+
+
+def test_all_means_the_embedded_tasks_with_held_out_splits():
+    from gradretention.bench.sweep import resolve_tasks
+
+    # spiral-nnfs reports on its training points (train = val = test): it cannot be tuned fairly.
+    assert resolve_tasks(()) == resolve_tasks(("all",)) == (
+        "digits-cnn", "digits-logreg", "digits-mlp", "mnist1d-cnn", "mnist1d-mlp", "spiral")
+    assert resolve_tasks(("spiral-nnfs",)) == ("spiral-nnfs",)  # named, it still runs

@@ -90,13 +90,14 @@ class SweepOutcome:
 
 
 def resolve_tasks(names: Sequence[str]) -> tuple[str, ...]:
-    """Task names with ``all`` (or nothing) expanded to the embedded tasks; checks each.
+    """Task names with ``all`` (or nothing) expanded to the embedded tasks with held-out
+    validation and test splits (not ``spiral-nnfs``); checks each.
 
     Raises:
         ValueError: an unknown task, with a did-you-mean and the valid names.
     """
     if not names or ALL in names:
-        return tuple(t for t in available_tasks() if not get_task(t).needs_download)
+        return tuple(t for t in available_tasks() if not get_task(t).needs_download and get_task(t).held_out)
     return tuple(dict.fromkeys(get_task(name).name for name in names))
 
 

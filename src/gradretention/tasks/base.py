@@ -104,6 +104,9 @@ class Task:
         evaluate_train: evaluate the whole train split at each evaluation; ``False`` (the
             BERT tasks) reports the running training loss since the last evaluation instead,
             which costs nothing where a pass over the train split costs an epoch's forwards.
+        held_out: whether validation and test are held out from training. ``False`` (the
+            lecture's ``spiral-nnfs``, which reports accuracy on its training points) means no
+            fair tuning protocol can score it, so ``all`` and the main job leave it out.
     """
 
     name: str
@@ -124,6 +127,7 @@ class Task:
     evaluate_train: bool = True
     train_loss_target: float | None = None
     chance_value: float | None = None
+    held_out: bool = True
 
     def __post_init__(self) -> None:
         size = self.eval_batch_size
