@@ -41,7 +41,7 @@ def evaluated_weights(optimizer: torch.optim.Optimizer, model: torch.nn.Module,
     """Inside the block the model holds the weights to evaluate; after it, the training point.
 
     Args:
-        optimizer: Any optimizer; only those with ``train()``/``eval()`` change anything.
+        optimizer: Any optimizer; only those with ``.train()``/``.eval()`` methods change anything.
         model: The model being trained.
         forward_train_batches: Called with :data:`BN_BATCHES`, it forwards up to that many
             training batches through ``model`` (in train mode, no grad) and yields once per

@@ -215,7 +215,7 @@ def uses_eval_mode(optimizer: torch.optim.Optimizer) -> bool:
 
 
 def _has_eval_mode(cls: type) -> bool:
-    # Schedule-Free's contract: train() / eval() methods that swap the evaluated (averaged) iterate in.
+    # Schedule-Free's contract: .train() / .eval() methods that swap the evaluated (averaged) iterate in.
     return callable(getattr(cls, "eval", None)) and callable(getattr(cls, "train", None))
 
 

@@ -58,7 +58,8 @@ class RMSpropRule:
 
     def fused_update(self, params: list[Tensor], grads: list[Tensor], states: list[State], group: Group,
                      alpha: float | Tensor, keep: bool) -> None:
-        raise NotImplementedError(f"rule {self.name!r} has no fused path (fused is False)")
+        # Never reached: the composed step consults `fused` first; a direct call is a caller bug.
+        raise RuntimeError(f"rule {self.name!r} has no fused path (fused is False): call direction() instead")
 
     def fused_direction_dots(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
                              usable: list[bool], use_compiled: bool) -> Tensor | None:
