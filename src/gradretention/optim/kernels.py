@@ -222,6 +222,14 @@ def scalar_like(value: float | Tensor, like: Tensor) -> Tensor:
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
+def previous_directions(rule: Any, states: list[dict[str, Any]], group: dict[str, Any],
+                        usable: list[bool]) -> list[Tensor | None]:
+    """Each usable param's d_{t-1}: the stored copy where the step kept one, else the rule's rebuild."""
+    return [(state["previous_direction"] if state.get("previous_direction") is not None
+             else rule.previous_direction(state, group)) if use else None
+            for state, use in zip(states, usable)]
+
+
 def stored_direction_dots(grads: list[Tensor], params: list[Tensor], directions: list[Tensor | None],
                           weight_decay: float) -> Tensor | None:
     """Σ⟨g + wd·θ, d⟩ over params with a stored d, as one 0-dim tensor (no host sync).

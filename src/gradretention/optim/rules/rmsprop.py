@@ -64,9 +64,7 @@ class RMSpropRule:
     def fused_direction_dots(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
                              usable: list[bool], use_compiled: bool) -> Tensor | None:
         """The hypergradient over the stored d_{t-1} (one dot per tensor), for the compiled path."""
-        stored = [(state.get("previous_direction") if state.get("previous_direction") is not None
-                   else self.previous_direction(state, group)) if use else None
-                  for state, use in zip(states, usable)]
+        stored = kernels.previous_directions(self, states, group, usable)
         return kernels.stored_direction_dots(grads, params, stored, group["weight_decay"])
 
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
