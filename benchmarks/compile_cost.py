@@ -77,9 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             eager = measure(name, int(args.params), args.steps, False, cache)
             cold = measure(name, int(args.params), args.steps, True, cache)
             warm = measure(name, int(args.params), args.steps, True, cache)
-            rows.append({"name": name, "eager_s": round(eager, 3), "cold_s": round(cold, 3),
-                         "warm_s": round(warm, 3), "cold_extra_s": round(cold - eager, 3),
-                         "warm_extra_s": round(warm - eager, 3)})
+            # microseconds: a tiny eager run can take under a millisecond, which 3 decimals would print as 0
+            rows.append({"name": name, "eager_s": round(eager, 6), "cold_s": round(cold, 6),
+                         "warm_s": round(warm, 6), "cold_extra_s": round(cold - eager, 6),
+                         "warm_extra_s": round(warm - eager, 6)})
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0

@@ -162,7 +162,12 @@ def test_ctrl_c_records_the_run_in_flight_and_exits_130(tmp_path, capsys):
     assert code == 130
     assert "to resume, run: gradretention bench --tasks spiral --optimizers adam" in capsys.readouterr().err
     runs = runs_of(out).sort_values("seed")
-    assert list(zip(runs["seed"], runs["status"])) == [(100, "done"), (101, "interrupted")]
+    # On a loaded machine a further run may finish before the signal lands: whatever the count,
+    # the finished runs come first, in seed order, and exactly the run in flight is `interrupted`.
+    done = len(runs) - 1
+    assert done >= 1 and len(runs) <= 3
+    assert list(zip(runs["seed"], runs["status"])) == [(100 + i, "done") for i in range(done)] + [
+        (100 + done, "interrupted")]
 
 
 def test_sweep_killed_with_sigkill_resumes_with_every_run_once(tmp_path):
