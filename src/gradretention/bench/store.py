@@ -29,7 +29,19 @@ import pandas as pd
 
 import gradretention
 from gradretention.bench.provenance import PROVENANCE_KEYS
-from gradretention.bench.results import RUN_STATUSES, CurvePoint, RunConfig, RunResult
+from gradretention.bench.results import RUN_STATUSES, RunResult
+from gradretention.bench.store_rows import (  # noqa: F401  (re-exported: the store's public names)
+    CURVE_COLUMNS,
+    JSON_COLUMNS,
+    RUN_COLUMNS,
+    SELECTION_COLUMNS,
+    StoreError,
+    frame_record,
+    json_cell,
+    optimizer_base_name,
+    result_from_row,
+    run_row,
+)  # fmt: skip
 
 SCHEMA_VERSION = 2
 # Version 1 lacked ``runs.label`` and the ``selections`` table; opening it for writing adds
@@ -37,17 +49,6 @@ SCHEMA_VERSION = 2
 MIGRATABLE_VERSIONS = ("1",)
 DB_NAME = "runs.db"
 FINISHED_STATUSES: tuple[str, ...] = ("done", "diverged")
-
-RUN_COLUMNS: tuple[str, ...] = (
-    "run_id", "task", "label", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
-    "status", "reason", "steps", "epochs_completed", "wall_seconds", "steps_to_target",
-    "seconds_to_target", "config_json", "eval_json", *PROVENANCE_KEYS, "created_at",
-)  # fmt: skip
-CURVE_COLUMNS: tuple[str, ...] = ("run_id", "step", "epoch", "split", "name", "group", "value")
-SELECTION_COLUMNS: tuple[str, ...] = (
-    "task", "label", "protocol", "chosen_spec", "chosen_lr", "score", "tuning_seeds", "final_seeds",
-    "grid", "edge", "stop_reason", "trials", "final_run_ids", "created_at",
-)  # fmt: skip
 
 # The columns stored as-is; ``final``, ``eval`` and provenance live in JSON so that a new
 # metric name never needs a migration.
@@ -78,10 +79,6 @@ _MIGRATION_FROM_1 = """
 ALTER TABLE runs ADD COLUMN label TEXT NOT NULL DEFAULT '';
 UPDATE runs SET label = optimizer WHERE label = '';
 """
-
-
-class StoreError(RuntimeError):
-    """The results store cannot be opened, read or written."""
 
 
 class IncompatibleStoreError(StoreError):
@@ -227,7 +224,7 @@ class ResultsStore:
             raise ValueError(f"unknown run status {result.status!r}; valid: {RUN_STATUSES}")
         if self.read_only:
             raise StoreError(f"results store {self.path} was opened read-only")
-        row = _run_row(result)
+        row = run_row(result)
         upsert = (
             f"INSERT INTO runs({','.join(_STORED)}) VALUES ({','.join('?' * len(_STORED))}) "
             f"ON CONFLICT(run_id) DO UPDATE SET "
@@ -257,7 +254,7 @@ class ResultsStore:
         A ``final`` key that clashes with a documented column is prefixed ``final_``.
         """
         rows = self._conn.execute("SELECT * FROM runs ORDER BY created_at, run_id").fetchall()
-        records = [_frame_record(r, self.path) for r in rows]
+        records = [frame_record(r, self.path) for r in rows]
         metric_names = sorted({k for rec in records for k in rec} - set(RUN_COLUMNS))
         frame = pd.DataFrame.from_records(records, columns=[*RUN_COLUMNS, *metric_names])
         return frame.astype(
@@ -333,7 +330,7 @@ class ResultsStore:
             "WHERE run_id = ? ORDER BY idx",
             (run_id,),
         ).fetchall()
-        return _result_from_row(row, points, self.path)
+        return result_from_row(row, points, self.path)
 
     def close(self) -> None:
         """Close the connection; further calls fail with ``sqlite3.ProgrammingError``."""
@@ -363,97 +360,3 @@ def _failure_hint(path: Path) -> str:
     if not os.access(path.parent, os.W_OK):
         return f" ({path.parent} is not writable)"
     return ""
-
-
-def optimizer_base_name(spec: str) -> str:
-    """``"adam_hd[lr=0.001]"`` -> ``"adam_hd"``: the registry name of a parametrized spec."""
-    return spec.split("[", 1)[0].strip()
-
-
-def _run_row(result: RunResult) -> dict[str, Any]:
-    cfg = result.config
-    return {
-        "run_id": result.run_id, "task": cfg.task, "label": cfg.label or cfg.optimizer, "optimizer": cfg.optimizer,
-        "optimizer_name": optimizer_base_name(cfg.optimizer), "lr": cfg.lr, "seed": cfg.seed,
-        "data_seed": cfg.data_seed, "phase": cfg.phase, "status": result.status,
-        "reason": result.reason, "steps": result.steps,
-        "epochs_completed": result.epochs_completed, "wall_seconds": result.wall_seconds,
-        "steps_to_target": result.steps_to_target,
-        "seconds_to_target": result.seconds_to_target, "config_json": cfg.to_json(),
-        "final_json": json.dumps(result.final, sort_keys=True),
-        "eval_json": json.dumps(result.eval, sort_keys=True),
-        "provenance_json": json.dumps(result.provenance, sort_keys=True),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
-    }  # fmt: skip
-
-
-JSON_COLUMNS: tuple[str, ...] = ("config_json", "final_json", "eval_json", "provenance_json")
-
-
-def json_cell(row: sqlite3.Row, column: str, path: Path) -> dict[str, Any]:
-    """The JSON object in ``row[column]`` (one of :data:`JSON_COLUMNS`).
-
-    Raises:
-        StoreError: the cell is not valid JSON, or valid JSON but not an object (a row edited
-            by hand or by another program); the message names the file, the run and the column.
-    """
-    text = row[column]
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError, RecursionError) as exc:
-        problem = f"is not valid JSON ({exc})"
-    else:
-        if isinstance(value, dict):
-            return value
-        problem = f"must hold a JSON object, got {type(value).__name__} {str(text)[:40]!r}"
-    run_id = row["run_id"]
-    raise StoreError(f"{path}: run {run_id!r}, column {column} {problem}; delete that row "
-                     f"(DELETE FROM runs WHERE run_id = '{run_id}') and rerun the sweep to train it again")
-
-
-def _frame_record(row: sqlite3.Row, path: Path) -> dict[str, Any]:
-    record = {c: row[c] for c in RUN_COLUMNS if c in row.keys()}
-    if not record.get("label"):  # a version-1 store read as it is: its runs are labelled by their optimizer
-        record["label"] = row["optimizer"]
-    config, final, _, provenance = (json_cell(row, column, path) for column in JSON_COLUMNS)  # all checked
-    for key in PROVENANCE_KEYS:
-        record[key] = provenance.get(key)
-    if record["device"] is None:  # runs recorded without provenance still name their device
-        record["device"] = config.get("device")
-    for key, value in final.items():
-        record[f"final_{key}" if key in RUN_COLUMNS else key] = value
-    return record
-
-
-def _result_from_row(row: sqlite3.Row, points: list[sqlite3.Row], path: Path) -> RunResult:
-    curves = tuple(
-        CurvePoint(
-            step=p["step"], epoch=p["epoch"], split=p["split"], name=p["name"],
-            # SQLite stores NaN as NULL; a logged NaN (a diverging loss) comes back as NaN.
-            value=float("nan") if p["value"] is None else p["value"], group=p["group"],
-        )
-        for p in points
-    )  # fmt: skip
-    fields, final, evaluation, provenance = (json_cell(row, column, path) for column in JSON_COLUMNS)
-    return RunResult(
-        config=_config_from_fields(fields, row["run_id"], path), status=row["status"],
-        reason=row["reason"], final=final, eval=evaluation, curves=curves, steps=row["steps"],
-        epochs_completed=row["epochs_completed"], wall_seconds=row["wall_seconds"],
-        steps_to_target=row["steps_to_target"], seconds_to_target=row["seconds_to_target"],
-        provenance=provenance,
-    )  # fmt: skip
-
-
-def _config_from_fields(fields: dict[str, Any], run_id: str, path: Path) -> RunConfig:
-    # JSON turned the ``extra`` tuples into lists; freeze them back so the config hashes.
-    try:
-        fields = {**fields, "extra": tuple((key, _frozen(value)) for key, value in fields.get("extra", ()))}
-        return RunConfig(**fields)
-    except (TypeError, ValueError) as exc:  # unknown or missing keys, a malformed extra
-        raise StoreError(f"{path}: run {run_id!r}, column config_json is not a run config ({exc})") from exc
-
-
-def _frozen(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
-    return value
