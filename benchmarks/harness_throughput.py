@@ -40,7 +40,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from gradretention.bench import metering, runner
-from gradretention.bench.config import EVAL_EVERY_AUTO, eval_every_flag
+from gradretention.bench.config import EVAL_EVERY_AUTO
+from gradretention.bench.config_flags import eval_every_flag
 from gradretention.bench.events import StepLogged
 from gradretention.bench.results import RunConfig
 from gradretention.optim import create_optimizer

@@ -30,16 +30,8 @@ from typing import Any, TextIO
 import torch
 from rich.console import Console
 
-from gradretention.bench.config import (
-    SweepConfig,
-    add_config_flags,
-    checked_values,
-    flag_values,
-    read_config_values,
-    split_top_level,
-    str_list,
-    sweep_config_from_mapping,
-)
+from gradretention.bench.config import SweepConfig, checked_values, read_config_values, sweep_config_from_mapping
+from gradretention.bench.config_flags import add_config_flags, flag_values, split_top_level, str_list
 from gradretention.bench.store import StoreError
 from gradretention.cli_parser import Parser, command_line, document_defaults, joined_negative_values
 
