@@ -101,6 +101,7 @@ ALTERNATIVES = {
     "update": "magnitude", "clip_factor": 2.0, "noise_scale": 1e-3, "centering": False, "q_lr": 0.3,
     "discount": 0.7, "epsilon": 0.25, "epsilon_decay": 0.9, "epsilon_min": 0.05, "nudge": 0.1, "spike_factor": 2.5,
     "bayesian_init_std": 0.1, "seed": 7, "noise_pool": 1024, "cosine_offset": 0.2, "loss_spike": 1.0, "loss_smoothing": 0.5,
+    "trust_ratio": 0.3, "etas": (0.4, 1.3), "step_sizes": (0.02, 0.5),
 }
 KEEP = {"fused", "capturable", "differentiable", "nesterov"}
 """Kept at their defaults: their other values need a device or a pairing (nesterov needs momentum)."""

@@ -52,6 +52,14 @@ def _optional_positive(value: Any) -> bool:
     return value is None or (_number(value) and value > 0)
 
 
+def _etas(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_number, value)) and 0 < value[0] < 1 < value[1]
+
+
+def _step_sizes(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_number, value)) and 0 < value[0] <= value[1]
+
+
 def _seed(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -80,6 +88,11 @@ HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "cosine_offset": _closed(0.0, 1.0),
     "loss_spike": _at_least(0.0),
     "loss_smoothing": _half_open(0.0, 1.0),
+    # Safeguard shared by the log-α laws: α ≤ τ‖θ‖/‖d‖ (None: off).
+    "trust_ratio": (_optional_positive, "None (no cap) or > 0"),
+    # Rprop on log α (torch.optim.Rprop's names): factors (η⁻, η⁺) and bounds (η_min, η_max) of the log step.
+    "etas": (_etas, "(etaminus, etaplus) with 0 < etaminus < 1 < etaplus"),
+    "step_sizes": (_step_sizes, "(low, high) with 0 < low <= high"),
     "fused": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
     "compiled": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
     # torch.optim's implementation keywords (contract.py says what each means here).

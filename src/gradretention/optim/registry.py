@@ -31,6 +31,9 @@ VARIANCE_SEED = "Gradient-variance-adaptive learning rate (seed 002 experiment p
 LOG_HD = ("Hypergradient on log α (issue 19): Baydin et al. 2018's normalised HDM taken exactly on log α, a cosine "
           "offset against short-horizon bias (Wu et al., ICLR 2018) and a loss-spike safeguard")
 
+LOG_RPROP = ("Rprop on log α (issue 19): Riedmiller & Braun, ICNN 1993 on the sign of Baydin et al. 2018's normalised "
+             "hypergradient (a sign form of Chandra et al., NeurIPS 2022's stacked hyperoptimizers), with a LARS-like "
+             "trust-ratio cap (You et al. 2017)")
 
 ALL_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
@@ -175,13 +178,15 @@ BASELINES = (
 # β is small, as in the paper's Adam-HD; Adam on α moves α by ≈β per step, so that lop gets its own
 # β. The variance family's α was checked to bring the registry logistic regression below 0.4 in
 # 200 steps (Adam at 1e-3 stays at 0.44 there, so adam_var starts at 1e-2).
+HDM = {"hypergrad_lr": 0.02, "multiplicative": True}
+LRPROP = {"trust_ratio": 0.05}
 RULE_ROWS: dict[str, dict[str, dict[str, float]]] = {
     # rule: {controller row: the defaults it changes}; a rule without a row's key has no such name
     "sgd": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-3}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5}, "var": {"lr": 1e-2}},
     "sgdn": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-3}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5}, "var": {"lr": 1e-2},
-             "loghd": {"lr": 1e-2}},
+             "loghd": {"lr": 1e-2}, "hdm": {"lr": 1e-2, **HDM}, "lrprop": {"lr": 1e-2, **LRPROP}},
     "adam": {"hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-3, "hypergrad_lr": 1e-6}, "var": {"lr": 1e-2},
-             "loghd": {"lr": 1e-3}},
+             "loghd": {"lr": 1e-3}, "hdm": {"lr": 1e-3, **HDM}, "lrprop": {"lr": 1e-3, **LRPROP}},
     "adagrad": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5},
                 "var": {"lr": 1e-2}},
     "rmsprop": {"hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-3, "hypergrad_lr": 1e-6},
@@ -205,6 +210,10 @@ CONTROLLER_ROWS = (
      "{rule} base rule, α scaled by the relative change of the smoothed gradient variance"),
     ("loghd", "log_hypergradient", {}, "loghd", "hypergradient", LOG_HD,
      "{rule} base rule, log α moved by β(cos(g_t, d_t-1) + c), halved on a loss spike"),
+    ("hdm", "hypergradient", {"lr_optimizer": "sgd"}, "hdm", "hypergradient", HD_PAPER,
+     "{rule} base rule, α multiplied by 1 + β cos(g_t, d_t-1) (the paper's HDM)"),
+    ("lrprop", "log_rprop", {}, "lrprop", "hypergradient", LOG_RPROP,
+     "{rule} base rule, log α moved by Rprop on the sign of cos(g_t, d_t-1), capped at τ‖θ‖/‖d‖"),
 )
 
 

@@ -9,7 +9,8 @@ the derivative of the loss at θ_{t-1} with respect to α_{t-1}) and ``‖g_t‖
     L̄_t       = ρ L̄_{t-1} + (1 − ρ) L_t                         (L̄_1 = L_1; a non-finite L_t is skipped)
 
 Symbols → arguments: β = ``hypergrad_lr``, c = ``cosine_offset``, s = ``loss_spike`` (0 turns the
-safeguard off), ρ = ``loss_smoothing``; ``lr_bounds`` optionally clamps α.
+safeguard off), ρ = ``loss_smoothing``; ``trust_ratio`` τ (None: off) caps α ≤ τ‖θ‖/‖d‖
+(:mod:`.safeguards`); ``lr_bounds`` optionally clamps α.
 
 Why each piece:
 
@@ -37,7 +38,8 @@ a hypergradient on β itself; it is not implemented here.
 ``torch.where``). The safeguard compares host floats: the loss (which the optimizer already
 read as a float) and L̄, so it adds no device read either.
 Group scalars kept (in ``state_dict()``): ``hd_steps`` (steps seen), ``hypergradient`` (last u),
-``loss_ema`` (L̄, absent until a loss arrives), ``lr_halvings`` (safeguard firings).
+``loss_ema`` (L̄, absent until a loss arrives), ``lr_halvings`` (safeguard firings),
+``lr_capped`` (steps at which the trust cap bound, with ``trust_ratio``).
 
 Example:
     >>> opt = ComposedOptimizer(model.parameters(), rule="sgdn", controller="log_hypergradient", lr=1e-3)
@@ -45,12 +47,12 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from gradretention.optim.base import Group, Rule, StepSignals
+from gradretention.optim.controllers.safeguards import apply_loss_spike, apply_trust_cap
 
 
 class LogHypergradientController:
@@ -63,7 +65,7 @@ class LogHypergradientController:
     needs_loss = True
     device_lr = True
     defaults: dict[str, Any] = {"hypergrad_lr": 0.1, "cosine_offset": 0.1, "loss_spike": 0.5,
-                                "loss_smoothing": 0.9, "lr_bounds": None}
+                                "loss_smoothing": 0.9, "trust_ratio": None, "lr_bounds": None}
 
     def next_lr(self, group: Group, signals: StepSignals, rule: Rule) -> Any:
         """α_t from ``group["lr"]`` (α_{t-1}, a device scalar), the step's cosine and its loss."""
@@ -77,28 +79,13 @@ class LogHypergradientController:
             group["hypergradient"] = u
             factor = torch.exp(group["hypergrad_lr"] * (u + group["cosine_offset"]))
             alpha = torch.where(finite, alpha * factor, alpha)
-        if signals.loss is not None and group["loss_spike"] > 0:
-            alpha = alpha * self._safeguard_factor(group, signals.loss)
+        alpha = apply_trust_cap(group, signals, rule, apply_loss_spike(group, signals, alpha))
         if group["lr_bounds"] is not None:
             alpha = alpha.clamp(*group["lr_bounds"])
         return alpha
 
-    @staticmethod
-    def _safeguard_factor(group: Group, loss: float) -> float:
-        """0.5 when ``loss`` jumps above (1 + s)·L̄ or is not finite, else 1; updates L̄ (host floats)."""
-        ema = group.get("loss_ema")
-        if not math.isfinite(loss):
-            spike = True
-        else:
-            spike = ema is not None and loss > (1 + group["loss_spike"]) * ema
-            rho = group["loss_smoothing"]
-            group["loss_ema"] = loss if ema is None else rho * ema + (1 - rho) * loss
-        if spike:
-            group["lr_halvings"] = group.get("lr_halvings", 0) + 1
-        return 0.5 if spike else 1.0
-
     def telemetry(self, group: Group) -> dict[str, float]:
-        keys = ("hypergradient", "loss_ema", "lr_halvings")
+        keys = ("hypergradient", "loss_ema", "lr_halvings", "lr_capped")
         return {key: float(group[key]) for key in keys if key in group}
 
 

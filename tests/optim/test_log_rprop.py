@@ -1,0 +1,208 @@
+"""Rprop on log α and the trust-ratio cap: hand-computed steps in float64, the cap's bounds, state, errors."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from gradretention.optim import ComposedOptimizer, create_optimizer
+
+QUADRATIC = (1.0, 3.0)  # f(θ) = ½ Σ a_i θ_i², gradient a ⊙ θ
+THETA0 = (1.0, -2.0)
+
+
+def quadratic_loss(theta: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (torch.tensor(QUADRATIC, dtype=theta.dtype) * theta**2).sum()
+
+
+def run(opt: torch.optim.Optimizer, theta: torch.Tensor, steps: int) -> tuple[list[list[float]], list[float]]:
+    thetas, lrs = [], []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = quadratic_loss(theta)
+        loss.backward()
+        opt.step(loss=loss)
+        thetas.append(theta.detach().tolist())
+        lrs.append(float(opt.param_groups[0]["lr"]))
+    return thetas, lrs
+
+
+def sign(x: float) -> float:
+    return (x > 0) - (x < 0)
+
+
+def hand_log_rprop(rule: str, alpha: float, eta: float, *, etas=(0.5, 1.2), sizes=(0.01, math.log(2)),
+                   offset: float = 0.0, tau: float | None = None, spike: float = 0.5, steps: int = 3,
+                   mu: float = 0.9, rho: float = 0.9):
+    """Plain Python: the law of log_rprop's docstring (law, then spike, then cap) on the quadratic."""
+    theta, previous, buffer, ema, last_sign, out = list(THETA0), None, None, None, 0, []
+
+    def direction_of(g, buf):
+        if rule == "sgd":
+            return g, buf
+        buf = list(g) if buf is None else [mu * b + gi for b, gi in zip(buf, g)]
+        return [gi + mu * b for gi, b in zip(g, buf)], buf
+
+    for _ in range(steps):
+        g = [a * t for a, t in zip(QUADRATIC, theta)]
+        loss = 0.5 * sum(a * t * t for a, t in zip(QUADRATIC, theta))
+        if previous is not None:
+            s = sign(sum(x * y for x, y in zip(g, previous)) / (math.hypot(*g) * math.hypot(*previous)) + offset)
+            agreement = s * last_sign
+            eta *= etas[1] if agreement > 0 else etas[0] if agreement < 0 else 1.0
+            eta = min(max(eta, sizes[0]), sizes[1])
+            alpha *= math.exp(eta * s)
+            last_sign = s
+        if ema is not None and loss > (1 + spike) * ema:
+            alpha *= 0.5
+        ema = loss if ema is None else rho * ema + (1 - rho) * loss
+        direction, buffer = direction_of(g, buffer)
+        if tau is not None:  # ‖d_{t-1}‖, or ‖d_1‖ itself at the first step
+            alpha = min(alpha, tau * math.hypot(*theta) / math.hypot(*(previous or direction)))
+        theta = [t - alpha * d for t, d in zip(theta, direction)]
+        previous = direction
+        out.append((theta, alpha))
+    return out
+
+
+def make(rule: str, alpha: float, **kwargs) -> tuple[ComposedOptimizer, torch.Tensor]:
+    theta = torch.tensor(THETA0, dtype=torch.float64, requires_grad=True)
+    return ComposedOptimizer([theta], rule=rule, controller="log_rprop", lr=alpha, **kwargs), theta
+
+
+CASES = [  # (rule, α₀, τ): small α₀ climbs, large α₀ overshoots (spike and sign flips), τ binds or not
+    ("sgd", 0.01, None), ("sgd", 0.9, None), ("sgdn", 0.05, None), ("sgdn", 0.4, None),
+    ("sgd", 5.0, 0.3), ("sgdn", 0.01, 0.3), ("sgdn", 2.0, 0.1),
+]
+
+
+@pytest.mark.parametrize("rule,alpha,tau", CASES)
+def test_six_hand_computed_steps_on_a_quadratic(rule, alpha, tau):
+    opt, theta = make(rule, alpha, hypergrad_lr=0.3, trust_ratio=tau)
+    thetas, lrs = run(opt, theta, 6)
+    expected = hand_log_rprop(rule, alpha, 0.3, tau=tau, steps=6)
+    for got_theta, got_lr, (hand_theta, hand_lr) in zip(thetas, lrs, expected):
+        assert got_theta == pytest.approx(hand_theta, rel=1e-12, abs=1e-14)
+        assert got_lr == pytest.approx(hand_lr, rel=1e-12)
+
+
+def test_offset_and_other_factors_follow_the_same_law():
+    opt, theta = make("sgdn", 0.02, hypergrad_lr=0.05, etas=(0.3, 1.5), step_sizes=(0.02, 0.5), cosine_offset=0.2)
+    _, lrs = run(opt, theta, 8)
+    hand = [a for _, a in hand_log_rprop("sgdn", 0.02, 0.05, etas=(0.3, 1.5), sizes=(0.02, 0.5), offset=0.2, steps=8)]
+    assert lrs == pytest.approx(hand, rel=1e-12)
+
+
+def test_step_grows_by_eta_plus_while_the_sign_persists_then_shrinks_on_a_flip():
+    opt, theta = make("sgd", 1e-4, hypergrad_lr=0.1)
+    run(opt, theta, 4)  # α tiny: successive gradients agree, s = +1 at steps 2, 3, 4
+    group = opt.param_groups[0]
+    assert float(group["lr_step"]) == pytest.approx(0.1 * 1.2**2, rel=1e-12)  # first sign: no agreement yet
+    assert float(group["lr"]) == pytest.approx(1e-4 * math.exp(0.1 + 0.12 + 0.144), rel=1e-12)
+    opt, theta = make("sgd", 0.6, hypergrad_lr=0.1, loss_spike=0.0)  # 0.6 > 2/3? no: 0.6·3 = 1.8 flips θ_2
+    run(opt, theta, 3)
+    assert float(opt.param_groups[0]["lr_sign"]) == -1.0
+
+
+def test_alpha0_above_the_cap_gives_one_trajectory_bit_for_bit():
+    runs = []
+    for alpha in (10.0, 1e3, 1e6):
+        opt, theta = make("sgdn", alpha, trust_ratio=0.1)
+        runs.append(run(opt, theta, 20))
+    assert runs[0] == runs[1] == runs[2]
+    first = runs[0][0][0]
+    moved = math.dist(first, THETA0)
+    assert moved == pytest.approx(0.1 * math.hypot(*THETA0), rel=1e-12)  # the first step moves θ by τ‖θ₀‖
+
+
+def test_capped_steps_are_counted_and_reported():
+    # SGD, law off: α_t = min(α_{t-1}, τ‖θ‖/‖g_{t-1}‖) (‖g_1‖ at step 1); count the steps where the min binds.
+    opt, theta = make("sgd", 100.0, trust_ratio=0.1, hypergrad_lr=0.0, loss_spike=0.0)
+    thetas, lrs = run(opt, theta, 6)
+    alpha, count, points = 100.0, 0, [list(THETA0), *thetas]
+    for t in range(6):
+        grad_of = points[t - 1] if t else points[0]
+        cap = 0.1 * math.hypot(*points[t]) / math.hypot(*(a * x for a, x in zip(QUADRATIC, grad_of)))
+        count += alpha > cap
+        alpha = min(alpha, cap)
+        assert lrs[t] == pytest.approx(alpha, rel=1e-12)
+    assert 1 < count < 6  # the cap rises as θ turns to the flat axis: it stops binding
+    assert opt.telemetry()["lr_capped/g0"] == count
+    opt, theta = make("sgd", 1e-3, trust_ratio=0.1, hypergrad_lr=0.0)
+    run(opt, theta, 5)
+    assert opt.telemetry()["lr_capped/g0"] == 0.0
+
+
+def test_zero_parameters_are_not_frozen_by_the_cap():
+    theta = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = create_optimizer("sgdn_lrprop", [theta], lr=0.1, trust_ratio=0.05)
+    opt.zero_grad()
+    (theta - torch.tensor([1.0, 1.0], dtype=torch.float64)).square().sum().backward()
+    opt.step(loss=2.0)
+    assert theta.tolist() == pytest.approx([0.1 * 1.9 * 2] * 2, rel=1e-12)  # ‖θ‖ = 0: no cap, α₀ = 0.1
+
+
+@pytest.mark.parametrize("alpha", [1e-5, 1e-3, 0.1, 10.0, 1e4])
+def test_defaults_converge_from_alpha0_nine_decades_apart(alpha):
+    opt, theta = make("sgdn", alpha, trust_ratio=0.05)
+    run(opt, theta, 300)
+    assert float(quadratic_loss(theta.detach())) < 1e-8
+
+
+def test_state_dict_continues_bit_for_bit():
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Linear(4, 2).double()
+
+    inputs = torch.randn(16, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def steps(net, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            loss = net(inputs).pow(2).mean()
+            loss.backward()
+            opt.step(loss=loss)
+
+    net = model()
+    opt = create_optimizer("adam_lrprop", net.parameters(), lr=0.3)
+    steps(net, opt, 4)
+    saved_net, saved_opt = copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict())
+    steps(net, opt, 4)
+    resumed = model()
+    resumed.load_state_dict(saved_net)
+    resumed_opt = create_optimizer("adam_lrprop", resumed.parameters(), lr=0.3)
+    resumed_opt.load_state_dict(saved_opt)
+    steps(resumed, resumed_opt, 4)
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), resumed.parameters()))
+    assert opt.telemetry() == resumed_opt.telemetry()
+
+
+def test_zero_step_keeps_alpha_and_reproduces_the_base_rule_exactly():
+    opt, theta = make("sgdn", 0.05, hypergrad_lr=0.0, loss_spike=0.0)
+    reference = theta.detach().clone().requires_grad_(True)
+    base = ComposedOptimizer([reference], rule="sgdn", lr=0.05)
+    run(opt, theta, 5)
+    run(base, reference, 5)
+    assert torch.equal(theta, reference)
+    assert float(opt.param_groups[0]["lr"]) == 0.05
+
+
+@pytest.mark.parametrize("key,value,valid", [
+    ("etas", (1.2, 0.5), r"\(etaminus, etaplus\) with 0 < etaminus < 1 < etaplus"),
+    ("step_sizes", (0.5, 0.1), r"\(low, high\) with 0 < low <= high"),
+    ("step_sizes", (0.0, 0.1), r"\(low, high\) with 0 < low <= high"),
+    ("trust_ratio", -0.1, r"None \(no cap\) or > 0"),
+    ("trust_ratio", 0.0, r"None \(no cap\) or > 0"),
+])
+def test_bad_values_are_refused_naming_the_value_and_the_range(key, value, valid):
+    with pytest.raises(ValueError, match=rf"Invalid {key} value: {re_escape(value)} \(valid: {valid}\)"):
+        create_optimizer("adam_lrprop", [torch.nn.Parameter(torch.zeros(2))], **{key: value})
+
+
+def re_escape(value: object) -> str:
+    import re  # noqa: PLC0415
+
+    return re.escape(repr(value))
