@@ -12,6 +12,7 @@ from gradretention.optim import ComposedOptimizer, create_optimizer
 
 QUADRATIC = (1.0, 3.0)  # f(θ) = ½ Σ a_i θ_i², gradient a ⊙ θ
 THETA0 = (1.0, -2.0)
+LN2 = math.log(2)
 
 
 def quadratic_loss(theta: torch.Tensor) -> torch.Tensor:
@@ -34,7 +35,7 @@ def sign(x: float) -> float:
     return (x > 0) - (x < 0)
 
 
-def hand_log_rprop(rule: str, alpha: float, eta: float, *, etas=(0.5, 1.2), sizes=(0.01, math.log(2)),
+def hand_log_rprop(rule: str, alpha: float, eta: float, *, etas=(0.5, 1.2), sizes=(0.01, LN2),
                    offset: float = 0.0, tau: float | None = None, spike: float = 0.5, steps: int = 3,
                    mu: float = 0.9, rho: float = 0.9):
     """Plain Python: the law of log_rprop's docstring (law, then spike, then cap) on the quadratic."""
