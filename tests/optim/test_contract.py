@@ -206,31 +206,93 @@ def test_torch_keywords_at_their_defaults_are_accepted(name):
 
 # --- schedulers that recompute lr from initial_lr -----------------------------------------------
 
+S = torch.optim.lr_scheduler
+ADAPTIVE = [name for name in OURS
+            if getattr(getattr(create_optimizer(name, [torch.nn.Parameter(torch.zeros(1))]), "controller", None),
+                       "device_lr", False)]
+"""The names whose controller adapts α on the device (hypergradient, variance, log-α): they watch for schedulers."""
 
-def _scheduled_run(name: str, make_scheduler) -> list[warnings.WarningMessage]:
+RECOMPUTING = {
+    "LambdaLR": lambda opt: S.LambdaLR(opt, lambda step: 0.8**step),  # a changing λ: no repeated value to spot
+    "OneCycleLR": lambda opt: S.OneCycleLR(opt, max_lr=0.05, total_steps=10),
+    "CyclicLR": lambda opt: S.CyclicLR(opt, base_lr=0.005, max_lr=0.02, step_size_up=2),
+    "CosineAnnealingWarmRestarts": lambda opt: S.CosineAnnealingWarmRestarts(opt, T_0=3),
+    "SequentialLR": lambda opt: S.SequentialLR(opt, [S.LinearLR(opt, 0.5, total_iters=2), S.ExponentialLR(opt, 0.9)],
+                                               milestones=[2]),
+}
+CHAINABLE = {
+    "StepLR": lambda opt: S.StepLR(opt, step_size=2, gamma=0.5),
+    "MultiStepLR": lambda opt: S.MultiStepLR(opt, milestones=[2, 4], gamma=0.5),
+    "ExponentialLR": lambda opt: S.ExponentialLR(opt, gamma=0.9),
+    "CosineAnnealingLR": lambda opt: S.CosineAnnealingLR(opt, T_max=4),
+    "LinearLR": lambda opt: S.LinearLR(opt, start_factor=0.5, total_iters=3),
+    "ConstantLR": lambda opt: S.ConstantLR(opt, factor=0.5, total_iters=3),
+    "PolynomialLR": lambda opt: S.PolynomialLR(opt, total_iters=8),
+    "MultiplicativeLR": lambda opt: S.MultiplicativeLR(opt, lambda step: 0.9),
+    "ReduceLROnPlateau": lambda opt: S.ReduceLROnPlateau(opt, patience=0),
+    "ChainedScheduler": lambda opt: S.ChainedScheduler([S.StepLR(opt, 2, 0.5), S.ExponentialLR(opt, 0.9)]),
+}
+
+
+def _scheduled_run(name: str, make_scheduler, **options) -> list[warnings.WarningMessage]:
     model, inputs, targets = make_regression_problem()
-    opt = create_optimizer(name, model.parameters(), lr=0.01)
+    opt = create_optimizer(name, model.parameters(), lr=0.01, **options)
     scheduler = make_scheduler(opt)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(6):
             train(model, opt, inputs, targets, 1)
-            scheduler.step()
+            scheduler.step(1.0) if isinstance(scheduler, S.ReduceLROnPlateau) else scheduler.step()
     return [w for w in caught if "initial_lr" in str(w.message)]
 
 
-@pytest.mark.parametrize("name", ["sgd_hd", "adam_hd_adam", "sgd_var"])
-def test_lambda_lr_that_undoes_the_adaptation_warns_with_the_reason(name):
-    caught = _scheduled_run(name, lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0))
-    assert len(caught) == 1 and "MultiplicativeLR" in str(caught[0].message)
-
-
-def test_one_cycle_lr_warns():
-    caught = _scheduled_run("sgd_hd", lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=10))
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_lambda_lr_with_a_changing_lambda_warns_naming_it_and_the_alternative(name):
+    caught = _scheduled_run(name, RECOMPUTING["LambdaLR"])
     assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message.startswith("LambdaLR sets lr = initial_lr·λ(t) every step") and "MultiplicativeLR" in message
 
 
+@pytest.mark.parametrize("scheduler", sorted(RECOMPUTING))
 @pytest.mark.parametrize("name", ["sgd_hd", "adam_hd_adam", "sgd_var"])
-def test_chainable_schedulers_compose_without_a_warning(name):
-    assert _scheduled_run(name, lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)) == []
-    assert _scheduled_run(name, lambda opt: torch.optim.lr_scheduler.MultiplicativeLR(opt, lambda step: 0.9)) == []
+def test_every_scheduler_that_recomputes_lr_from_initial_lr_warns_once_naming_it(name, scheduler):
+    caught = _scheduled_run(name, RECOMPUTING[scheduler])
+    assert len(caught) == 1 and str(caught[0].message).startswith(scheduler)
+
+
+def test_a_recomputing_scheduler_inside_a_chain_is_found():
+    caught = _scheduled_run("sgd_hd", lambda opt: S.ChainedScheduler([S.StepLR(opt, 2, 0.5), RECOMPUTING["LambdaLR"](opt)]))
+    assert len(caught) == 1 and str(caught[0].message).startswith("LambdaLR")
+
+
+@pytest.mark.parametrize("scheduler", sorted(CHAINABLE))
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_chainable_schedulers_compose_without_a_warning(name, scheduler):
+    assert _scheduled_run(name, CHAINABLE[scheduler]) == []
+
+
+def test_a_scheduler_that_keeps_alpha_still_is_not_mistaken_for_lambda_lr():
+    # hypergrad_lr=0: α never moves, so StepLR writes the same value twice (a value test would warn).
+    assert _scheduled_run("sgd_hd", CHAINABLE["StepLR"], hypergrad_lr=0.0) == []
+
+
+def test_lambda_lr_replaces_the_adapted_alpha_and_its_multiplicative_form_scales_it():
+    """What the warning says: LambdaLR writes initial_lr·λ(t) whatever α became; MultiplicativeLR
+    with factor λ(t)/λ(t−1) multiplies the adapted α by it."""
+    lam = lambda step: 0.8**step  # noqa: E731
+    for make, expected in ((lambda opt: S.LambdaLR(opt, lam), lambda adapted, t: 0.01 * lam(t)),
+                           (lambda opt: S.MultiplicativeLR(opt, lambda epoch: lam(epoch) / lam(epoch - 1)),
+                            lambda adapted, t: adapted * lam(t) / lam(t - 1))):
+        model, inputs, targets = make_regression_problem()
+        opt = create_optimizer("sgd_hd", model.parameters(), lr=0.01, hypergrad_lr=0.1)
+        scheduler = make(opt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for t in range(1, 5):
+                before = float(opt.param_groups[0]["lr"])
+                train(model, opt, inputs, targets, 1)
+                adapted = float(opt.param_groups[0]["lr"])
+                scheduler.step()
+                assert t == 1 or adapted != pytest.approx(before, rel=1e-6)  # from step 2 the controller moves α
+                assert float(opt.param_groups[0]["lr"]) == pytest.approx(expected(adapted, t), rel=1e-12)

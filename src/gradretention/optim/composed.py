@@ -23,10 +23,12 @@ from torch import Tensor
 from gradretention.optim import kernels
 from gradretention.optim.base import Group, LRController, Rule, StepSignals
 from gradretention.optim.contract import (
+    SCHEDULE_WARNING,
     TORCH_KEYWORDS,
     ContractMixin,
     check_params,
     check_torch_keywords,
+    erasing_schedulers,
     wants_reference_loop,
 )
 from gradretention.optim.controllers import make_controller
@@ -35,12 +37,6 @@ from gradretention.optim.hyperparams import check_hyperparameters
 from gradretention.optim.rules import make_rule
 
 Closure = Callable[[], Any]
-SCHEDULE_WARNING = (
-    "An LR scheduler reset group['lr'] to its own value, replacing the α that the {controller} controller "
-    "adapted: schedulers that recompute lr from initial_lr every step (LambdaLR, OneCycleLR, CyclicLR, "
-    "CosineAnnealingWarmRestarts) undo the adaptation each step. Chainable schedulers (StepLR, ExponentialLR, "
-    "CosineAnnealingLR, MultiplicativeLR, ReduceLROnPlateau, ...) scale the adapted α and compose; express the "
-    "schedule as MultiplicativeLR with factor λ(t)/λ(t-1) to keep both.")
 
 
 class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
@@ -69,10 +65,11 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
     PolynomialLR, MultiplicativeLR, ReduceLROnPlateau) multiply the adapted α and compose with
     the controller: it continues from the scaled value. Schedulers that recompute lr from
     ``initial_lr`` every step (LambdaLR, OneCycleLR, CyclicLR, CosineAnnealingWarmRestarts)
-    replace the adapted α each step, which undoes the adaptation; when the optimizer sees one
-    do so (``group["lr"]`` reset to the scheduler's previous value, or OneCycleLR's keys in the
-    group) it warns once with this reason. Express such schedules with MultiplicativeLR
-    (factor ``λ(t)/λ(t−1)``) to compose them.
+    replace the adapted α each step, which undoes the adaptation (SequentialLR does so at its
+    milestones); the first time the optimizer sees ``group["lr"]`` written from outside, it looks
+    for such schedulers among those attached to it (:func:`~.contract.erasing_schedulers`) and
+    warns once, naming them. Express such schedules with MultiplicativeLR (factor
+    ``λ(t)/λ(t−1)``) to compose them.
 
     Example:
         >>> model = torch.nn.Linear(4, 1)
@@ -89,6 +86,7 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
             controller = make_controller(controller, **options)
         self.controller = controller
         self._warned_schedule = False
+        self._rebuild_caches()
         defaults = {"lr": lr, "fused": None, "compiled": None, **TORCH_KEYWORDS, **self.rule.defaults,
                     **self.controller.defaults}
         unknown = sorted(set(hyperparameters) - set(defaults))
@@ -174,21 +172,27 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
                 state["updated_at"] = group_step
 
     def _check_schedule(self, group: Group) -> None:
-        """Warn once when a scheduler that recomputes lr from ``initial_lr`` undoes the adaptation.
+        """Warn once when an attached scheduler recomputes lr from ``initial_lr`` (it undoes the adaptation).
 
         α is written by this optimizer only as a fresh tensor, so a changed version counter (a
-        scheduler's in-place ``fill_``) or a float (set by hand) marks an outside write; only then
-        is the value read on the host (the scheduler has just synchronised to write it anyway).
+        scheduler's in-place ``fill_``) or a float (set by hand) marks an outside write. At the
+        first one, the attached schedulers are classified by type (values cannot tell a
+        LambdaLR from a chainable scheduler); nothing is read from the device.
         """
         lr = group["lr"]
-        if "lr_version" not in group or (isinstance(lr, Tensor) and lr._version == group["lr_version"]):
+        if self._schedules_checked or "lr_version" not in group or (
+                isinstance(lr, Tensor) and lr._version == group["lr_version"]):
             return
-        value = float(lr)
-        erased = value == group.get("lr_scheduled") or "max_lr" in group
-        group["lr_scheduled"] = value
-        if erased and not self._warned_schedule:
+        self._schedules_checked = True
+        erasing = erasing_schedulers(self)
+        if erasing and not self._warned_schedule:
             self._warned_schedule = True
-            warnings.warn(SCHEDULE_WARNING.format(controller=self.controller.name), UserWarning, stacklevel=6)
+            warnings.warn(SCHEDULE_WARNING.format(schedulers="; ".join(erasing), controller=self.controller.name),
+                          UserWarning, stacklevel=6)
+
+    def _rebuild_caches(self) -> None:
+        # A copy is attached to no scheduler yet: it looks again at its first outside write.
+        self._schedules_checked = False
 
     def _reference_update(self, group: Group, params: list[Tensor], grads: list[Tensor],
                           states: list[dict[str, Any]], alpha: float | Tensor) -> None:

@@ -13,14 +13,19 @@ when they are built. Ours keep that contract here, in one place:
   ``maximize`` ascends (every rule sees ``−∇``); ``foreach=False`` runs the per-tensor
   reference loop (as ``fused=False``), ``None``/``True`` let the fast paths run;
   ``capturable`` and ``differentiable`` must stay False (α is adapted from the gradients, so
-  it cannot be captured in a CUDA graph with a host-side schedule, nor differentiated through).
+  it cannot be captured in a CUDA graph with a host-side schedule, nor differentiated through);
+- :func:`erasing_schedulers` names the torch LR schedulers attached to an optimizer that replace
+  an adapted α instead of scaling it (:data:`RECOMPUTING_SCHEDULERS`), for the optimizer's
+  once-only warning.
 """
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import torch
+from torch.optim import lr_scheduler
 
 TORCH_KEYWORDS: dict[str, Any] = {"foreach": None, "maximize": False, "capturable": False, "differentiable": False}
 """torch.optim's implementation keywords that our optimizers accept, with their defaults."""
@@ -30,6 +35,55 @@ UNSUPPORTED = {
     "differentiable": "differentiating through the step is not supported: the controllers read the step's "
                       "statistics as constants",
 }
+
+
+RECOMPUTING_SCHEDULERS: dict[type, str] = {
+    lr_scheduler.LambdaLR: "sets lr = initial_lr·λ(t) every step",
+    lr_scheduler.OneCycleLR: "sets lr from initial_lr, max_lr and min_lr every step",
+    lr_scheduler.CyclicLR: "sets lr between base_lr and max_lr every step",
+    lr_scheduler.CosineAnnealingWarmRestarts: "sets lr from initial_lr in closed form every step",
+}
+"""torch's schedulers that compute lr from ``initial_lr`` and never read the current ``group["lr"]``,
+so each step replaces the α a controller adapted. Every other torch scheduler (StepLR, MultiStepLR,
+ExponentialLR, CosineAnnealingLR, LinearLR, ConstantLR, PolynomialLR, MultiplicativeLR,
+ReduceLROnPlateau) multiplies the current ``group["lr"]`` and so scales the adapted α: it composes."""
+
+SCHEDULE_WARNING = (
+    "{schedulers}: it replaces the α that the {controller} controller adapted, which undoes the adaptation. "
+    "Schedulers that recompute lr from initial_lr (LambdaLR, OneCycleLR, CyclicLR, "
+    "CosineAnnealingWarmRestarts; SequentialLR at its milestones) do not compose with an adapted α; chainable "
+    "ones (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LinearLR, ConstantLR, PolynomialLR, "
+    "MultiplicativeLR, ReduceLROnPlateau) scale it and compose. Express the schedule as MultiplicativeLR with "
+    "factor λ(t)/λ(t-1) to keep both.")
+
+
+def erasing_schedulers(optimizer: torch.optim.Optimizer) -> list[str]:
+    """The LR schedulers attached to ``optimizer`` that overwrite ``group["lr"]`` from ``initial_lr``.
+
+    Each entry reads ``"LambdaLR sets lr = initial_lr·λ(t) every step"``. Which scheduler wrote
+    an lr cannot be told from the values (a MultiplicativeLR whose factor reads the optimizer can
+    write any sequence), so schedulers are classified by type: they hold ``.optimizer``, and
+    ``gc.get_referrers`` finds them (one scan of the heap, run by the optimizer once, when it
+    first sees an outside write). SequentialLR and ChainedScheduler are looked into:
+    SequentialLR restarts the scheduler of each milestone in closed form from ``initial_lr``.
+    """
+    found: list[str] = []
+    for referrer in gc.get_referrers(optimizer):
+        if isinstance(referrer, lr_scheduler.LRScheduler) and referrer.optimizer is optimizer:
+            found.extend(_recomputing(referrer))
+    return sorted(set(found))
+
+
+def _recomputing(scheduler: Any) -> list[str]:
+    found = [f"{type(scheduler).__name__} {reason}" for kind, reason in RECOMPUTING_SCHEDULERS.items()
+             if isinstance(scheduler, kind)]
+    children = getattr(scheduler, "_schedulers", [])
+    if isinstance(scheduler, lr_scheduler.SequentialLR) and any(
+            hasattr(child, "_get_closed_form_lr") for child in children[1:]):
+        found.append("SequentialLR restarts its next scheduler from initial_lr at each milestone")
+    for child in children:
+        found.extend(_recomputing(child))
+    return found
 
 
 def check_torch_keywords(values: dict[str, Any], owner: str) -> None:
