@@ -251,16 +251,39 @@ def _signed_decades(diff: float, low: float, high: float) -> str:
 
 
 def _sensitivity(analysis: GroupAnalysis) -> TextTable | None:
+    """Widths of the grid-tuned optimizers, then the untuned ones (lr-free peers, fixed lrs) beside them.
+
+    Every row carries its final seeds' test score, so that a width is read next to what the
+    optimizer reaches; an optimizer whose lr was not tuned has no grid, hence no width.
+    """
     frame = analysis.sensitivity
     if frame.empty:
         return None
-    rows = tuple((r.label, cells.lr(r.best_lr), cells.format_value(analysis.val_metric, r.best_score),
-                  f"{r.width:.2f}", _width_ci(r), str(r.points), str(r.seeds)) for r in frame.itertuples())  # fmt: skip
+    test = _test_scores(analysis)
+    rows = [(r.label, cells.lr(r.best_lr), cells.format_value(analysis.val_metric, r.best_score), f"{r.width:.2f}",
+             _width_ci(r), str(r.points), str(r.seeds), test.get(r.label, "—")) for r in frame.itertuples()]  # fmt: skip
+    summary = analysis.summary
+    untuned = summary[~summary["label"].isin(frame["label"])] if len(summary) else summary
+    rows += [(r.label, f"{cells.lr(r.lr)} (fixed)", "— (not tuned)", "— (no grid)", "—", "0", "—",
+              test.get(r.label, "—")) for r in untuned.itertuples()]  # fmt: skip
     headers = ("optimizer", "best lr", "best validation score", "width (decades)", "95 % CI", "grid points",
-               "tuning seeds")  # fmt: skip
+               "tuning seeds", f"{_metric_name(analysis.metric)} (final seeds)")  # fmt: skip
     caption = ("lr-sensitivity width: the longest run of consecutive grid lrs whose score is within 1 point (0.01) "
-               "of the best, in decades (one point = 0); CI over bootstrap resamples of the tuning seeds.")  # fmt: skip
-    return TextTable(headers, rows, numeric=frozenset({1, 2, 3, 5, 6}), caption=caption)
+               "of the best, in decades (one point = 0); CI over bootstrap resamples of the tuning seeds. "
+               "Optimizers run at a fixed lr (the lr-free peers at lr = 1) have no grid and no width; the last "
+               "column is every optimizer's mean over its final seeds, at its chosen or fixed lr.")  # fmt: skip
+    return TextTable(headers, tuple(rows), numeric=frozenset({1, 2, 3, 5, 6, 7}), caption=caption)
+
+
+def _test_scores(analysis: GroupAnalysis) -> dict[str, str]:
+    """Label → its final seeds' mean of the reported metric, formatted."""
+    if analysis.summary.empty:
+        return {}
+    return {r.label: cells.format_value(analysis.metric, r.mean) for r in analysis.summary.itertuples()}
+
+
+def _metric_name(metric: str) -> str:
+    return metric.replace("_", " ")
 
 
 def _width_ci(row: Any) -> str:
