@@ -95,7 +95,9 @@ class HypergradientController:
         group["hypergradient"] = 0.0 if h is None else h
         if h is None or group["hypergrad_lr"] == 0.0:
             return lr
-        u = h.to(torch.float64) / signals.direction_scale
+        u = h.to(torch.float64)
+        if isinstance(signals.direction_scale, torch.Tensor) or signals.direction_scale != 1.0:
+            u = u / signals.direction_scale  # HDM's ‖g‖‖d‖ (a division by 1.0 would be an op per step for nothing)
         finite = torch.isfinite(u)  # overflowing gradients (or ‖d‖ = 0): no information about the step size
         change = self._change(group, torch.where(finite, u, 0.0), finite)
         alpha = torch.where(finite, lr * (1 + change) if group["multiplicative"] else lr + change, lr)

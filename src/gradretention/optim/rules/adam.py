@@ -88,8 +88,8 @@ def adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[
         steps = [states[i]["step"] for i in chosen]
         dots = _compiled_adam_direction_dots(
             [grads[i] for i in chosen], [params[i] for i in chosen], [states[i] for i in chosen],
-            [eps * math.sqrt(1 - beta2**step) for step in steps],
-            [math.sqrt(1 - beta2**step) / (1 - beta1**step) for step in steps], weight_decay)
+            [(eps * math.sqrt(1 - beta2**step), math.sqrt(1 - beta2**step) / (1 - beta1**step)) for step in steps],
+            weight_decay)
         if dots is not None:
             return dots
     terms = []
@@ -124,8 +124,11 @@ def fused_adam_update(params: list[Tensor], grads: list[Tensor], states: list[St
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         state["step"] += 1
-    # The kernel reads the step count from float32 tensors; ours stay plain ints in the state.
-    steps = [torch.tensor(float(state["step"]), device=params[0].device) for state in states]
+    # The kernel reads the step count from float32 tensors; ours stay plain ints in the state. One
+    # tensor per distinct count (the kernel only reads it): a tensor per param cost ~3 µs each.
+    counts = {state["step"] for state in states}
+    shared = {count: torch.tensor(float(count), device=params[0].device) for count in counts}
+    steps = [shared[state["step"]] for state in states]
     beta1, beta2 = group["betas"]
     torch._fused_adam_(params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
                        steps, lr=alpha, beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
@@ -133,25 +136,27 @@ def fused_adam_update(params: list[Tensor], grads: list[Tensor], states: list[St
 
 
 def _adam_direction_dots_kernel(grads: list[Tensor], params: list[Tensor], exp_avgs: list[Tensor],
-                         exp_avg_sqs: list[Tensor], eps_scaled: Tensor, scales: Tensor,
-                         weight_decay: Tensor, decayed: bool) -> Tensor:
+                                exp_avg_sqs: list[Tensor], constants: Tensor, weight_decay: Tensor,
+                                decayed: bool) -> Tensor:
+    eps_scaled = constants[:, 0].to(params[0].dtype)
     terms = []
     for index, (grad, param, m, v) in enumerate(zip(grads, params, exp_avgs, exp_avg_sqs)):
         effective = grad + weight_decay * param if decayed else grad
-        terms.append((effective * m / (v.sqrt() + eps_scaled[index])).sum(dtype=scales.dtype) * scales[index])
+        terms.append((effective * m / (v.sqrt() + eps_scaled[index])).sum(dtype=constants.dtype)
+                     * constants[index, 1])
     return torch.stack(terms).sum()
 
 
 def _compiled_adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[State],
-                        eps_scaled: list[float], scales: list[float], weight_decay: float) -> Tensor | None:
-    """``Σ_i c_i Σ (g_i + wd·θ_i)·m_i/(√v_i + ε_i)`` in one pass (``c_i = √c2/c1``, ``ε_i = ε√c2``)."""
+                                  constants: list[tuple[float, float]], weight_decay: float) -> Tensor | None:
+    """``Σ_i c_i Σ (g_i + wd·θ_i)·m_i/(√v_i + ε_i)`` in one pass; ``constants[i] = (ε_i, c_i)`` with
+    ``ε_i = ε√c2`` and ``c_i = √c2/c1`` (one host-to-tensor copy for all of them per step)."""
     accumulate = torch.float64 if params[0].dtype == torch.float64 else torch.float32
     device = params[0].device
     return kernels.run("adam_direction_dots", _adam_direction_dots_kernel, grads, params,
-               [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-               torch.tensor(eps_scaled, dtype=params[0].dtype, device=device),
-               torch.tensor(scales, dtype=accumulate, device=device),
-               torch.tensor(weight_decay, dtype=params[0].dtype, device=device), weight_decay != 0)
+                       [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                       torch.tensor(constants, dtype=accumulate, device=device),
+                       torch.tensor(weight_decay, dtype=params[0].dtype, device=device), weight_decay != 0)
 
 
 RULES = {"adam": AdamRule}
