@@ -74,3 +74,27 @@ def test_a_failed_build_warns_once_and_returns_none(monkeypatch, tmp_path):
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "could not build its C++ kernel" in messages[0]
     assert all(torch.equal(a, b) for a, b in zip(retained, before))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_hypergradient_equals_the_float64_formula(dtype, weight_decay):
+    grads, params, exp_avgs = tensors(dtype)
+    exp_avg_sqs = [g.square() * 0.5 + 1e-6 for g in tensors(dtype)[2]]
+    constants = [(1e-8 * 0.7, 1.3), (2e-8, 0.9), (3e-8, 1.1)]
+    got = native.adam_direction_dots(grads, params, exp_avgs, exp_avg_sqs, constants, weight_decay)
+    assert got is not None, "the C++ kernel did not build here"
+    want = sum(scale * ((g.double() + weight_decay * p.double()) * m.double()
+                        / (v.double().sqrt() + eps)).sum()
+               for (eps, scale), g, p, m, v in zip(constants, grads, params, exp_avgs, exp_avg_sqs))
+    assert got.dtype == torch.float64 and got.ndim == 0
+    # float32: each term rounds a few times in float32 before the float64 sums.
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-13
+    assert float(got) == pytest.approx(float(want), rel=tolerance)
+
+
+def test_adam_hypergradient_refuses_ineligible_tensors():
+    strided = [torch.randn(4, 6).t()]
+    assert native.adam_direction_dots(strided, strided, strided, strided, [(1e-8, 1.0)], 0.0) is None
+    halves = [torch.randn(8).bfloat16()]
+    assert native.adam_direction_dots(halves, halves, halves, halves, [(1e-8, 1.0)], 0.0) is None

@@ -1,18 +1,28 @@
-"""A hand-written C++ kernel where Inductor cannot fuse: RescaledSGD's first pass.
+"""Hand-written C++ loops for the two passes Inductor does not do well.
 
-``m ← γ m + (g + wd·θ)`` and the min and max of ``|m|`` want one loop that stores m and
-reduces over the stored values in registers (12 B/param). Inductor emits a store loop and
-a second loop that reads m again (16 B/param), which keeps ``rescaled_sgd`` near 1.45× a
-fused Adam step. This module builds that loop with ``torch.utils.cpp_extension.load_inline``
-(a C++ compiler and ninja; about 30–60 s once per machine, then the build folder under
-``TORCH_EXTENSIONS_DIR`` is reused) and calls it through torch's own ops.
+- RescaledSGD's first pass: ``m ← γ m + (g + wd·θ)`` and the min and max of ``|m|`` want one
+  loop that stores m and reduces over the stored values in registers (12 B/param). Inductor
+  emits a store loop and a second loop that reads m again (16 B/param), which keeps
+  ``rescaled_sgd`` near 1.45× a fused Adam step.
+- Adam-HD's hypergradient ``Σ_i c_i Σ (g + wd·θ)·m/(√v + ε_i)`` (:func:`adam_direction_dots`):
+  Inductor's reduction is right but reads g, m, v at about 0.8× the time of a whole fused
+  Adam step on one thread; this loop (16 independent accumulators per cache block, vector
+  sqrt and divide) takes about 0.6× (``benchmarks/optimizer_step.py --threads 1 --clock cpu``).
+
+This module builds them with ``torch.utils.cpp_extension.load_inline`` (a C++ compiler and
+ninja; about 30–60 s once per machine and instruction set, then the build folder under
+``TORCH_EXTENSIONS_DIR`` is reused) and calls them through torch's own ops.
 
 Arithmetic: compiled with ``-ffp-contract=off``, so ``γ·m`` and ``+ e`` round separately
 as the reference's ``mul_`` and ``add_`` do; ``e = g + wd·θ`` rounds twice, where eager's
 ``add(…, alpha=wd)`` may fuse (a float32 ulp, only with weight decay). A NaN anywhere makes
-both bounds NaN, as ``torch.aminmax`` does. It runs only where :mod:`.compiled` says
-kernels run (the ``compiled`` option), on contiguous float32/float64 CPU tensors; when the
-build fails, a warning says why once and the Inductor kernel takes over.
+both bounds NaN, as ``torch.aminmax`` does. The reduction sums in the params' dtype within a
+block and in float64 across blocks (another order than the reference's, so a few ulps).
+``-fno-math-errno`` lets ``sqrt`` vectorise (nothing here reads errno); the vector flags
+follow torch's detected CPU capability, which is part of the build's name. It runs only where
+:mod:`gradretention.optim.kernels` says kernels run (the ``compiled`` option), on contiguous
+float32/float64 CPU tensors; when the build fails, a warning says why once and the Inductor
+kernel takes over.
 """
 
 from __future__ import annotations
@@ -91,6 +101,69 @@ static void retain_dispatch(T* m, const T* g, const T* p, int64_t n, T decay, T 
   else retain_one<T, false, false>(m, g, p, n, decay, wd, out);
 }
 
+template <typename T, bool Decayed>
+static double adam_dots_one(const T* g, const T* p, const T* m, const T* v, int64_t n, T eps, T wd) {
+  // 16 (float) or 8 (double) independent lanes per block: the divides pipeline and vectorise.
+  constexpr int lanes = 64 / sizeof(T);
+  const int64_t grain = 1 << 14;
+  const int64_t chunks = (n + grain - 1) / grain;
+  std::vector<double> parts(chunks);
+  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      const int64_t begin = chunk * grain, end = std::min(n, begin + grain);
+      T acc[lanes] = {};
+      int64_t i = begin;
+      for (; i + lanes <= end; i += lanes) {
+        #pragma omp simd
+        for (int k = 0; k < lanes; ++k) {
+          T effective = g[i + k];
+          if (Decayed) {
+            T decay_term = wd * p[i + k];
+            effective = effective + decay_term;
+          }
+          T numerator = effective * m[i + k];
+          acc[k] += numerator / (std::sqrt(v[i + k]) + eps);
+        }
+      }
+      double sum = 0;
+      for (; i < end; ++i) {
+        T effective = g[i];
+        if (Decayed) {
+          T decay_term = wd * p[i];
+          effective = effective + decay_term;
+        }
+        T numerator = effective * m[i];
+        sum += numerator / (std::sqrt(v[i]) + eps);
+      }
+      for (int k = 0; k < lanes; ++k) sum += acc[k];
+      parts[chunk] = sum;
+    }
+  });
+  double total = 0;
+  for (double part : parts) total += part;
+  return total;
+}
+
+torch::Tensor adam_direction_dots(std::vector<torch::Tensor> grads, std::vector<torch::Tensor> params,
+                                  std::vector<torch::Tensor> exp_avgs, std::vector<torch::Tensor> exp_avg_sqs,
+                                  std::vector<double> eps_scaled, std::vector<double> scales,
+                                  double weight_decay) {
+  double total = 0;
+  AT_DISPATCH_FLOATING_TYPES(grads[0].scalar_type(), "adam_direction_dots", [&] {
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const scalar_t eps = static_cast<scalar_t>(eps_scaled[i]), wd = static_cast<scalar_t>(weight_decay);
+      const scalar_t* g = grads[i].data_ptr<scalar_t>();
+      const scalar_t* p = params[i].data_ptr<scalar_t>();
+      const scalar_t* m = exp_avgs[i].data_ptr<scalar_t>();
+      const scalar_t* v = exp_avg_sqs[i].data_ptr<scalar_t>();
+      const int64_t n = grads[i].numel();
+      total += scales[i] * (weight_decay != 0 ? adam_dots_one<scalar_t, true>(g, p, m, v, n, eps, wd)
+                                              : adam_dots_one<scalar_t, false>(g, p, m, v, n, eps, wd));
+    }
+  });
+  return torch::tensor(total, torch::dtype(torch::kFloat64));
+}
+
 torch::Tensor retain_and_bounds(std::vector<torch::Tensor> retained, std::vector<torch::Tensor> grads,
                                 std::vector<torch::Tensor> params, double decay, double weight_decay,
                                 bool bounds) {
@@ -107,7 +180,14 @@ torch::Tensor retain_and_bounds(std::vector<torch::Tensor> retained, std::vector
 }
 """
 
-NAME = "gradretention_native_v2"
+VECTOR_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma"],
+                "AVX2": ["-mavx2", "-mfma"]}
+"""Compiler flags per torch CPU capability (``torch.backends.cpu.get_cpu_capability()``): explicit
+sets rather than ``-march=native``, so a build shared through a home folder runs on any CPU of
+the capability its name carries."""
+
+NAME = "gradretention_native_v3"
+"""The extension's name; the build's folder adds the CPU capability (``…_v3_avx512``)."""
 _STATE: dict[str, Any] = {}
 
 
@@ -115,17 +195,21 @@ def load() -> Any | None:
     """The built extension module, or None (with one warning) when it cannot be built here."""
     if "module" not in _STATE:
         _STATE["module"] = None
+        capability = torch.backends.cpu.get_cpu_capability()
         try:
             from torch.utils.cpp_extension import load_inline  # noqa: PLC0415
 
             _STATE["module"] = load_inline(
-                name=NAME, cpp_sources=[SOURCE], functions=["retain_and_bounds"],
-                # -fopenmp: at::parallel_for's OpenMP pragmas (and the simd reduction) need it.
-                extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off"], extra_ldflags=["-fopenmp"], verbose=False)
+                name=f"{NAME}_{capability.lower()}", cpp_sources=[SOURCE],
+                functions=["retain_and_bounds", "adam_direction_dots"],
+                # -fopenmp: at::parallel_for's OpenMP pragmas (and the simd reductions) need it.
+                extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno",
+                              *VECTOR_FLAGS.get(capability, [])],
+                extra_ldflags=["-fopenmp"], verbose=False)
         except (OSError, RuntimeError, ImportError) as error:
-            warnings.warn(f"gradretention could not build its C++ kernel ({type(error).__name__}: "
-                          f"{str(error)[:200]}); RescaledSGD's first pass uses the Inductor kernel instead",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(f"gradretention could not build its C++ kernels ({type(error).__name__}: "
+                          f"{str(error)[:200]}); RescaledSGD's first pass and Adam-HD's hypergradient use the "
+                          "Inductor kernels instead", RuntimeWarning, stacklevel=3)
     return _STATE["module"]
 
 
@@ -149,3 +233,18 @@ def retain_and_bounds(retained: list[Tensor], grads: list[Tensor], params: list[
     if module is None:
         return None
     return module.retain_and_bounds(retained, grads, params, float(decay), float(weight_decay), bool(bounds))
+
+
+def adam_direction_dots(grads: list[Tensor], params: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+                        constants: list[tuple[float, float]], weight_decay: float) -> Tensor | None:
+    """``Σ_i c_i Σ (g_i + wd·θ_i)·m_i/(√v_i + ε_i)`` as a float64 0-dim tensor, ``constants[i] = (ε_i, c_i)``.
+
+    Returns None when the tensors are not eligible or the kernel cannot be built.
+    """
+    if not grads or not eligible([*grads, *params, *exp_avgs, *exp_avg_sqs]):
+        return None
+    module = load()
+    if module is None:
+        return None
+    return module.adam_direction_dots(grads, params, exp_avgs, exp_avg_sqs, [c[0] for c in constants],
+                                      [c[1] for c in constants], float(weight_decay))

@@ -2,9 +2,11 @@
 
 The reference loop is :meth:`AdamRule.direction`; the fused path updates with torch's
 ``_fused_adam_`` (:func:`fused_adam_update`) and rebuilds d_{t-1} from the moments for the
-hypergradient chunk by chunk (:func:`adam_direction_dots`); the compiled twin
-(:func:`_adam_direction_dots_kernel`) reduces the hypergradient in one pass over g, m, v — so
-Adam-HD needs no extra buffer. Tests hold all of them equal in float64.
+hypergradient chunk by chunk (:func:`adam_direction_dots`); where kernels run (``compiled``),
+the hypergradient is one pass over g, m, v — a C++ loop on the CPU
+(:func:`gradretention.optim.algorithms.native.adam_direction_dots`), else the Inductor twin
+(:func:`_adam_direction_dots_kernel`) — so Adam-HD needs no extra buffer. Tests hold all of
+them equal in float64.
 """
 
 from __future__ import annotations
@@ -86,10 +88,10 @@ def adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[
         if not chosen:
             return None
         steps = [states[i]["step"] for i in chosen]
-        dots = _compiled_adam_direction_dots(
-            [grads[i] for i in chosen], [params[i] for i in chosen], [states[i] for i in chosen],
-            [(eps * math.sqrt(1 - beta2**step), math.sqrt(1 - beta2**step) / (1 - beta1**step)) for step in steps],
-            weight_decay)
+        constants = [(eps * math.sqrt(1 - beta2**step), math.sqrt(1 - beta2**step) / (1 - beta1**step))
+                     for step in steps]
+        dots = _compiled_adam_direction_dots([grads[i] for i in chosen], [params[i] for i in chosen],
+                                             [states[i] for i in chosen], constants, weight_decay)
         if dots is not None:
             return dots
     terms = []
@@ -150,12 +152,19 @@ def _adam_direction_dots_kernel(grads: list[Tensor], params: list[Tensor], exp_a
 def _compiled_adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[State],
                                   constants: list[tuple[float, float]], weight_decay: float) -> Tensor | None:
     """``Σ_i c_i Σ (g_i + wd·θ_i)·m_i/(√v_i + ε_i)`` in one pass; ``constants[i] = (ε_i, c_i)`` with
-    ``ε_i = ε√c2`` and ``c_i = √c2/c1`` (one host-to-tensor copy for all of them per step)."""
+    ``ε_i = ε√c2`` and ``c_i = √c2/c1``: the C++ loop of :mod:`~gradretention.optim.algorithms.native`
+    on the CPU, else the Inductor kernel (its constants in one host-to-tensor copy per step)."""
+    from gradretention.optim.algorithms import native  # noqa: PLC0415 (builds lazily, on first use)
+
+    exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+    dots = native.adam_direction_dots(grads, params, exp_avgs, exp_avg_sqs, constants, weight_decay)
+    if dots is not None:  # the C++ loop reads g, m, v faster than Inductor's reduction (see native)
+        kernels.CALLS["adam_direction_dots"] += 1
+        return dots
     accumulate = torch.float64 if params[0].dtype == torch.float64 else torch.float32
     device = params[0].device
     return kernels.run("adam_direction_dots", _adam_direction_dots_kernel, grads, params,
-                       [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                       torch.tensor(constants, dtype=accumulate, device=device),
+                       exp_avgs, exp_avg_sqs, torch.tensor(constants, dtype=accumulate, device=device),
                        torch.tensor(weight_decay, dtype=params[0].dtype, device=device), weight_decay != 0)
 
 
