@@ -9,6 +9,18 @@ over the tuning seeds, a failed seed at chance), with best score S* = max_k S_k:
 Its CI is the 2.5–97.5 % percentile of the same width on bootstrap resamples of the
 tuning seeds (a resample keeps a seed's runs at every lr together). Budget-protocol
 trials (random lrs, other hyperparameters varying) have no grid and no width.
+
+How far 1 point can be resolved (issue 19): with a few tuning seeds, the mean at each point
+carries the run-to-run noise, so even an optimizer whose result does not depend on α₀ at all
+can show a small width. Two reference numbers say when a width is limited by that noise:
+
+    null_width  = median over P permutations π (each seed's scores shuffled across the grid
+                  points independently, i.e. α₀ made irrelevant) of width(S∘π)
+    lr_effect_p = (1 + #{π : range(S∘π) ≥ range(S)}) / (1 + P),   range = max_k S_k − min_k S_k
+
+``null_width`` is the width the same runs would give if α₀ had no effect; ``lr_effect_p`` is a
+permutation test of "the score depends on α₀" (small: the grid's spread exceeds the seeds' noise;
+large: it does not, so a small width says nothing about α₀, only about the noise).
 """
 
 from __future__ import annotations
@@ -24,7 +36,8 @@ from gradretention.bench.analysis.verdicts import FAILED
 TOLERANCE = 0.01
 # Accuracy differences such as 0.90 - 0.89 are 0.010000000000000009 in floats.
 _SLACK = 1e-9
-SUMMARY_COLUMNS = ("label", "best_lr", "best_score", "width", "ci_low", "ci_high", "points", "seeds")
+SUMMARY_COLUMNS = ("label", "best_lr", "best_score", "width", "ci_low", "ci_high", "points", "seeds", "null_width",
+                   "lr_effect_p")
 
 
 def grid_scores(tune: pd.DataFrame, metric: str, chance: float) -> pd.DataFrame:
@@ -82,10 +95,32 @@ def summary(scores: pd.DataFrame, metric: str, n_resamples: int = 2000, seed: in
         draws = rng.integers(0, values.shape[0], size=(n_resamples, values.shape[0]))
         widths = widths_decades(lrs, _nanmean(values[draws]), higher)
         low, high = np.nanquantile(widths, [0.025, 0.975]) if values.shape[0] > 1 else (math.nan, math.nan)
+        null_width, p = permutation_reference(lrs, values, higher, rng, n_resamples)
         out.append({"label": label, "best_lr": lrs[best], "best_score": means[best],
                     "width": width_decades(lrs, means, higher), "ci_low": float(low), "ci_high": float(high),
-                    "points": len(lrs), "seeds": values.shape[0]})  # fmt: skip
+                    "points": len(lrs), "seeds": values.shape[0], "null_width": null_width,
+                    "lr_effect_p": p})  # fmt: skip
     return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+
+
+def permutation_reference(lrs: np.ndarray, values: np.ndarray, higher: bool, rng: np.random.Generator,
+                          n: int) -> tuple[float, float]:  # fmt: skip
+    """(null_width, lr_effect_p) of a seeds × grid-points score matrix (see the module docstring).
+
+    Example:
+        >>> flat = np.array([[0.90, 0.88, 0.91, 0.89], [0.87, 0.90, 0.88, 0.91]])
+        >>> permutation_reference(np.array([1e-3, 1e-2, 1e-1, 1.0]), flat, True, np.random.default_rng(0), 200)[1] > 0.5
+        True
+    """
+    if values.shape[1] < 2:
+        return math.nan, math.nan
+    shuffled = rng.permuted(np.broadcast_to(values, (n, *values.shape)), axis=2)
+    means = _nanmean(shuffled)
+    spread = np.nanmax(means, axis=1) - np.nanmin(means, axis=1)
+    observed = _nanmean(values)
+    observed_spread = np.nanmax(observed) - np.nanmin(observed)
+    p = (1 + np.count_nonzero(spread >= observed_spread - _SLACK)) / (1 + n)
+    return float(np.nanmedian(widths_decades(lrs, means, higher))), float(p)
 
 
 def _nanmean(values: np.ndarray) -> np.ndarray:

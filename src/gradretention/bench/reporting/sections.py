@@ -261,18 +261,32 @@ def _sensitivity(analysis: GroupAnalysis) -> TextTable | None:
         return None
     test = _test_scores(analysis)
     rows = [(r.label, cells.lr(r.best_lr), cells.format_value(analysis.val_metric, r.best_score), f"{r.width:.2f}",
-             _width_ci(r), str(r.points), str(r.seeds), test.get(r.label, "—")) for r in frame.itertuples()]  # fmt: skip
+             _width_ci(r), _null(r.null_width), _p(r.lr_effect_p), str(r.points), str(r.seeds),
+             test.get(r.label, "—")) for r in frame.itertuples()]  # fmt: skip
     summary = analysis.summary
     untuned = summary[~summary["label"].isin(frame["label"])] if len(summary) else summary
-    rows += [(r.label, f"{cells.lr(r.lr)} (fixed)", "— (not tuned)", "— (no grid)", "—", "0", "—",
+    rows += [(r.label, f"{cells.lr(r.lr)} (fixed)", "— (not tuned)", "— (no grid)", "—", "—", "—", "0", "—",
               test.get(r.label, "—")) for r in untuned.itertuples()]  # fmt: skip
-    headers = ("optimizer", "best lr", "best validation score", "width (decades)", "95 % CI", "grid points",
-               "tuning seeds", f"{_metric_name(analysis.metric)} (final seeds)")  # fmt: skip
+    headers = ("optimizer", "best lr", "best validation score", "width (decades)", "95 % CI",
+               "width if α₀ had no effect", "p (α₀ effect)", "grid points", "tuning seeds",
+               f"{_metric_name(analysis.metric)} (final seeds)")  # fmt: skip
     caption = ("lr-sensitivity width: the longest run of consecutive grid lrs whose score is within 1 point (0.01) "
                "of the best, in decades (one point = 0); CI over bootstrap resamples of the tuning seeds. "
+               "Width if α₀ had no effect: the median width of the same runs with each seed's scores shuffled "
+               "across the grid (the most the tuning seeds' noise lets the 1-point rule see); p (α₀ effect): "
+               "permutation test of the grid's spread of means against those shuffles (large: no α₀ effect "
+               "beyond the runs' own noise). "
                "Optimizers run at a fixed lr (the lr-free peers at lr = 1) have no grid and no width; the last "
                "column is every optimizer's mean over its final seeds, at its chosen or fixed lr.")  # fmt: skip
-    return TextTable(headers, tuple(rows), numeric=frozenset({1, 2, 3, 5, 6, 7}), caption=caption)
+    return TextTable(headers, tuple(rows), numeric=frozenset({1, 2, 3, 5, 6, 7, 8, 9}), caption=caption)
+
+
+def _null(width: float) -> str:
+    return "—" if pd.isna(width) else f"{width:.2f}"
+
+
+def _p(value: float) -> str:
+    return "—" if pd.isna(value) else f"{value:.3f}"
 
 
 def _test_scores(analysis: GroupAnalysis) -> dict[str, str]:
