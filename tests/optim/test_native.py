@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from gradretention.optim.algorithms import native
+from gradretention.optim import native
 
 pytestmark = pytest.mark.xdist_group("compiled")  # one worker builds the extension once
 
@@ -98,3 +98,15 @@ def test_adam_hypergradient_refuses_ineligible_tensors():
     assert native.adam_direction_dots(strided, strided, strided, strided, [(1e-8, 1.0)], 0.0) is None
     halves = [torch.randn(8).bfloat16()]
     assert native.adam_direction_dots(halves, halves, halves, halves, [(1e-8, 1.0)], 0.0) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sums_and_squares_equal_the_float64_sums_in_the_tensors_dtype(dtype):
+    grads = tensors(dtype)[0]
+    grads[0].add_(0.25)  # a mean away from 0, so Σg is not a sum of cancelling terms
+    got = native.sums_and_squares(grads)
+    assert got is not None, "the C++ kernel did not build here"
+    want = torch.tensor([[g.double().sum(), g.double().square().sum()] for g in grads], dtype=torch.float64)
+    assert got.dtype == dtype and got.shape == (3, 2)
+    # The float32 lanes round each partial sum; float64 sums across 16 K blocks.
+    torch.testing.assert_close(got.double(), want, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0)

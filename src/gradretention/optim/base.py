@@ -71,7 +71,9 @@ class StepSignals:
     ``needs_previous_direction``, the optimizer also reduces ``hypergradient``
     ``h_t = Σ⟨g_t, d_{t-1}⟩`` (None when no param has a d_{t-1}) and, for the multiplicative
     form (``multiplicative=True``, or a controller with ``needs_direction_scale = True``),
-    ``direction_scale = ‖g_t‖·‖d_{t-1}‖`` (else 1), both as device scalars.
+    ``direction_scale = ‖g_t‖·‖d_{t-1}‖`` (else 1), both as device scalars. ``compiled`` says
+    whether the group's compiled kernels run at this step (:mod:`.kernels`): a controller may
+    then take its reductions through them.
     """
 
     params: list[Tensor]
@@ -79,6 +81,7 @@ class StepSignals:
     loss: float | None
     hypergradient: Tensor | None = None
     direction_scale: Tensor | float = 1.0
+    compiled: bool = False
 
 
 class LRController(Protocol):

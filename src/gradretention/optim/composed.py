@@ -151,10 +151,10 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
             raise RuntimeError(f"fused=True needs dense contiguous float32/float64 params of one device and a rule "
                                f"with a fused path; got rule {self.rule.name!r}")
         compiled = dense and kernels.wanted(group.get("compiled"), params, group_step)
-        signals = StepSignals(params, grads, loss)
+        signals = StepSignals(params, grads, loss, compiled=compiled)
         if self.controller.needs_previous_direction:
             h, scale = self._hypergradient(group, params, grads, states, group_step, fast or compiled, compiled)
-            signals = StepSignals(params, grads, loss, h, scale)
+            signals = StepSignals(params, grads, loss, h, scale, compiled)
         alpha = group["lr"] = self.controller.next_lr(group, signals, self.rule)
         if isinstance(alpha, Tensor) and not tracing:
             group["lr_version"] = alpha._version  # a scheduler's fill_() bumps it: see _check_schedule

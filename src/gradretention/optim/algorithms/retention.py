@@ -101,7 +101,7 @@ class RescaledSGD(ContractMixin, torch.optim.Optimizer):
         compiled: None (auto: groups of ≥ 4 M entries on the CPU switch to two compiled passes
             after 200 steps), True (from the first step), False (never); see
             :mod:`gradretention.optim.kernels`. Pass 1 is a hand-written C++ loop
-            (:mod:`gradretention.optim.algorithms.native`, built once per machine) where it builds, else Inductor's. The compiled passes compute the reference's formula
+            (:mod:`gradretention.optim.native`, built once per machine) where it builds, else Inductor's. The compiled passes compute the reference's formula
             in its op order (equal to it within 2 float32 ulps, ``tests/optim/test_compiled.py``).
 
     Example:

@@ -3,7 +3,7 @@
 The compiled kernels follow the conventions of :mod:`gradretention.optim.kernels`.
 
 Pass 1 (``m ← γ m + g``, min and max of ``|m|``) prefers the hand-written loop of
-:mod:`.native`, which stores m and reduces over it in one read; Inductor's kernel here reads
+:mod:`gradretention.optim.native`, which stores m and reduces over it in one read; Inductor's kernel here reads
 m twice and is the fallback. Pass 2 (``θ ← θ − η ⊙ u``) is at its floor as compiled here.
 """
 
@@ -177,7 +177,7 @@ def compiled_step(params: list[Tensor], states: list[dict[str, Any]], group: Gro
 
     Every param must already have its ``retained_grad`` (the first step is eager).
     """
-    from gradretention.optim.algorithms import native  # noqa: PLC0415 (native builds lazily)
+    from gradretention.optim import native  # noqa: PLC0415 (native builds lazily)
 
     if any("retained_grad" not in state for state in states):
         return False

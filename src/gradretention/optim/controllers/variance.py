@@ -27,7 +27,7 @@ RELATIVE_EPS = 1e-12
 """ε in the relative change r_t: keeps r finite when the previous variance is zero."""
 
 
-def gradient_variance(grads: list[Tensor]) -> Tensor:
+def gradient_variance(grads: list[Tensor], use_compiled: bool = False) -> Tensor:
     """Unbiased variance over all entries of ``grads``, as a 0-dim tensor on the first grad's device.
 
     Per-tensor means and variances are combined exactly (Chan et al.'s pairwise formula),
@@ -36,6 +36,7 @@ def gradient_variance(grads: list[Tensor]) -> Tensor:
 
     Args:
         grads: gradient tensors of any shapes; bfloat16/float16 are reduced in float32.
+        use_compiled: where the group's kernels run: Σg and Σg² in one read (:func:`sums_and_squares`).
 
     Returns:
         ``Var`` of the concatenated, flattened ``grads`` (correction 1).
@@ -43,7 +44,7 @@ def gradient_variance(grads: list[Tensor]) -> Tensor:
     grads = [g for g in grads if g.numel() > 0]
     if _moments_apply(grads):
         # Σg and Σg² per tensor: ~20× faster than torch.var_mean's Welford pass on the CPU.
-        return gradient_moments(grads)[1]
+        return gradient_moments(grads, use_compiled)[1]
     dtype = torch.promote_types(grads[0].dtype, torch.float32) if grads else torch.float32
     device = grads[0].device if grads else None
     total = sum(g.numel() for g in grads)
@@ -71,7 +72,14 @@ def _sums_and_squares(flats: list[Tensor]) -> Tensor:
 
 
 def sums_and_squares(flats: list[Tensor]) -> Tensor | None:
-    """Per tensor ``[Σg, Σg²]`` (n × 2) from one read of each; None when not compiled here."""
+    """Per tensor ``[Σg, Σg²]`` (n × 2) from one read of each: the C++ loop of
+    :mod:`gradretention.optim.native` on the CPU, else Inductor's kernel; None when neither runs here."""
+    from gradretention.optim import native  # noqa: PLC0415 (builds lazily, on first use)
+
+    found = native.sums_and_squares(flats)
+    if found is not None:  # Inductor's two-output reduction is slower than eager sum + dot here
+        kernels.CALLS["sums_and_squares"] += 1
+        return found
     return kernels.run("sums_and_squares", _sums_and_squares, flats)
 
 
@@ -175,7 +183,7 @@ class VarianceController:
     def next_lr(self, group: Group, signals: StepSignals, rule: Rule) -> Any:
         """α_t for ``group``; updates ``grad_variance``, ``variance_change`` and ``lr0`` in it."""
         lr = group["lr"]
-        variance = gradient_variance(signals.grads).to(device=lr.device, dtype=torch.float64)
+        variance = gradient_variance(signals.grads, signals.compiled).to(device=lr.device, dtype=torch.float64)
         if "lr0" not in group:
             group["lr0"] = lr.clone()  # α_0, at the group's first step (a device scalar: no host read)
         previous = group.get("grad_variance")

@@ -4,7 +4,7 @@ The reference loop is :meth:`AdamRule.direction`; the fused path updates with to
 ``_fused_adam_`` (:func:`fused_adam_update`) and rebuilds d_{t-1} from the moments for the
 hypergradient chunk by chunk (:func:`adam_direction_dots`); where kernels run (``compiled``),
 the hypergradient is one pass over g, m, v — a C++ loop on the CPU
-(:func:`gradretention.optim.algorithms.native.adam_direction_dots`), else the Inductor twin
+(:func:`gradretention.optim.native.adam_direction_dots`), else the Inductor twin
 (:func:`_adam_direction_dots_kernel`) — so Adam-HD needs no extra buffer. Tests hold all of
 them equal in float64.
 """
@@ -152,9 +152,9 @@ def _adam_direction_dots_kernel(grads: list[Tensor], params: list[Tensor], exp_a
 def _compiled_adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[State],
                                   constants: list[tuple[float, float]], weight_decay: float) -> Tensor | None:
     """``Σ_i c_i Σ (g_i + wd·θ_i)·m_i/(√v_i + ε_i)`` in one pass; ``constants[i] = (ε_i, c_i)`` with
-    ``ε_i = ε√c2`` and ``c_i = √c2/c1``: the C++ loop of :mod:`~gradretention.optim.algorithms.native`
+    ``ε_i = ε√c2`` and ``c_i = √c2/c1``: the C++ loop of :mod:`~gradretention.optim.native`
     on the CPU, else the Inductor kernel (its constants in one host-to-tensor copy per step)."""
-    from gradretention.optim.algorithms import native  # noqa: PLC0415 (builds lazily, on first use)
+    from gradretention.optim import native  # noqa: PLC0415 (builds lazily, on first use)
 
     exp_avgs, exp_avg_sqs = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
     dots = native.adam_direction_dots(grads, params, exp_avgs, exp_avg_sqs, constants, weight_decay)

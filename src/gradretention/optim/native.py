@@ -1,4 +1,4 @@
-"""Hand-written C++ loops for the two passes Inductor does not do well.
+"""Hand-written C++ loops for the passes Inductor does not do well.
 
 - RescaledSGD's first pass: ``m ← γ m + (g + wd·θ)`` and the min and max of ``|m|`` want one
   loop that stores m and reduces over the stored values in registers (12 B/param). Inductor
@@ -8,6 +8,9 @@
   Inductor's reduction is right but reads g, m, v at about 0.8× the time of a whole fused
   Adam step on one thread; this loop (16 independent accumulators per cache block, vector
   sqrt and divide) takes about 0.6× (``benchmarks/optimizer_step.py --threads 1 --clock cpu``).
+- The variance controller's per-tensor ``[Σg, Σg²]`` (:func:`sums_and_squares`): eager torch
+  reads g twice (``sum``, ``dot``: ~0.45× a fused Adam step) and Inductor's two-output
+  reduction is slower still (~0.6×); this loop reads g once.
 
 This module builds them with ``torch.utils.cpp_extension.load_inline`` (a C++ compiler and
 ninja; about 30–60 s once per machine and instruction set, then the build folder under
@@ -164,6 +167,56 @@ torch::Tensor adam_direction_dots(std::vector<torch::Tensor> grads, std::vector<
   return torch::tensor(total, torch::dtype(torch::kFloat64));
 }
 
+template <typename T>
+static void sums_one(const T* g, int64_t n, double* out) {
+  constexpr int lanes = 64 / sizeof(T);
+  const int64_t grain = 1 << 14;
+  const int64_t chunks = (n + grain - 1) / grain;
+  std::vector<double> sums(chunks), squares(chunks);
+  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      const int64_t begin = chunk * grain, end = std::min(n, begin + grain);
+      T sum[lanes] = {}, square[lanes] = {};
+      int64_t i = begin;
+      for (; i + lanes <= end; i += lanes) {
+        #pragma omp simd
+        for (int k = 0; k < lanes; ++k) {
+          T value = g[i + k];
+          T value_squared = value * value;
+          sum[k] += value;
+          square[k] += value_squared;
+        }
+      }
+      double total = 0, total_squares = 0;
+      for (; i < end; ++i) {
+        T value_squared = g[i] * g[i];
+        total += g[i];
+        total_squares += value_squared;
+      }
+      for (int k = 0; k < lanes; ++k) {
+        total += sum[k];
+        total_squares += square[k];
+      }
+      sums[chunk] = total;
+      squares[chunk] = total_squares;
+    }
+  });
+  out[0] = out[1] = 0;
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    out[0] += sums[chunk];
+    out[1] += squares[chunk];
+  }
+}
+
+torch::Tensor sums_and_squares(std::vector<torch::Tensor> flats) {
+  auto result = torch::empty({static_cast<int64_t>(flats.size()), 2}, torch::dtype(torch::kFloat64));
+  double* out = result.data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(flats[0].scalar_type(), "sums_and_squares", [&] {
+    for (size_t i = 0; i < flats.size(); ++i) sums_one<scalar_t>(flats[i].data_ptr<scalar_t>(), flats[i].numel(), out + 2 * i);
+  });
+  return result;
+}
+
 torch::Tensor retain_and_bounds(std::vector<torch::Tensor> retained, std::vector<torch::Tensor> grads,
                                 std::vector<torch::Tensor> params, double decay, double weight_decay,
                                 bool bounds) {
@@ -186,8 +239,8 @@ VECTOR_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw"
 sets rather than ``-march=native``, so a build shared through a home folder runs on any CPU of
 the capability its name carries."""
 
-NAME = "gradretention_native_v3"
-"""The extension's name; the build's folder adds the CPU capability (``…_v3_avx512``)."""
+NAME = "gradretention_native_v4"
+"""The extension's name; the build's folder adds the CPU capability (``…_v4_avx512``)."""
 _STATE: dict[str, Any] = {}
 
 
@@ -201,15 +254,15 @@ def load() -> Any | None:
 
             _STATE["module"] = load_inline(
                 name=f"{NAME}_{capability.lower()}", cpp_sources=[SOURCE],
-                functions=["retain_and_bounds", "adam_direction_dots"],
+                functions=["retain_and_bounds", "adam_direction_dots", "sums_and_squares"],
                 # -fopenmp: at::parallel_for's OpenMP pragmas (and the simd reductions) need it.
                 extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno",
                               *VECTOR_FLAGS.get(capability, [])],
                 extra_ldflags=["-fopenmp"], verbose=False)
         except (OSError, RuntimeError, ImportError) as error:
             warnings.warn(f"gradretention could not build its C++ kernels ({type(error).__name__}: "
-                          f"{str(error)[:200]}); RescaledSGD's first pass and Adam-HD's hypergradient use the "
-                          "Inductor kernels instead", RuntimeWarning, stacklevel=3)
+                          f"{str(error)[:200]}); the Inductor kernels take their passes "
+                          "instead", RuntimeWarning, stacklevel=3)
     return _STATE["module"]
 
 
@@ -248,3 +301,16 @@ def adam_direction_dots(grads: list[Tensor], params: list[Tensor], exp_avgs: lis
         return None
     return module.adam_direction_dots(grads, params, exp_avgs, exp_avg_sqs, [c[0] for c in constants],
                                       [c[1] for c in constants], float(weight_decay))
+
+
+def sums_and_squares(flats: list[Tensor]) -> Tensor | None:
+    """Per tensor ``[Σg, Σg²]`` (n × 2, in the tensors' dtype, summed in float64 across blocks) in one read.
+
+    Returns None when the tensors are not eligible or the kernel cannot be built.
+    """
+    if not flats or not eligible(flats):
+        return None
+    module = load()
+    if module is None:
+        return None
+    return module.sums_and_squares(flats).to(flats[0].dtype)
