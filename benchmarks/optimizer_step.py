@@ -80,8 +80,11 @@ for _rule in ("sgd", "sgdn", "adam", "adagrad", "rmsprop"):
         # The lr optimizer works on one scalar per group: same bytes as the _hd twin.
         FLOOR_BYTES[f"{_rule}_hd_{_lop}"] = FLOOR_BYTES[f"{_rule}_hd"]
 for _rule in ("sgdn", "adam"):
-    # The log-α controller reduces h and ‖g‖, ‖d‖ in the one pass its _hd twin makes: same bytes.
-    FLOOR_BYTES[f"{_rule}_loghd"] = FLOOR_BYTES[f"{_rule}_hd"]
+    # The log-α, Rprop-on-log-α and multiplicative (HDM) controllers need h and ‖g‖, ‖d‖, which
+    # can be reduced in the one pass their _hd twin makes: same bytes (today's fast path takes
+    # the norms in passes of their own, so these rows sit further above their floor).
+    for _variant in ("loghd", "lrprop", "hdm"):
+        FLOOR_BYTES[f"{_rule}_{_variant}"] = FLOOR_BYTES[f"{_rule}_hd"]
 
 
 @dataclass(frozen=True)

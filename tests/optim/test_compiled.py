@@ -24,6 +24,7 @@ pytestmark = pytest.mark.xdist_group("compiled")
 VARIANTS = [
     ("sgd_hd", {"momentum": 0.9, "dampening": 0.1}),
     ("sgdn_hd", {"weight_decay": 0.05}),
+    ("adam_hd", {"multiplicative": True, "weight_decay": 0.05}),  # h, ‖g‖², ‖d‖² in one C++ pass
     ("adagrad_hd", {"lr_decay": 0.01, "initial_accumulator_value": 0.1}),
     ("rmsprop_hd", {"centered": True}),
     ("rmsprop_hd", {"centered": True, "momentum": 0.5, "weight_decay": 0.05}),
@@ -89,6 +90,9 @@ def test_kernels_ran_compiled():
     # (step 1 allocates the state eagerly) and the reduction of stored directions stays eager.
     assert compiled.CALLS["adam_direction_dots"] - before["adam_direction_dots"] == 2
     assert compiled.CALLS["adagrad_update"] - before["adagrad_update"] == 2
+    # HDM needs ‖g‖‖d‖ too: h and both norms come from one pass (no d_{t-1} rebuilt as a tensor).
+    trajectory("adam_hd", {"compiled": True, "multiplicative": True}, steps=3)
+    assert compiled.CALLS["adam_direction_terms"] - before["adam_direction_terms"] == 2
 
 
 def test_auto_switches_after_the_set_step_and_only_for_large_groups(monkeypatch):

@@ -110,3 +110,19 @@ def test_sums_and_squares_equal_the_float64_sums_in_the_tensors_dtype(dtype):
     assert got.dtype == dtype and got.shape == (3, 2)
     # The float32 lanes round each partial sum; float64 sums across 16 K blocks.
     torch.testing.assert_close(got.double(), want, rtol=1e-6 if dtype == torch.float32 else 1e-13, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_terms_equal_the_hypergradient_and_both_norms_in_float64(dtype):
+    grads, params, exp_avgs = tensors(dtype)
+    exp_avg_sqs = [g.square() * 0.5 + 1e-6 for g in tensors(dtype)[2]]
+    constants, weight_decay = [(1e-8 * 0.7, 1.3), (2e-8, 0.9), (3e-8, 1.1)], 0.05
+    got = native.adam_direction_terms(grads, params, exp_avgs, exp_avg_sqs, constants, weight_decay)
+    assert got is not None, "the C++ kernel did not build here"
+    effective = [g.double() + weight_decay * p.double() for g, p in zip(grads, params)]
+    directions = [scale * m.double() / (v.double().sqrt() + eps)
+                  for (eps, scale), m, v in zip(constants, exp_avgs, exp_avg_sqs)]
+    want = torch.stack([sum((e * d).sum() for e, d in zip(effective, directions)),
+                        sum(e.square().sum() for e in effective), sum(d.square().sum() for d in directions)])
+    assert got.dtype == torch.float64 and got.shape == (3,)
+    torch.testing.assert_close(got, want, rtol=1e-5 if dtype == torch.float32 else 1e-13, atol=0)

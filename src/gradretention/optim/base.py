@@ -56,6 +56,13 @@ class Rule(Protocol):
         :meth:`previous_direction` pairs itself."""
         ...
 
+    def fused_direction_terms(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
+                              usable: list[bool], use_compiled: bool) -> tuple[Tensor, Tensor, Tensor] | None:
+        """``(h, Σ‖g_t + wd·θ‖², Σ‖d_{t-1}‖²)`` over the usable params in one pass, as device scalars,
+        for a controller that needs ``‖g_t‖‖d_{t-1}‖``; None where the rule has no such pass (the
+        optimizer then takes :meth:`fused_direction_dots` and reduces the norms itself)."""
+        ...
+
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:
         """The update as one compiled pass; False (nothing written) where the rule has none or it cannot run."""

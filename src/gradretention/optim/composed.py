@@ -220,15 +220,22 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         if not fast:
             pairs = [(g, self._previous_direction(s, group)) for g, s, use in zip(grads, states, usable) if use]
             return hypergradient_terms(pairs, self._normalised(group))
-        dots = self.rule.fused_direction_dots([p.grad for p in params], params, states, group, usable, compiled)
+        raw_grads = [p.grad for p in params]
+        normalised = self._normalised(group)
+        if normalised:  # h and both norms in one pass, where the rule has one
+            terms = self.rule.fused_direction_terms(raw_grads, params, states, group, usable, compiled)
+            if terms is not None:
+                h, g_sq, d_sq = terms
+                return h, torch.sqrt(g_sq.double()) * torch.sqrt(d_sq.double())
+        dots = self.rule.fused_direction_dots(raw_grads, params, states, group, usable, compiled)
         if dots is None:  # every param with a d_{t-1} is empty: nothing to reduce
             return None, 1.0
-        if not self._normalised(group):
+        if not normalised:
             return dots, 1.0
         previous = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
         dtype = torch.promote_types(params[0].dtype, torch.float32)
-        g_sq = torch.stack([g.to(dtype).square().sum() for g, use in zip(grads, usable) if use]).sum()
-        d_sq = torch.stack([d.to(dtype).square().sum() for d in previous if d is not None]).sum()
+        g_sq = torch.stack([_square_sum(g, dtype) for g, use in zip(grads, usable) if use]).sum()
+        d_sq = torch.stack([_square_sum(d, dtype) for d in previous if d is not None]).sum()
         return dots.to(dtype), torch.sqrt(g_sq.double()) * torch.sqrt(d_sq.double())
 
     def _normalised(self, group: Group) -> bool:
@@ -285,6 +292,12 @@ def effective_grad(param: Tensor, weight_decay: float, maximize: bool = False) -
     if maximize:
         grad = -grad
     return grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
+
+
+def _square_sum(tensor: Tensor, dtype: torch.dtype) -> Tensor:
+    """``Σ x²`` as one dot product (``square().sum()`` would write and read back a temporary)."""
+    flat = tensor.reshape(-1).to(dtype)
+    return torch.dot(flat, flat)
 
 
 def _loss_float(loss: Any) -> float:

@@ -8,6 +8,9 @@
   Inductor's reduction is right but reads g, m, v at about 0.8× the time of a whole fused
   Adam step on one thread; this loop (16 independent accumulators per cache block, vector
   sqrt and divide) takes about 0.6× (``benchmarks/optimizer_step.py --threads 1 --clock cpu``).
+  With the norms a normalised controller needs (HDM, log-α, Rprop on log α), the same pass
+  also sums ``Σ(g + wd·θ)²`` and ``Σ d²`` (:func:`adam_direction_terms`), where the eager path
+  rebuilds each d_{t-1} as a tensor.
 - The variance controller's per-tensor ``[Σg, Σg²]`` (:func:`sums_and_squares`): eager torch
   reads g twice (``sum``, ``dot``: ~0.45× a fused Adam step) and Inductor's two-output
   reduction is slower still (~0.6×); this loop reads g once.
@@ -39,6 +42,7 @@ from torch import Tensor
 SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -147,6 +151,84 @@ static double adam_dots_one(const T* g, const T* p, const T* m, const T* v, int6
   return total;
 }
 
+template <typename T, bool Decayed>
+static std::array<double, 3> adam_terms_one(const T* g, const T* p, const T* m, const T* v, int64_t n, T eps, T wd) {
+  // As adam_dots_one, with q = m/(√v + ε) formed once: Σ e·q, Σ e², Σ q² (e = g + wd·θ).
+  constexpr int lanes = 64 / sizeof(T);
+  const int64_t grain = 1 << 14;
+  const int64_t chunks = (n + grain - 1) / grain;
+  std::vector<std::array<double, 3>> parts(chunks);
+  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      const int64_t begin = chunk * grain, end = std::min(n, begin + grain);
+      T dots[lanes] = {}, grads[lanes] = {}, directions[lanes] = {};
+      int64_t i = begin;
+      for (; i + lanes <= end; i += lanes) {
+        #pragma omp simd
+        for (int k = 0; k < lanes; ++k) {
+          T effective = g[i + k];
+          if (Decayed) {
+            T decay_term = wd * p[i + k];
+            effective = effective + decay_term;
+          }
+          T q = m[i + k] / (std::sqrt(v[i + k]) + eps);
+          T dot = effective * q, grad_sq = effective * effective, direction_sq = q * q;
+          dots[k] += dot;
+          grads[k] += grad_sq;
+          directions[k] += direction_sq;
+        }
+      }
+      std::array<double, 3> sum = {0, 0, 0};
+      for (; i < end; ++i) {
+        T effective = g[i];
+        if (Decayed) {
+          T decay_term = wd * p[i];
+          effective = effective + decay_term;
+        }
+        T q = m[i] / (std::sqrt(v[i]) + eps);
+        T dot = effective * q, grad_sq = effective * effective, direction_sq = q * q;
+        sum[0] += dot;
+        sum[1] += grad_sq;
+        sum[2] += direction_sq;
+      }
+      for (int k = 0; k < lanes; ++k) {
+        sum[0] += dots[k];
+        sum[1] += grads[k];
+        sum[2] += directions[k];
+      }
+      parts[chunk] = sum;
+    }
+  });
+  std::array<double, 3> total = {0, 0, 0};
+  for (const auto& part : parts)
+    for (int j = 0; j < 3; ++j) total[j] += part[j];
+  return total;
+}
+
+torch::Tensor adam_direction_terms(std::vector<torch::Tensor> grads, std::vector<torch::Tensor> params,
+                                   std::vector<torch::Tensor> exp_avgs, std::vector<torch::Tensor> exp_avg_sqs,
+                                   std::vector<double> eps_scaled, std::vector<double> scales,
+                                   double weight_decay) {
+  auto result = torch::zeros({3}, torch::dtype(torch::kFloat64));
+  double* out = result.data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(grads[0].scalar_type(), "adam_direction_terms", [&] {
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const scalar_t eps = static_cast<scalar_t>(eps_scaled[i]), wd = static_cast<scalar_t>(weight_decay);
+      const scalar_t* g = grads[i].data_ptr<scalar_t>();
+      const scalar_t* p = params[i].data_ptr<scalar_t>();
+      const scalar_t* m = exp_avgs[i].data_ptr<scalar_t>();
+      const scalar_t* v = exp_avg_sqs[i].data_ptr<scalar_t>();
+      const int64_t n = grads[i].numel();
+      auto terms = weight_decay != 0 ? adam_terms_one<scalar_t, true>(g, p, m, v, n, eps, wd)
+                                     : adam_terms_one<scalar_t, false>(g, p, m, v, n, eps, wd);
+      out[0] += scales[i] * terms[0];
+      out[1] += terms[1];
+      out[2] += scales[i] * scales[i] * terms[2];
+    }
+  });
+  return result;
+}
+
 torch::Tensor adam_direction_dots(std::vector<torch::Tensor> grads, std::vector<torch::Tensor> params,
                                   std::vector<torch::Tensor> exp_avgs, std::vector<torch::Tensor> exp_avg_sqs,
                                   std::vector<double> eps_scaled, std::vector<double> scales,
@@ -239,8 +321,8 @@ VECTOR_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw"
 sets rather than ``-march=native``, so a build shared through a home folder runs on any CPU of
 the capability its name carries."""
 
-NAME = "gradretention_native_v4"
-"""The extension's name; the build's folder adds the CPU capability (``…_v4_avx512``)."""
+NAME = "gradretention_native_v5"
+"""The extension's name; the build's folder adds the CPU capability (``…_v5_avx512``)."""
 _STATE: dict[str, Any] = {}
 
 
@@ -254,7 +336,7 @@ def load() -> Any | None:
 
             _STATE["module"] = load_inline(
                 name=f"{NAME}_{capability.lower()}", cpp_sources=[SOURCE],
-                functions=["retain_and_bounds", "adam_direction_dots", "sums_and_squares"],
+                functions=["retain_and_bounds", "adam_direction_dots", "adam_direction_terms", "sums_and_squares"],
                 # -fopenmp: at::parallel_for's OpenMP pragmas (and the simd reductions) need it.
                 extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno",
                               *VECTOR_FLAGS.get(capability, [])],
@@ -314,3 +396,20 @@ def sums_and_squares(flats: list[Tensor]) -> Tensor | None:
     if module is None:
         return None
     return module.sums_and_squares(flats).to(flats[0].dtype)
+
+
+def adam_direction_terms(grads: list[Tensor], params: list[Tensor], exp_avgs: list[Tensor],
+                         exp_avg_sqs: list[Tensor], constants: list[tuple[float, float]],
+                         weight_decay: float) -> Tensor | None:
+    """``[h, Σ‖g_i + wd·θ_i‖², Σ‖d_i‖²]`` (float64) in one pass, ``d_i = c_i·m_i/(√v_i + ε_i)``.
+
+    ``h`` is :func:`adam_direction_dots`' sum; ``constants[i] = (ε_i, c_i)``. Returns None when
+    the tensors are not eligible or the kernel cannot be built.
+    """
+    if not grads or not eligible([*grads, *params, *exp_avgs, *exp_avg_sqs]):
+        return None
+    module = load()
+    if module is None:
+        return None
+    return module.adam_direction_terms(grads, params, exp_avgs, exp_avg_sqs, [c[0] for c in constants],
+                                       [c[1] for c in constants], float(weight_decay))

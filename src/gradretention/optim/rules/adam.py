@@ -61,6 +61,10 @@ class AdamRule:
                              usable: list[bool], use_compiled: bool) -> Tensor | None:
         return adam_direction_dots(grads, params, states, group, usable, use_compiled)
 
+    def fused_direction_terms(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
+                              usable: list[bool], use_compiled: bool) -> tuple[Tensor, Tensor, Tensor] | None:
+        return adam_direction_terms(grads, params, states, group, usable) if use_compiled else None
+
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:
         return False  # torch's fused Adam already makes one pass
@@ -87,11 +91,9 @@ def adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[
         chosen = [i for i, use in enumerate(usable) if use and grads[i].numel() > 0]
         if not chosen:
             return None
-        steps = [states[i]["step"] for i in chosen]
-        constants = [(eps * math.sqrt(1 - beta2**step), math.sqrt(1 - beta2**step) / (1 - beta1**step))
-                     for step in steps]
         dots = _compiled_adam_direction_dots([grads[i] for i in chosen], [params[i] for i in chosen],
-                                             [states[i] for i in chosen], constants, weight_decay)
+                                             [states[i] for i in chosen], _direction_constants(group, states, chosen),
+                                             weight_decay)
         if dots is not None:
             return dots
     terms = []
@@ -112,6 +114,35 @@ def adam_direction_dots(grads: list[Tensor], params: list[Tensor], states: list[
                 parts.append(weight_decay * torch.dot(p[part], block))
         terms.append(torch.stack(parts).sum() * (correction2_sqrt / correction1))
     return torch.stack(terms).sum() if terms else None
+
+
+def _direction_constants(group: Group, states: list[State], chosen: list[int]) -> list[tuple[float, float]]:
+    """Per chosen param ``(ε_i, c_i) = (ε√c2, √c2/c1)`` at its step: ``d = c_i·m/(√v + ε_i)``."""
+    beta1, beta2 = group["betas"]
+    return [(group["eps"] * math.sqrt(1 - beta2**step), math.sqrt(1 - beta2**step) / (1 - beta1**step))
+            for step in (states[i]["step"] for i in chosen)]
+
+
+def adam_direction_terms(grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
+                         usable: list[bool]) -> tuple[Tensor, Tensor, Tensor] | None:
+    """``(h, Σ‖g + wd·θ‖², Σ‖d_{t-1}‖²)`` in one pass over g, m, v (:func:`gradretention.optim.native.adam_direction_terms`).
+
+    What HDM and the log-α controllers need, without rebuilding each d_{t-1} as a tensor. None
+    when nothing is usable or the C++ loop does not run here (the optimizer then reduces them itself).
+    """
+    from gradretention.optim import native  # noqa: PLC0415 (builds lazily, on first use)
+
+    chosen = [i for i, use in enumerate(usable) if use and grads[i].numel() > 0]
+    if not chosen:
+        return None
+    terms = native.adam_direction_terms(
+        [grads[i] for i in chosen], [params[i] for i in chosen], [states[i]["exp_avg"] for i in chosen],
+        [states[i]["exp_avg_sq"] for i in chosen], _direction_constants(group, states, chosen), group["weight_decay"])
+    if terms is None:
+        return None
+    kernels.CALLS["adam_direction_terms"] += 1
+    h, grad_squares, direction_squares = terms.unbind()
+    return h, grad_squares, direction_squares
 
 
 def fused_adam_update(params: list[Tensor], grads: list[Tensor], states: list[State], group: Group,

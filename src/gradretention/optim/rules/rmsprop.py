@@ -67,6 +67,10 @@ class RMSpropRule:
         stored = kernels.previous_directions(self, states, group, usable)
         return kernels.stored_direction_dots(grads, params, stored, group["weight_decay"])
 
+    def fused_direction_terms(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
+                              usable: list[bool], use_compiled: bool) -> tuple[Tensor, Tensor, Tensor] | None:
+        return None  # d_{t-1} is a stored tensor here: the optimizer's dot products read it once each
+
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:
         """The update (and d_t with ``keep``) in one Inductor pass, once ``square_avg`` exists."""
