@@ -24,11 +24,13 @@ HD_NAMES = [name for name in available_optimizers() if "multiplicative" in optim
 QUADRATIC = (1.0, 3.0)  # f(θ) = ½ Σ a_i θ_i², gradient a ⊙ θ
 
 
-def test_registry_has_fifteen_hypergradient_names_and_seven_baselines():
+def test_registry_has_seventeen_hypergradient_names_and_seven_baselines():
     names = available_optimizers()
-    assert len(HD_NAMES) == 15
+    assert len(HD_NAMES) == 17  # 5 rules x {hd, hd_sgdn, hd_adam} + the HDM rows sgdn_hdm, adam_hdm
     for op in ("sgd", "sgdn", "adam", "adagrad", "rmsprop"):
         assert {f"{op}_hd", f"{op}_hd_sgdn", f"{op}_hd_adam"} <= set(names)
+    for op in ("sgdn", "adam"):
+        assert optimizer_info(f"{op}_hdm")["defaults"]["multiplicative"] is True
     assert {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"} <= set(names)
 
 
