@@ -31,7 +31,7 @@ Why each piece:
 β is one constant for every task (the default, 0.1, was fixed once: never tuned per task).
 
 Stacking (Chandra et al., NeurIPS 2022, "Gradient Descent: The Ultimate Optimizer") would put
-a hypergradient on β itself; it is not implemented here.
+a hypergradient on β itself; :mod:`.log_rprop` does so in sign form (Rprop's step adaptation).
 
 α is a float64 0-dim tensor on the params' device and the law runs without a host sync
 (a non-finite u, e.g. ‖d_{t-1}‖ = 0 or an overflowing gradient, leaves α unchanged through
