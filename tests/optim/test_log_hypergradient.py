@@ -30,7 +30,7 @@ def run(opt: torch.optim.Optimizer, theta: torch.Tensor, steps: int) -> tuple[li
 
 
 def hand_log_hd(rule: str, alpha: float, beta: float, offset: float, spike: float, steps: int = 3,
-                mu: float = 0.9, rho: float = 0.9):
+                mu: float = 0.9, rho: float = 0.9, tau: float | None = None):
     """Plain Python: the law of the module docstring over SGD or Nesterov SGD on the quadratic."""
     theta, previous, buffer, ema, out = [1.0, -2.0], None, None, None, []
     for _ in range(steps):
@@ -47,6 +47,8 @@ def hand_log_hd(rule: str, alpha: float, beta: float, offset: float, spike: floa
         else:
             buffer = list(g) if buffer is None else [mu * b + gi for b, gi in zip(buffer, g)]
             direction = [gi + mu * b for gi, b in zip(g, buffer)]
+        if tau is not None:  # the trust cap: τ‖θ‖ over ‖d_{t-1}‖ (‖d_1‖ at the first step)
+            alpha = min(alpha, tau * math.hypot(*theta) / math.hypot(*(previous or direction)))
         theta = [t - alpha * d for t, d in zip(theta, direction)]
         previous = direction
         out.append((theta, alpha))
@@ -68,6 +70,17 @@ def test_three_hand_computed_steps_on_a_quadratic(rule, alpha):
         assert got_theta == pytest.approx(hand_theta, rel=1e-12, abs=1e-14)
         assert got_lr == pytest.approx(hand_lr, rel=1e-12)
     assert lrs[0] == alpha  # no d_0 and no loss history: the first step runs at α₀
+
+
+@pytest.mark.parametrize("rule,alpha,tau", [("sgd", 3.0, 0.2), ("sgdn", 0.05, 0.05), ("sgdn", 10.0, 0.1)])
+def test_trust_cap_follows_the_hand_computation(rule, alpha, tau):
+    theta = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = ComposedOptimizer([theta], rule=rule, controller="log_hypergradient", lr=alpha, trust_ratio=tau)
+    thetas, lrs = run(opt, theta, 6)
+    for got_theta, got_lr, (hand_theta, hand_lr) in zip(thetas, lrs, hand_log_hd(rule, alpha, 0.1, 0.1, 0.5, 6, tau=tau)):
+        assert got_theta == pytest.approx(hand_theta, rel=1e-12, abs=1e-14)
+        assert got_lr == pytest.approx(hand_lr, rel=1e-12)
+    assert opt.telemetry()["lr_capped/g0"] >= 1  # every case starts above or reaches the cap
 
 
 def test_safeguard_halves_alpha_when_the_loss_jumps():
