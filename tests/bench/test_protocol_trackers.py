@@ -80,3 +80,18 @@ def test_every_run_records_alpha_targets_and_chance():
     assert plain.final["n_test"] == len(get_task("spiral").load(0, None).test)  # recorded, not inferred
     diverged = train(RunConfig(task="spiral", optimizer="sgd", lr=1e6, epochs=2))
     assert diverged.status == "diverged" and diverged.final["chance"] == pytest.approx(1 / 3)
+
+
+def test_alpha_tracker_reads_enhanced_sgds_applied_lr_not_its_untouched_group_lr():
+    from gradretention.optim import EnhancedSGD  # noqa: PLC0415
+
+    param = torch.nn.Parameter(torch.zeros(2))
+    optimizer = EnhancedSGD([param], lr=0.1, reward="spec", epsilon=0.0, noise_scale=0.0)
+    tracker = AlphaTracker(optimizer)
+    param.grad = torch.ones(2)
+    optimizer.step(loss=1.0)
+    optimizer.step(loss=10.0)  # a spike halves lr_scale: α = 0.05 while group["lr"] stays 0.1
+    tracker.observe()
+    assert optimizer.param_groups[0]["lr"] == 0.1
+    assert tracker.summary()["alpha_movement"] == pytest.approx(0.5)
+    assert tracker.summary()["alpha_min_ratio"] == pytest.approx(0.5)

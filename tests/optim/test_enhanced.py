@@ -356,7 +356,7 @@ def test_gradient_moments_equal_the_welford_variance_and_torch_means():
 
 def test_step_noise_repeats_its_pool_cyclically_across_tensors():
     pool = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
-    reference, fast = StepNoise(pool), StepNoise(pool)
+    reference, fast = StepNoise((0, 0, 0), pool), StepNoise((0, 0, 0), pool)
     first = reference.like(torch.empty(3))
     second = reference.like(torch.empty(2, 6))
     assert first.tolist() == [0.0, 1.0, 2.0]

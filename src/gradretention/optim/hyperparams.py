@@ -64,6 +64,9 @@ def _seed(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+REWARDS = ("advantage", "spec")
+"""EnhancedSGD's controllers: the advantage learner (default) and the spec's original."""
+
 # name -> (check, text of the valid range). Names follow torch.optim and the reference code.
 HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "lr": _at_least(0.0),
@@ -123,6 +126,8 @@ HYPERPARAMETER_RANGES: dict[str, _Check] = {
     "spike_factor": _at_least(1.0),
     "bayesian_init_std": _at_least(0.0),
     "seed": (_seed, "an integer >= 0"),
+    "reward": (lambda v: v in REWARDS, " or ".join(repr(r) for r in ("advantage", "spec"))),
+    "q_interval": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
 }
 
 

@@ -1,7 +1,8 @@
 """Two per-step summaries of a run: how far α moved, and when the training loss hit its target.
 
-:class:`AlphaTracker` reads every parameter group's lr (α) after every optimizer step and
-keeps, per group, the smallest and largest ratio ``α_t / α_0``; from these::
+:class:`AlphaTracker` reads every parameter group's lr (α) after every optimizer step — the
+optimizer's ``applied_lrs()`` where it has one (EnhancedSGD, whose α is ``lr · lr_scale``), else
+``group["lr"]`` — and keeps, per group, the smallest and largest ratio ``α_t / α_0``; from these::
 
     alpha_movement  = max over groups and steps of |α_t / α_0 − 1|   ("α inactive" below 0.01)
     alpha_min_ratio = min over groups and steps of α_t / α_0
@@ -39,14 +40,19 @@ class AlphaTracker:
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
-        self.initial = [_as_float(group["lr"]) for group in optimizer.param_groups]
-        self.low: list[Any] = [_copied(group["lr"]) for group in optimizer.param_groups]
-        self.high: list[Any] = [_copied(group["lr"]) for group in optimizer.param_groups]
+        self.initial = [_as_float(lr) for lr in self._alphas()]
+        self.low: list[Any] = [_copied(lr) for lr in self._alphas()]
+        self.high: list[Any] = [_copied(lr) for lr in self._alphas()]
+
+    def _alphas(self) -> list[Any]:
+        """Each group's α: the optimizer's ``applied_lrs()`` where it scales ``group["lr"]`` itself
+        (EnhancedSGD steps with lr · lr_scale and leaves the group's lr to schedulers), else ``group["lr"]``."""
+        applied = getattr(self.optimizer, "applied_lrs", None)
+        return list(applied()) if callable(applied) else [group["lr"] for group in self.optimizer.param_groups]
 
     def observe(self) -> None:
         """Read every group's current α (after a step); a NaN sticks to both extremes."""
-        for index, group in enumerate(self.optimizer.param_groups):
-            lr = group["lr"]
+        for index, lr in enumerate(self._alphas()):
             if isinstance(lr, torch.Tensor):  # minimum / maximum propagate NaN, on the device
                 self.low[index] = torch.minimum(self.low[index], lr.detach())
                 self.high[index] = torch.maximum(self.high[index], lr.detach())
@@ -81,7 +87,7 @@ class AlphaTracker:
     def restore(self, state: dict[str, list[float]]) -> None:
         """Continue from :meth:`state`; a tensor α's extremes come back in its dtype and device."""
         self.initial = list(state["initial"])
-        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        lrs = self._alphas()
         self.low = [_like(value, lr) for value, lr in zip(state["low"], lrs)]
         self.high = [_like(value, lr) for value, lr in zip(state["high"], lrs)]
 

@@ -14,6 +14,7 @@ from torch import Tensor
 from gradretention.optim import kernels
 from gradretention.optim.algorithms import enhanced_kernels
 from gradretention.optim.algorithms.enhanced_kernels import StepNoise
+from gradretention.optim.algorithms.enhanced_noise import normals_range, step_keys
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.contract import (
     TORCH_KEYWORDS,
@@ -25,12 +26,14 @@ from gradretention.optim.contract import (
 from gradretention.optim.controllers.variance import gradient_moments, gradient_variance
 from gradretention.optim.hyperparams import check_hyperparameters
 from gradretention.optim.controllers.qlearning import QConfig, ScaleController
+from gradretention.optim.controllers.qlearning_advantage import AdvantageController
 
 MAX_MOMENTUM = 0.99
 CONTROLLER_KEYS: tuple[str, ...] = ("q_lr", "discount", "epsilon", "epsilon_decay", "epsilon_min", "nudge",
-                                    "spike_factor", "bayesian_init_std", "seed", "noise_pool")
-NOISE_POOL = 1 << 16
-"""Default noise draws per step: a fresh N(0, 1) draw per element would cost ~5× a fused Adam step on the CPU."""
+                                    "spike_factor", "bayesian_init_std", "seed", "noise_pool", "reward", "q_interval")
+CONFIG_KEYS: tuple[str, ...] = ("q_lr", "discount", "epsilon_decay", "epsilon_min", "nudge", "spike_factor", "q_interval")
+"""The :class:`QConfig` fields, in order."""
+CONTROLLERS = {"advantage": AdvantageController, "spec": ScaleController}
 NO_LOSS_WARNING = ("EnhancedSGD.step() got neither a closure nor loss=...: the Q-learning controller holds its "
                    "scales, so this is plain momentum SGD. Pass step(closure) or step(loss=loss).")
 
@@ -60,16 +63,22 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
     The loss comes from ``step(closure)`` or ``step(loss=...)``; without it the scales
     hold, a warning is issued once, and the step is momentum SGD (with the preprocessing).
     State: ``momentum_buffer`` per param; ``grad_variance`` per group; the controller
-    (Q-tables, ε, scales, loss EMA, loss history, RNG state) and the noise generator's
-    state under the extra ``state_dict()`` keys ``controller``, ``noise_generator``.
-    Seeds: the controller draws from ``torch.Generator().manual_seed(2·seed)``, the noise
-    from a generator on the params' device seeded with ``2·seed + 1``.
-    Noise: each step draws ``P = min(noise_pool, n)`` standard normals, n the number of
-    entries that get noise; laid over those entries (groups and params in order, flattened)
-    it repeats with period P. With the default ``noise_pool=None`` (or n ≤ P) every entry
-    has its own draw, as the spec says; ``noise_pool=NOISE_POOL`` (65 536) is an opt-in for
-    speed — entries P apart then share a draw, and a fresh draw per entry, which costs ~5×
-    a fused Adam step on the CPU (torch's CPU generator is serial), is avoided.
+    (Q-tables, ε, scales, loss EMA, loss history, RNG state) and the noise stream's position
+    under the extra ``state_dict()`` keys ``controller``, ``noise_draws``.
+    Seeds: the controller draws from ``torch.Generator().manual_seed(2·seed)``; the noise is
+    the counter-based stream of :mod:`~gradretention.optim.algorithms.enhanced_noise` with
+    seed ``2·seed + 1``: entry j (groups and params in order, flattened, over the groups with
+    ``noise_scale > 0``) of noise draw t (t counts the steps that drew noise) takes
+    ``z(2·seed + 1, t, j) ~ N(0, 1)``, a pure function of its arguments, computed inside the
+    update pass — so the same seed gives the same noise on every path and device, and a step
+    costs no serial generator walk. ``noise_pool=P`` (opt-in, below the entry count n) reads
+    only the first P draws of each step, entry j taking draw ``j mod P``.
+
+    .. note:: Stream change: up to this version the noise came from ``torch.randn`` on a
+       ``torch.Generator`` seeded ``2·seed + 1`` (a fresh draw per entry cost ~5–10 fused
+       Adam steps at 10 M parameters on the CPU). Same distribution, different numbers: runs
+       with noise do not reproduce older runs bit for bit; an old state_dict loads with a
+       warning and continues on the new stream.
 
     .. note:: Differences from the reference code (seed 001): it silently disabled the
        whole controller without a closure (here ``loss=`` works and a missing loss warns);
@@ -103,7 +112,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
                  q_lr: float = 0.1, discount: float = 0.9, epsilon: float = 0.5, epsilon_decay: float = 0.995,
                  epsilon_min: float = 0.01, nudge: float = 0.05, spike_factor: float = 1.5,
                  bayesian_init_std: float = 0.0, seed: int = 0, weight_decay: float = 0.0,
-                 noise_pool: int | None = None, fused: bool | None = None, compiled: bool | None = None,
+                 noise_pool: int | None = None, reward: str = "advantage", q_interval: int = 10, fused: bool | None = None, compiled: bool | None = None,
                  foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
                  differentiable: bool = False) -> None:
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
@@ -113,21 +122,23 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
                        "differentiable": differentiable}}
         check_hyperparameters({**defaults, "q_lr": q_lr, "discount": discount, "epsilon": epsilon,
                                "epsilon_decay": epsilon_decay, "epsilon_min": epsilon_min, "nudge": nudge,
-                               "spike_factor": spike_factor, "bayesian_init_std": bayesian_init_std, "seed": seed})
+                               "spike_factor": spike_factor, "bayesian_init_std": bayesian_init_std, "seed": seed,
+                               "reward": reward, "q_interval": q_interval})
         if noise_pool is not None and (isinstance(noise_pool, bool) or not isinstance(noise_pool, int)
                                        or noise_pool < 1):
             raise ValueError(f"Invalid noise_pool value: {noise_pool!r} (valid: None or an integer >= 1)")
         super().__init__(params, defaults)
         self.noise_pool = noise_pool
         self._buffers: dict[tuple[torch.device, torch.dtype], Tensor] = {}
-        config = QConfig(q_lr, discount, epsilon_decay, epsilon_min, nudge, spike_factor)
-        self.controller = ScaleController(config, epsilon, 2 * seed, bayesian_init_std)
+        config = QConfig(q_lr, discount, epsilon_decay, epsilon_min, nudge, spike_factor, q_interval)
+        self.reward = reward
+        self.controller = CONTROLLERS[reward](config, epsilon, 2 * seed, bayesian_init_std)
         self.seed = seed
         self.bayesian_init_std = bayesian_init_std
-        self._noise: torch.Generator | None = None
+        self.noise_draws = 0  # t of the noise stream: steps that drew noise so far
         self._warned = False
 
-    _PICKLED = ("noise_pool", "controller", "seed", "bayesian_init_std", "_noise", "_warned")
+    _PICKLED = ("noise_pool", "reward", "controller", "seed", "bayesian_init_std", "noise_draws", "_warned")
 
     def _rebuild_caches(self) -> None:
         self._buffers = {}
@@ -253,72 +264,75 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
         return self._buffers[key][:like.numel()]
 
     def _step_noise(self, grads: list[Tensor]) -> StepNoise | None:
-        """This step's noise pool for the entries of ``grads`` (None when no entry gets noise)."""
+        """This step's noise for the entries of ``grads`` (None when no entry gets noise)."""
         total = sum(grad.numel() for grad in grads)
         if total == 0:
             return None
-        if self._noise is None:
-            self._noise = torch.Generator(device=grads[0].device).manual_seed(2 * self.seed + 1)
-        length = total if self.noise_pool is None else min(self.noise_pool, total)
+        keys = step_keys(2 * self.seed + 1, self.noise_draws)
+        self.noise_draws += 1
+        if self.noise_pool is None or self.noise_pool >= total:
+            return StepNoise(keys)
         dtype = reduce(torch.promote_types, (grad.dtype for grad in grads))
-        return StepNoise(torch.randn(length, generator=self._noise, device=self._noise.device, dtype=dtype))
+        return StepNoise(keys, normals_range(0, self.noise_pool, keys, dtype, grads[0].device))
 
     def state_dict(self) -> dict[str, Any]:
-        """torch's state dict plus ``controller`` and, once noise was drawn, ``noise_generator``."""
+        """torch's state dict plus ``controller``, ``hyperparameters`` and ``noise_draws``."""
         state = super().state_dict()
         state["controller"] = self.controller.state_dict()
         state["hyperparameters"] = self.hyperparameters()
-        if self._noise is not None:
-            state["noise_generator"] = self._noise.get_state()
-            state["noise_device"] = self._noise.device.type
+        state["noise_draws"] = self.noise_draws
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore params' state, groups, the controller and the noise stream."""
+        """Restore params' state, groups, the controller and the noise stream's position."""
         if "controller" not in state_dict:
             raise ValueError("This state_dict has no 'controller' entry: it was not saved by EnhancedSGD")
         super().load_state_dict(state_dict)
         if "hyperparameters" in state_dict:  # absent from state dicts saved before they were kept
             self._load_hyperparameters(state_dict["hyperparameters"])
         self.controller.load_state_dict(state_dict["controller"])
-        self._noise = None
-        if "noise_generator" in state_dict:
-            device = self.param_groups[0]["params"][0].device
-            if device.type == state_dict["noise_device"]:
-                self._noise = torch.Generator(device=device)
-                self._noise.set_state(state_dict["noise_generator"].cpu())
-            else:
-                warnings.warn(f"EnhancedSGD noise state was saved on {state_dict['noise_device']!r} and cannot "
-                              f"continue on {device.type!r}; the noise restarts from the seed", UserWarning,
-                              stacklevel=2)
+        if "noise_draws" in state_dict:
+            self.noise_draws = int(state_dict["noise_draws"])
+        else:  # saved before 0.x's counter stream: its torch.Generator stream cannot continue
+            self.noise_draws = max(group.get("step_count", 0) for group in self.param_groups)
+            warnings.warn("This EnhancedSGD state_dict holds the old torch.Generator noise state; the noise "
+                          f"continues on the counter-based stream from draw {self.noise_draws}", UserWarning,
+                          stacklevel=2)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The optimizer-wide settings (controller and noise), as saved under ``state_dict()["hyperparameters"]``."""
         config = self.controller.config
-        return {"q_lr": config.q_lr, "discount": config.discount, "epsilon_decay": config.epsilon_decay,
-                "epsilon_min": config.epsilon_min, "nudge": config.nudge, "spike_factor": config.spike_factor,
-                "bayesian_init_std": self.bayesian_init_std, "seed": self.seed, "noise_pool": self.noise_pool}
+        return {**{key: getattr(config, key) for key in CONFIG_KEYS}, "bayesian_init_std": self.bayesian_init_std,
+                "seed": self.seed, "noise_pool": self.noise_pool, "reward": self.reward}
 
     def _load_hyperparameters(self, values: dict[str, Any]) -> None:
+        # Saved before the advantage controller existed: those runs used the spec's controller.
+        values = {"reward": "spec", "q_interval": QConfig.q_interval, **values}
         missing = sorted(set(self.hyperparameters()) - set(values))
         if missing:
             raise ValueError(f"EnhancedSGD state_dict 'hyperparameters' lacks {', '.join(missing)}")
         check_hyperparameters({key: value for key, value in values.items() if key != "noise_pool"})
-        self.controller.config = QConfig(*(values[key] for key in ("q_lr", "discount", "epsilon_decay",
-                                                                   "epsilon_min", "nudge", "spike_factor")))
+        if values["reward"] != self.reward:
+            raise ValueError(f"This state_dict was saved with reward={values['reward']!r}; this EnhancedSGD has "
+                             f"reward={self.reward!r} (construct it with the saved one)")
+        self.controller.config = QConfig(*(values[key] for key in CONFIG_KEYS))
         self.seed, self.bayesian_init_std, self.noise_pool = values["seed"], values["bayesian_init_std"], \
             values["noise_pool"]
+
+    def applied_lrs(self) -> list[float]:
+        """The α each group steps with: its ``lr`` times the controller's ``lr_scale`` (``group["lr"]`` is untouched)."""
+        return [group["lr"] * self.controller.scales["lr_scale"] for group in self.param_groups]
 
     def telemetry(self) -> dict[str, float]:
         """Per group ``i``: α, μ, the three scales, σ², ε, the last action per scale and the last reward."""
         control = self.controller
         shared = {"lr_scale": control.scales["lr_scale"], "momentum_scale": control.scales["momentum_scale"],
                   "grad_scale": control.scales["grad_scale"], "epsilon": control.epsilon,
-                  "reward": control.last_reward,
+                  "reward": control.last_reward, **control.telemetry(),
                   **{f"action_{name}": value for name, value in control.last_actions.items()}}
         values: dict[str, float] = {}
         for index, group in enumerate(self.param_groups):
-            own = {"lr": group["lr"] * control.scales["lr_scale"],
+            own = {"lr": self.applied_lrs()[index],
                    "momentum": min(max(group["momentum"] * control.scales["momentum_scale"], 0.0), MAX_MOMENTUM)}
             if "grad_variance" in group:
                 own["grad_variance"] = group["grad_variance"]

@@ -1,7 +1,8 @@
 """EnhancedSGD's fast paths: the eager block pieces and the update as one compiled pass.
 
 The eager pieces (:func:`preprocess_block`, :func:`momentum_update`, :class:`StepNoise`) run the
-reference's ops block by block in a reused buffer; the compiled twin (:func:`enhanced_update`)
+reference's ops block by block in a reused buffer (the noise of a block is computed for its
+entry indices, :mod:`.enhanced_noise`); the compiled twin (:func:`enhanced_update`)
 does preprocessing, noise and the momentum update in one Inductor pass (the conventions of
 :mod:`gradretention.optim.kernels`).
 """
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gradretention.optim.algorithms.enhanced_noise import index_dtype, keys_tensor, normals, normals_range
 from gradretention.optim.kernels import run, scalar_like
 
 Group = dict[str, Any]
@@ -68,24 +70,44 @@ def preprocess_block(grad: Tensor, out: Tensor, mean: Tensor | None, clip: float
 
 
 class StepNoise:
-    """One step's noise: a pool of P standard normals, read with period P over the entries in order."""
+    """One step's noise, read over the entries in order (:mod:`.enhanced_noise`'s stream).
 
-    def __init__(self, pool: Tensor) -> None:
+    Without ``pool``, entry ``j`` takes the stream's draw ``z(seed, t, j)`` under ``keys``;
+    with a ``pool`` of P values (``noise_pool=P`` below the entry count: the stream's first P
+    draws), entry ``j`` takes ``pool[j mod P]``.
+    """
+
+    def __init__(self, keys: tuple[int, int, int], pool: Tensor | None = None) -> None:
+        self.keys = keys
         self.pool = pool
         self.position = 0
 
     def like(self, tensor: Tensor) -> Tensor:
-        """The next ``tensor.numel()`` draws (cyclically), shaped like ``tensor`` (the reference path)."""
+        """The next ``tensor.numel()`` draws, shaped like ``tensor`` (the reference path)."""
+        count = tensor.numel()
+        if self.pool is None:
+            values = normals_range(self.position, count, self.keys, tensor.dtype, tensor.device)
+            self.position += count
+            return values.view(tensor.shape)
         size = self.pool.numel()
-        index = torch.arange(self.position, self.position + tensor.numel(), device=self.pool.device) % size
-        self.position = (self.position + tensor.numel()) % size
+        index = torch.arange(self.position, self.position + count, device=self.pool.device) % size
+        self.position = (self.position + count) % size
         return self.pool[index].view(tensor.shape).to(tensor)
 
     def add_to_(self, target: Tensor, scale: float) -> None:
         """``target += scale · like(target)`` for a 1-D contiguous ``target``, without the gather."""
+        if self.pool is None:
+            target.add_(normals_range(self.position, target.numel(), self.keys, target.dtype, target.device),
+                        alpha=scale)
+            self.position += target.numel()
+            return
         pool = self.pool.to(target)
         add_periodic_(target, pool, self.position, scale)
         self.position = (self.position + target.numel()) % pool.numel()
+
+    def advance(self, count: int) -> None:
+        """Skip ``count`` entries (a compiled pass consumed them)."""
+        self.position = self.position + count if self.pool is None else (self.position + count) % self.pool.numel()
 
 
 def _enhanced_part(param: Tensor, grad: Tensor, buffer: Tensor, noise: Tensor | None, mean: Tensor, alpha: Tensor,
@@ -107,11 +129,14 @@ def _enhanced_part(param: Tensor, grad: Tensor, buffer: Tensor, noise: Tensor | 
 def _enhanced_update(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], means: Tensor,
                      noise: list[Tensor], alpha: Tensor, momentum: Tensor, clip: Tensor, grad_scale: Tensor,
                      noise_scale: Tensor, weight_decay: Tensor, decayed: bool, centred: tuple[bool, ...],
-                     clipped: bool, scaled: bool, noise_kind: str) -> Tensor:
+                     clipped: bool, scaled: bool, noise_kind: str, starts: tuple[int, ...]) -> Tensor:
     for index, (param, grad, buffer) in enumerate(zip(params, grads, buffers)):
         piece = None
-        if noise_kind == "per-entry":
-            piece = noise[index].view(param.shape)
+        if noise_kind == "counter":
+            # noise[0] holds the step's keys; the entry indices are an iota Inductor never stores.
+            entries = torch.arange(starts[index], starts[index] + param.numel(), dtype=noise[0].dtype,
+                                   device=param.device)
+            piece = normals(entries, noise[0], param.dtype).view(param.shape)
         elif noise_kind == "periodic":
             # noise[index] is the pool read from this tensor's start (P values): entry j takes value
             # j mod P. The expanded rows are index arithmetic for Inductor, never materialised.
@@ -128,37 +153,34 @@ def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, 
     """EnhancedSGD's ``b ← μ b + g̃``, ``θ ← θ − α b`` with ``g̃`` built in the same pass.
 
     ``g̃ = clamp(g − mean, ±clip)·grad_scale + noise_scale·z`` (each part as the group says);
-    ``noise`` is the step's :class:`StepNoise` or None. A pool
-    that covers the entries is sliced; a shorter one (period P) is read from each tensor's
-    start (P values per tensor, a view of the pool twice over) and added row-broadcast. Every param must already have its
+    ``noise`` is the step's :class:`StepNoise` or None. The counter stream is computed in the
+    pass from the step's keys and each entry's index (the tensors' start indices are static:
+    fixed per model); a pool (period P) is read from each tensor's start (P values per tensor,
+    a view of the pool twice over) and added row-broadcast. Every param must already have its
     momentum buffer (the first step is eager). Returns False when the kernel cannot be
     compiled here; the noise position advances only on success.
     """
     like = params[0]
     sizes = [p.numel() for p in params]
-    noise_kind, pieces = "none", []
-    if noise is not None:
-        pool, period = noise.pool.to(like), noise.pool.numel()
-        starts, position = [], noise.position
-        for size in sizes:
-            starts.append(position)
-            position = (position + size) % period
-        if noise.position + sum(sizes) <= period:
-            noise_kind = "per-entry"
-            pieces = [pool[start:start + size] for start, size in zip(starts, sizes)]
-        else:
-            noise_kind = "periodic"
-            doubled = torch.cat([pool, pool])  # P values from any start are one contiguous view
-            pieces = [doubled[start:start + period] for start in starts]
+    noise_kind, pieces, starts = "none", [], [noise.position] if noise is not None else []
+    for size in sizes[:-1] if noise is not None else []:
+        starts.append(starts[-1] + size)
+    if noise is not None and noise.pool is None:
+        noise_kind = "counter"
+        pieces = [keys_tensor(noise.keys, index_dtype(starts[-1] + sizes[-1]) == torch.int64, like.device)]
+    elif noise is not None:
+        noise_kind, period = "periodic", noise.pool.numel()
+        doubled = torch.cat([noise.pool, noise.pool]).to(like)  # P values from any start are one contiguous view
+        pieces = [doubled[start % period:start % period + period] for start in starts]
     centred = tuple(bool(group["centering"]) and p.dim() > 1 for p in params)
     weight_decay = group["weight_decay"]
     done = run("enhanced_update", _enhanced_update, params, [p.grad for p in params], buffers, means.to(like),
                pieces, scalar_like(alpha, like), scalar_like(momentum, like),
                scalar_like(clip if clip is not None else 0.0, like), scalar_like(grad_scale, like),
                scalar_like(group["noise_scale"], like), scalar_like(weight_decay, like), weight_decay != 0, centred,
-               clip is not None, grad_scale != 1.0, noise_kind)
+               clip is not None, grad_scale != 1.0, noise_kind, tuple(starts) if noise_kind == "counter" else ())
     if done is None:
         return False
     if noise is not None:
-        noise.position = (noise.position + sum(sizes)) % noise.pool.numel()
+        noise.advance(sum(sizes))
     return True

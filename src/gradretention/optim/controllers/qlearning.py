@@ -1,10 +1,11 @@
-"""The tabular Q-learning controller of :class:`~gradretention.optim.algorithms.enhanced.EnhancedSGD`.
+"""The spec's tabular Q-learning controller of :class:`~gradretention.optim.algorithms.enhanced.EnhancedSGD`.
 
-Small pure pieces — trend bins, reward, temporal-difference update, ε-greedy choice — and
-:class:`ScaleController`, which nudges three multiplicative scales (lr, momentum, gradient)
-with one Q-table each (specs/algorithms.md §4). Everything runs on the host on plain
-floats: the controller sees two scalars per step (the loss and the smoothed gradient
-variance) and never a gradient.
+Small pure pieces — trend bins, reward, temporal-difference update, ε-greedy choice, action
+entropy — and :class:`ScaleController`, which nudges three multiplicative scales (lr, momentum,
+gradient) with one Q-table each (specs/algorithms.md §4; ``reward="spec"``). Everything runs
+on the host on plain floats: the controller sees two scalars per step (the loss and the
+smoothed gradient variance) and never a gradient. The default controller, which learns from
+an advantage over a baseline, is :mod:`.qlearning_advantage`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,12 @@ LOSS_SMOOTHING = 0.9
 HISTORY_LENGTH = 100
 """Losses kept for the spike guard (the mean of the last 100)."""
 TINY = 1e-12
+ENTROPY_WINDOW = 100
+"""Decisions over which the action entropy in the telemetry is measured."""
 STATE_KEYS: tuple[str, ...] = ("tables", "scales", "epsilon", "loss_ema", "variance", "pending", "history",
                                "last_actions", "last_reward", "generator")
+TALLY_KEYS: tuple[str, ...] = ("visits", "recent")
+"""State keys that count visits and recent actions (absent from state dicts saved before them)."""
 
 
 def relative_change(new: float, old: float) -> float:
@@ -79,6 +84,14 @@ def choose_action(row: list[float], epsilon: float, draw: float, random_action: 
     return random_action if draw < epsilon else greedy_action(row)
 
 
+def action_entropy(actions: list[int]) -> float:
+    """Entropy (nats) of the empirical action frequencies: 0 for a stuck policy, ln 3 ≈ 1.10 at most."""
+    if not actions:
+        return 0.0
+    counts = [actions.count(action) for action in range(len(ACTION_STEPS))]
+    return -sum(c / len(actions) * math.log(c / len(actions)) for c in counts if c)
+
+
 @dataclass(frozen=True)
 class QConfig:
     """The controller's hyperparameters (EnhancedSGD's constructor arguments of the same names)."""
@@ -89,6 +102,7 @@ class QConfig:
     epsilon_min: float = 0.01
     nudge: float = 0.05
     spike_factor: float = 1.5
+    q_interval: int = 10  # steps per decision (the advantage controller's; the spec's acts every step)
 
 
 class ScaleController:
@@ -102,10 +116,15 @@ class ScaleController:
     uniforms and three action indices per step whatever the branch, so a seed fixes the run.
     """
 
+    state_count = STATE_COUNT
+
     def __init__(self, config: QConfig, epsilon: float, seed: int, bayesian_init_std: float = 0.0) -> None:
         self.config = config
         self.generator = torch.Generator().manual_seed(seed)
-        self.tables = {name: [[0.0] * len(ACTION_STEPS) for _ in range(STATE_COUNT)] for name in SCALE_NAMES}
+        self.tables = {name: [[0.0] * len(ACTION_STEPS) for _ in range(self.state_count)] for name in SCALE_NAMES}
+        # Visits per (state, action) and the last actions taken: the telemetry's "is it stuck?" check.
+        self.visits = {name: [[0] * len(ACTION_STEPS) for _ in range(self.state_count)] for name in SCALE_NAMES}
+        self.recent: dict[str, deque[int]] = {name: deque(maxlen=ENTROPY_WINDOW) for name in SCALE_NAMES}
         self.scales = {name: 1.0 for name in SCALE_NAMES}
         if bayesian_init_std > 0:
             draws = torch.randn(len(SCALE_NAMES), generator=self.generator, dtype=torch.float64).tolist()
@@ -123,7 +142,7 @@ class ScaleController:
         """Learn from ``loss`` (the reward of the pending actions) and act for the coming update."""
         if not math.isfinite(loss):
             # A NaN reward would poison every table: treat it as a spike and start afresh.
-            self.scales["lr_scale"] = _clamp_scale("lr_scale", self.scales["lr_scale"] / 2)
+            self._halve_lr()
             self.pending = None
             return
         state = self._next_state(loss, variance)
@@ -131,13 +150,20 @@ class ScaleController:
             self.last_reward = loss_reward(self.pending["loss"], loss)
             self._learn(self.pending["state"], self.pending["actions"], self.last_reward, state)
         actions = self._act(state)
-        if self.history and (mean := sum(self.history) / len(self.history)) > 0 and \
-                loss > self.config.spike_factor * mean:
-            self.scales["lr_scale"] = _clamp_scale("lr_scale", self.scales["lr_scale"] / 2)
-        self.history.append(loss)
+        self._guard_spike(loss)
         self.pending = {"state": state, "actions": actions, "loss": loss}
         # ε decays towards epsilon_min and never rises: ε = 0 (a greedy controller) stays 0.
         self.epsilon = max(min(self.config.epsilon_min, self.epsilon), self.epsilon * self.config.epsilon_decay)
+
+    def _guard_spike(self, loss: float) -> None:
+        """Halve ``lr_scale`` when ``loss`` exceeds ``spike_factor ×`` the mean of the last 100; keep it."""
+        if self.history and (mean := sum(self.history) / len(self.history)) > 0 and \
+                loss > self.config.spike_factor * mean:
+            self._halve_lr()
+        self.history.append(loss)
+
+    def _halve_lr(self) -> None:
+        self.scales["lr_scale"] = _clamp_scale("lr_scale", self.scales["lr_scale"] / 2)
 
     def forget_pending(self) -> None:
         """Drop the transition awaiting a reward (a step came without a loss)."""
@@ -155,6 +181,7 @@ class ScaleController:
             table = self.tables[name]
             table[state][action] = td_update(table[state][action], reward, max(table[next_state]),
                                              self.config.q_lr, self.config.discount)
+            self.visits[name][state][action] += 1
 
     def _act(self, state: int) -> list[int]:
         draws = torch.rand(len(SCALE_NAMES), generator=self.generator, dtype=torch.float64).tolist()
@@ -165,15 +192,23 @@ class ScaleController:
             step = ACTION_STEPS[action]
             self.scales[name] = _clamp_scale(name, self.scales[name] * (1 + step * self.config.nudge))
             self.last_actions[name] = float(step)
+            self.recent[name].append(action)
             actions.append(action)
         return actions
+
+    def telemetry(self) -> dict[str, float]:
+        """Action entropy per scale over the last decisions, states visited, fewest visits of a visited state."""
+        visited = [sum(row) for row in self.visits["lr_scale"] if sum(row)]
+        return {**{f"entropy_{name}": action_entropy(list(self.recent[name])) for name in SCALE_NAMES},
+                "states_visited": float(len(visited)), "state_visits_min": float(min(visited, default=0))}
 
     def state_dict(self) -> dict[str, Any]:
         """Tables, scales, ε, loss EMA, variance, pending transition, loss history, generator state."""
         return {"tables": copy.deepcopy(self.tables), "scales": dict(self.scales), "epsilon": self.epsilon,
                 "loss_ema": self.loss_ema, "variance": self.variance, "pending": copy.deepcopy(self.pending),
                 "history": list(self.history), "last_actions": dict(self.last_actions),
-                "last_reward": self.last_reward, "generator": self.generator.get_state()}
+                "last_reward": self.last_reward, "generator": self.generator.get_state(),
+                "visits": copy.deepcopy(self.visits), "recent": {name: list(v) for name, v in self.recent.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned; ``ValueError`` naming missing keys."""
@@ -187,6 +222,9 @@ class ScaleController:
         self.history = deque(state["history"], maxlen=HISTORY_LENGTH)
         self.last_actions, self.last_reward = dict(state["last_actions"]), state["last_reward"]
         self.generator.set_state(state["generator"].cpu())
+        if all(key in state for key in TALLY_KEYS):
+            self.visits = copy.deepcopy(state["visits"])
+            self.recent = {name: deque(values, maxlen=ENTROPY_WINDOW) for name, values in state["recent"].items()}
 
 
 def _clamp_scale(name: str, value: float) -> float:
