@@ -100,8 +100,8 @@ ALTERNATIVES = {
     "lr_scaling": 0.2, "min_factor": 0.05, "max_factor": 5.0, "base_lr": 1e-4, "decay": 0.8, "retain_min": False,
     "update": "magnitude", "clip_factor": 2.0, "noise_scale": 1e-3, "centering": False, "q_lr": 0.3,
     "discount": 0.7, "epsilon": 0.25, "epsilon_decay": 0.9, "epsilon_min": 0.05, "nudge": 0.1, "spike_factor": 2.5,
-    "bayesian_init_std": 0.1, "seed": 7, "noise_pool": 1024, "cosine_offset": 0.2, "loss_spike": 1.0, "loss_smoothing": 0.5,
-    "trust_ratio": 0.3, "etas": (0.4, 1.3), "step_sizes": (0.02, 0.5),
+    "bayesian_init_std": 0.1, "seed": 7, "noise_pool": 1024, "reward": "spec", "q_interval": 5, "cosine_offset": 0.2,
+    "loss_spike": 1.0, "loss_smoothing": 0.5, "trust_ratio": 0.3, "etas": (0.4, 1.3), "step_sizes": (0.02, 0.5),
 }
 KEEP = {"fused", "capturable", "differentiable", "nesterov"}
 """Kept at their defaults: their other values need a device or a pairing (nesterov needs momentum)."""

@@ -50,12 +50,27 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
 
     Centring applies to tensors with ``dim > 1`` when ``centering``; ``g`` includes coupled
     ``weight_decay``. The three scales start at 1 (or N(1, ``bayesian_init_std``²)) and are
-    moved by :class:`~gradretention.optim.controllers.qlearning.ScaleController`: state = (trend of the
-    loss EMA, 4 bins) × (trend of σ², 3 bins); one Q-table per scale over the actions
-    ×(1−nudge), ×1, ×(1+nudge); ε-greedy with decay; the reward of step t's actions is
-    ``−(L_{t+1} − L_t)/|L_t|``; clamps ``lr_scale ∈ [0.1, 10]``, ``momentum_scale ∈ [0.5, 1.5]``,
+    moved by one Q-table each over the actions ×(1−nudge), ×1, ×(1+nudge), ε-greedy with
+    decay; clamps ``lr_scale ∈ [0.1, 10]``, ``momentum_scale ∈ [0.5, 1.5]``,
     ``grad_scale ∈ [0.5, 2]``; a loss above ``spike_factor ×`` the mean of the last 100
-    halves ``lr_scale``.
+    halves ``lr_scale``. ``reward`` picks the controller:
+
+    - ``"advantage"`` (default, :mod:`~gradretention.optim.controllers.qlearning_advantage`):
+      decides every ``q_interval`` steps; the reward is the window's relative loss
+      improvement minus its running baseline, in units of its running sd; state = (loss
+      rising / falling slower / faster than the baseline) × (σ² trend, 3 bins); count-based
+      Q step sizes; a greedy move must beat *hold* by one standard error; exploratory moves
+      last one window and are undone (they never compound into a random walk of the scales).
+    - ``"spec"`` (:class:`~gradretention.optim.controllers.qlearning.ScaleController`, the
+      seed's controller as specs/algorithms.md §4 states it): acts every step; state = (trend
+      of the loss EMA, 4 bins) × (trend of σ², 3 bins); the reward of step t's actions is
+      ``−(L_{t+1} − L_t)/|L_t|`` — positive whenever training progresses, so the first action
+      tried tends to stay greedy and its nudges compound (measured spread across seeds:
+      see the README's EnhancedSGD section).
+
+    Telemetry (``telemetry()``) adds, per scale, the entropy of the last 100 actions
+    (``entropy_<scale>``; 0 = a stuck policy, ln 3 at most), the number of states visited and
+    the fewest visits of a visited state, so a stuck policy is visible in the logs.
 
     One controller serves the whole optimizer (the loss is global): its scales multiply
     every group's own ``lr`` and ``momentum``, and σ² for its variance trend is the sum of
@@ -312,10 +327,11 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
         if missing:
             raise ValueError(f"EnhancedSGD state_dict 'hyperparameters' lacks {', '.join(missing)}")
         check_hyperparameters({key: value for key, value in values.items() if key != "noise_pool"})
-        if values["reward"] != self.reward:
-            raise ValueError(f"This state_dict was saved with reward={values['reward']!r}; this EnhancedSGD has "
-                             f"reward={self.reward!r} (construct it with the saved one)")
-        self.controller.config = QConfig(*(values[key] for key in CONFIG_KEYS))
+        config = QConfig(*(values[key] for key in CONFIG_KEYS))
+        if values["reward"] != self.reward:  # the saved controller's kind; its state is loaded next
+            self.reward = values["reward"]
+            self.controller = CONTROLLERS[self.reward](config, self.controller.epsilon, 2 * values["seed"])
+        self.controller.config = config
         self.seed, self.bayesian_init_std, self.noise_pool = values["seed"], values["bayesian_init_std"], \
             values["noise_pool"]
 
