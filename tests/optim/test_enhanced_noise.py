@@ -82,7 +82,7 @@ def test_the_compiled_pass_draws_the_same_stream_as_the_reference_loop(monkeypat
     if not kernels.available(torch.device("cpu")):
         pytest.skip("no C++ compiler for Inductor")
     monkeypatch.setattr(kernels, "COMPILE_AFTER_STEPS", 0)
-    results = []
+    results, calls = [], kernels.CALLS["enhanced_update"]
     for compiled in (True, False):
         params = [torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64)) for shape in ((3, 5), (7,), (2, 2, 2))]
         opt = EnhancedSGD(params, lr=1.0, momentum=0.0, clip_factor=None, centering=False, noise_scale=1.0,
@@ -92,6 +92,7 @@ def test_the_compiled_pass_draws_the_same_stream_as_the_reference_loop(monkeypat
                 param.grad = torch.zeros_like(param)
             opt.step(loss=1.0)
         results.append(torch.cat([p.detach().view(-1) for p in params]))
+    assert kernels.CALLS["enhanced_update"] == calls + 2  # steps 2 and 3 of the compiled run
     torch.testing.assert_close(results[0], results[1], rtol=1e-13, atol=1e-13)
     expected = -sum(normals_range(0, 30, step_keys(9, t), torch.float64) for t in range(3))  # 2·seed + 1 = 9
     torch.testing.assert_close(results[1], expected, rtol=1e-15, atol=1e-15)
