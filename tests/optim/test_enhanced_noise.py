@@ -78,10 +78,13 @@ def test_draws_are_standard_normal_and_independent_across_entries_and_steps():
     assert scipy.stats.chisquare(quadrants).pvalue > 1e-3
 
 
-def test_the_compiled_pass_draws_the_same_stream_as_the_reference_loop(monkeypatch):
+@pytest.mark.parametrize("block", [8, None], ids=["counter-in-the-pass", "one-call-pool"])
+def test_the_compiled_pass_draws_the_same_stream_as_the_reference_loop(block, monkeypatch):
     if not kernels.available(torch.device("cpu")):
         pytest.skip("no C++ compiler for Inductor")
     monkeypatch.setattr(kernels, "COMPILE_AFTER_STEPS", 0)
+    if block is not None:  # 30 entries > BLOCK: the pass computes each entry's draw from its index
+        monkeypatch.setattr(kernels, "BLOCK", block)
     results, calls = [], kernels.CALLS["enhanced_update"]
     for compiled in (True, False):
         params = [torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64)) for shape in ((3, 5), (7,), (2, 2, 2))]

@@ -264,7 +264,8 @@ def _table() -> list[OptimizerEntry]:
         Capabilities(fused=True, compiled=True)))
     rows.append(OptimizerEntry(
         "enhanced_sgd", EnhancedSGD, _torch_defaults(EnhancedSGD), "Momentum SGD with variance clipping; tabular "
-        "Q-learning nudges lr, momentum and gradient scale", ENHANCED_SEED, "q-learning", EnhancedSGD,
+        "Q-learning nudges the lr from advantage rewards (reward=spec: the seed's controller, which also nudges "
+        "momentum and gradient scale)", ENHANCED_SEED, "q-learning", EnhancedSGD,
         Capabilities(fused=True, compiled=True, needs_loss=True)))
     rows += _composed_rows(CONTROLLER_ROWS[3:4]) + _composed_rows(CONTROLLER_ROWS[4:])
     return rows

@@ -65,8 +65,16 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
       seed's controller as specs/algorithms.md §4 states it): acts every step; state = (trend
       of the loss EMA, 4 bins) × (trend of σ², 3 bins); the reward of step t's actions is
       ``−(L_{t+1} − L_t)/|L_t|`` — positive whenever training progresses, so the first action
-      tried tends to stay greedy and its nudges compound (measured spread across seeds:
-      see the README's EnhancedSGD section).
+      tried tends to stay greedy and its nudges compound, and its per-step spike guard halves
+      the rate for good on ordinary batch noise.
+
+    Why ``"advantage"`` is the default (``gradretention bench --tasks all --optimizers
+    enhanced_sgd,enhanced_sgd[reward=spec],momentum,adam``: grid protocol, lr tuned on seeds
+    0–2, test accuracy over final seeds 100–104, mean ± sd): on every embedded task its spread
+    is smaller than the spec controller's (e.g. mnist1d-cnn 77.8 ± 4.9 vs 59.0 ± 14.8 %,
+    mnist1d-mlp 58.9 ± 1.9 vs 45.1 ± 12.9 %, digits-logreg 96.2 ± 0.3 vs 92.7 ± 2.8 %) and its
+    mean is higher. It still trails momentum SGD on mnist1d-cnn (83.2 ± 1.2 %) and digits-mlp
+    (by 0.45 points), and its spread exceeds Adam's on digits-cnn, digits-mlp and mnist1d-cnn.
 
     Telemetry (``telemetry()``) adds, per scale, the entropy of the last 100 actions
     (``entropy_<scale>``; 0 = a stuck policy, ln 3 at most), the number of states visited and
@@ -285,10 +293,13 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             return None
         keys = step_keys(2 * self.seed + 1, self.noise_draws)
         self.noise_draws += 1
-        if self.noise_pool is None or self.noise_pool >= total:
-            return StepNoise(keys)
         dtype = reduce(torch.promote_types, (grad.dtype for grad in grads))
-        return StepNoise(keys, normals_range(0, self.noise_pool, keys, dtype, grads[0].device))
+        if self.noise_pool is not None and self.noise_pool < total:
+            return StepNoise(keys, normals_range(0, self.noise_pool, keys, dtype, grads[0].device))
+        if total <= kernels.BLOCK:
+            # The same draws in one call: a small model's eager step would pay ~20 small ops per tensor.
+            return StepNoise(keys, normals_range(0, total, keys, dtype, grads[0].device))
+        return StepNoise(keys)
 
     def state_dict(self) -> dict[str, Any]:
         """torch's state dict plus ``controller``, ``hyperparameters`` and ``noise_draws``."""
