@@ -24,6 +24,8 @@ pytestmark = pytest.mark.xdist_group("compiled")
 VARIANTS = [
     ("sgd_hd", {"momentum": 0.9, "dampening": 0.1}),
     ("sgdn_hd", {"weight_decay": 0.05}),
+    ("sgdn_hd", {"multiplicative": True, "weight_decay": 0.05}),  # Σ⟨e, d⟩, ‖e‖², ‖d‖² in one C++ pass
+    ("rmsprop_hd", {"multiplicative": True}),
     ("adam_hd", {"multiplicative": True, "weight_decay": 0.05}),  # h, ‖g‖², ‖d‖² in one C++ pass
     ("adagrad_hd", {"lr_decay": 0.01, "initial_accumulator_value": 0.1}),
     ("rmsprop_hd", {"centered": True}),
@@ -93,6 +95,8 @@ def test_kernels_ran_compiled():
     # HDM needs ‖g‖‖d‖ too: h and both norms come from one pass (no d_{t-1} rebuilt as a tensor).
     trajectory("adam_hd", {"compiled": True, "multiplicative": True}, steps=3)
     assert compiled.CALLS["adam_direction_terms"] - before["adam_direction_terms"] == 2
+    trajectory("sgdn_hd", {"compiled": True, "multiplicative": True}, steps=3)
+    assert compiled.CALLS["stored_direction_terms"] - before["stored_direction_terms"] == 2
 
 
 def test_auto_switches_after_the_set_step_and_only_for_large_groups(monkeypatch):

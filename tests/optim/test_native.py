@@ -126,3 +126,15 @@ def test_adam_terms_equal_the_hypergradient_and_both_norms_in_float64(dtype):
                         sum(e.square().sum() for e in effective), sum(d.square().sum() for d in directions)])
     assert got.dtype == torch.float64 and got.shape == (3,)
     torch.testing.assert_close(got, want, rtol=1e-5 if dtype == torch.float32 else 1e-13, atol=0)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stored_terms_equal_the_dot_and_both_norms_in_float64(dtype, weight_decay):
+    grads, params, directions = tensors(dtype)
+    got = native.stored_direction_terms(grads, params, directions, weight_decay)
+    assert got is not None, "the C++ kernel did not build here"
+    effective = [g.double() + weight_decay * p.double() for g, p in zip(grads, params)]
+    want = torch.stack([sum((e * d.double()).sum() for e, d in zip(effective, directions)),
+                        sum(e.square().sum() for e in effective), sum(d.double().square().sum() for d in directions)])
+    torch.testing.assert_close(got, want, rtol=1e-5 if dtype == torch.float32 else 1e-13, atol=0)

@@ -245,3 +245,24 @@ def stored_direction_dots(grads: list[Tensor], params: list[Tensor], directions:
             term = term + weight_decay * torch.dot(param.view(-1), direction.view(-1))
         terms.append(term)
     return torch.stack(terms).sum() if terms else None
+
+
+def stored_direction_terms(grads: list[Tensor], params: list[Tensor], directions: list[Tensor | None],
+                           weight_decay: float) -> tuple[Tensor, Tensor, Tensor] | None:
+    """``(Σ⟨g + wd·θ, d⟩, Σ‖g + wd·θ‖², Σ‖d‖²)`` over params with a stored d, in one read of g and d.
+
+    For controllers that need ‖g_t‖‖d_{t-1}‖ (a rule's ``fused_direction_terms`` where its d_{t-1}
+    is a tensor); the C++ loop of :mod:`gradretention.optim.native`, None where it does not run.
+    """
+    from gradretention.optim import native  # noqa: PLC0415 (builds lazily, on first use)
+
+    chosen = [i for i, direction in enumerate(directions) if direction is not None and grads[i].numel() > 0]
+    if not chosen:
+        return None
+    terms = native.stored_direction_terms([grads[i] for i in chosen], [params[i] for i in chosen],
+                                          [directions[i] for i in chosen], weight_decay)
+    if terms is None:
+        return None
+    CALLS["stored_direction_terms"] += 1
+    dots, grad_squares, direction_squares = terms.unbind()
+    return dots, grad_squares, direction_squares

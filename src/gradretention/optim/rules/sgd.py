@@ -73,7 +73,10 @@ class SGDRule:
 
     def fused_direction_terms(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
                               usable: list[bool], use_compiled: bool) -> tuple[Tensor, Tensor, Tensor] | None:
-        return None  # d_{t-1} is a stored tensor here: the optimizer's dot products read it once each
+        if not use_compiled:
+            return None
+        stored = kernels.previous_directions(self, states, group, usable)
+        return kernels.stored_direction_terms(grads, params, stored, group["weight_decay"])
 
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:
