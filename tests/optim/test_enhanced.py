@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gradretention.optim import EnhancedSGD, kernels
-from gradretention.optim.algorithms.enhanced_kernels import StepNoise
+from gradretention.optim.algorithms.enhanced_noise import StepNoise
 from gradretention.optim.controllers.variance import gradient_moments, gradient_variance
 from gradretention.optim.controllers.qlearning import (
     SCALE_BOUNDS,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
-from functools import reduce
 from typing import Any, Callable
 
 import torch
@@ -13,8 +11,8 @@ from torch import Tensor
 
 from gradretention.optim import kernels
 from gradretention.optim.algorithms import enhanced_kernels
-from gradretention.optim.algorithms.enhanced_kernels import StepNoise
-from gradretention.optim.algorithms.enhanced_noise import normals_range, step_keys
+from gradretention.optim.algorithms.enhanced_kernels import GroupWork, fast_path_eligible, host_scalars, preprocessed
+from gradretention.optim.algorithms.enhanced_noise import StepNoise, step_noise
 from gradretention.optim.composed import effective_grad
 from gradretention.optim.contract import (
     TORCH_KEYWORDS,
@@ -194,7 +192,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
         work = [item for item in map(self._group_work, self.param_groups) if item.grads]
         if not work:
             return loss
-        variance_values, loss_value = _host_scalars([item.variance for item in work], loss)  # the one host sync
+        variance_values, loss_value = host_scalars([item.variance for item in work], loss)  # the one host sync
         for item, variance in zip(work, variance_values):
             group, previous = item.group, item.group.get("grad_variance")
             smoothing = group["variance_smoothing"]
@@ -209,7 +207,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             self._update_group(item, noise)
         return loss
 
-    def _group_work(self, group: dict[str, Any]) -> _GroupWork:
+    def _group_work(self, group: dict[str, Any]) -> GroupWork:
         """The group's effective gradients and their statistics (device tensors, no host sync)."""
         params = [p for p in group["params"] if p.grad is not None]
         group["step_count"] = group.get("step_count", 0) + 1
@@ -220,11 +218,11 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             params = [p for p in params if p.numel() > 0]
         grads = [effective_grad(p, group["weight_decay"], group.get("maximize", False)) for p in params]
         if not grads:
-            return _GroupWork(group, params, grads, None, None)
+            return GroupWork(group, params, grads, None, None)
         if fast:
             compiled = kernels.wanted(group.get("compiled"), params, group["step_count"])
-            return _GroupWork(group, params, grads, *gradient_moments(grads, compiled))
-        return _GroupWork(group, params, grads, None, gradient_variance(grads))
+            return GroupWork(group, params, grads, *gradient_moments(grads, compiled))
+        return GroupWork(group, params, grads, None, gradient_variance(grads))
 
     def _warn_once(self) -> None:
         if not self._warned:
@@ -232,7 +230,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             # 5: past this method, step(), torch.no_grad and torch.optim's step hook, to the caller's line.
             warnings.warn(NO_LOSS_WARNING, UserWarning, stacklevel=5)
 
-    def _update_group(self, item: _GroupWork, noise: StepNoise | None) -> None:
+    def _update_group(self, item: GroupWork, noise: StepNoise | None) -> None:
         group, scales = item.group, self.controller.scales
         alpha = group["lr"] * scales["lr_scale"]
         momentum = min(max(group["momentum"] * scales["momentum_scale"], 0.0), MAX_MOMENTUM)
@@ -243,7 +241,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
             self._fast_update(item, alpha, momentum, clip, noise)
             return
         for param, grad in zip(item.params, item.grads):
-            grad = _preprocessed(grad, group, clip, scales["grad_scale"], noise)
+            grad = preprocessed(grad, group, clip, scales["grad_scale"], noise)
             state = self.state[param]
             buffer = state.get("momentum_buffer")
             if buffer is None:
@@ -252,7 +250,7 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
                 buffer.mul_(momentum).add_(grad)
             param.add_(buffer, alpha=-alpha)
 
-    def _fast_update(self, item: _GroupWork, alpha: float, momentum: float, clip: float | None,
+    def _fast_update(self, item: GroupWork, alpha: float, momentum: float, clip: float | None,
                      noise: StepNoise | None) -> None:
         """The reference update in place, block by block, with torch's fused SGD kernel for b and θ."""
         group, grad_scale = item.group, self.controller.scales["grad_scale"]
@@ -288,18 +286,9 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
 
     def _step_noise(self, grads: list[Tensor]) -> StepNoise | None:
         """This step's noise for the entries of ``grads`` (None when no entry gets noise)."""
-        total = sum(grad.numel() for grad in grads)
-        if total == 0:
-            return None
-        keys = step_keys(2 * self.seed + 1, self.noise_draws)
-        self.noise_draws += 1
-        dtype = reduce(torch.promote_types, (grad.dtype for grad in grads))
-        if self.noise_pool is not None and self.noise_pool < total:
-            return StepNoise(keys, normals_range(0, self.noise_pool, keys, dtype, grads[0].device))
-        if total <= kernels.BLOCK:
-            # The same draws in one call: a small model's eager step would pay ~20 small ops per tensor.
-            return StepNoise(keys, normals_range(0, total, keys, dtype, grads[0].device))
-        return StepNoise(keys)
+        noise = step_noise(2 * self.seed + 1, self.noise_draws, grads, self.noise_pool, kernels.BLOCK)
+        self.noise_draws += noise is not None
+        return noise
 
     def state_dict(self) -> dict[str, Any]:
         """torch's state dict plus ``controller``, ``hyperparameters`` and ``noise_draws``."""
@@ -365,48 +354,3 @@ class EnhancedSGD(ContractMixin, torch.optim.Optimizer):
                 own["grad_variance"] = group["grad_variance"]
             values.update({f"{key}/g{index}": float(value) for key, value in {**own, **shared}.items()})
         return values
-
-
-@dataclass(frozen=True)
-class _GroupWork:
-    """One group's step inputs: params with grads, effective grads, per-tensor means (fast path), Var(g)."""
-
-    group: dict[str, Any]
-    params: list[Tensor]
-    grads: list[Tensor]
-    means: Tensor | None
-    variance: Tensor | None
-
-
-def fast_path_eligible(params: list[Tensor]) -> bool:
-    """Whether :meth:`EnhancedSGD._fast_update` can run these params (dense, contiguous, one float dtype)."""
-    return all(p.dtype in (torch.float32, torch.float64) and p.dtype == params[0].dtype == p.grad.dtype
-               and p.device == params[0].device and p.is_contiguous() and not p.grad.is_sparse
-               and p.grad.is_contiguous() for p in params)
-
-
-def _preprocessed(grad: Tensor, group: dict[str, Any], clip: float | None, grad_scale: float,
-                  noise: StepNoise | None) -> Tensor:
-    """g̃ = clamp(centred g, ±clip)·grad_scale + noise; never writes into ``p.grad``."""
-    if group["centering"] and grad.dim() > 1:
-        grad = grad - grad.mean()
-    if clip is not None:
-        grad = grad.clamp(-clip, clip)
-    if grad_scale != 1.0:
-        grad = grad * grad_scale
-    if noise is not None:
-        grad = grad.add(noise.like(grad), alpha=group["noise_scale"])
-    return grad
-
-
-def _host_scalars(variances: list[Tensor], loss: Any) -> tuple[list[float], float | None]:
-    """The group variances and the loss as floats, fetched from the device together."""
-    tensors = list(variances)
-    if isinstance(loss, Tensor):
-        tensors.append(loss.detach().reshape(()))
-    dtype = reduce(torch.promote_types, (t.dtype for t in tensors))
-    device = tensors[0].device
-    values = torch.stack([t.to(device=device, dtype=dtype) for t in tensors]).tolist()
-    if isinstance(loss, Tensor):
-        return values[:-1], values[-1]
-    return values, None if loss is None else float(loss)

@@ -1,37 +1,26 @@
-"""EnhancedSGD's fast paths: the eager block pieces and the update as one compiled pass.
+"""EnhancedSGD's step pieces: the reference preprocessing, the eager blocks and the compiled pass.
 
-The eager pieces (:func:`preprocess_block`, :func:`momentum_update`, :class:`StepNoise`) run the
-reference's ops block by block in a reused buffer (the noise of a block is computed for its
-entry indices, :mod:`.enhanced_noise`); the compiled twin (:func:`enhanced_update`)
-does preprocessing, noise and the momentum update in one Inductor pass (the conventions of
-:mod:`gradretention.optim.kernels`).
+:func:`preprocessed` is the reference loop's g̃; the eager pieces (:func:`preprocess_block`,
+:func:`momentum_update`, with :class:`~.enhanced_noise.StepNoise` for the noise of a block) run
+the reference's ops block by block in a reused buffer; the compiled twin
+(:func:`enhanced_update`) does preprocessing, noise and the momentum update in one Inductor
+pass (the conventions of :mod:`gradretention.optim.kernels`). :class:`GroupWork`,
+:func:`fast_path_eligible` and :func:`host_scalars` prepare a group's step.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gradretention.optim.algorithms.enhanced_noise import index_dtype, keys_tensor, normals, normals_range
+from gradretention.optim.algorithms.enhanced_noise import StepNoise, index_dtype, keys_tensor, normals
 from gradretention.optim.kernels import run, scalar_like
 
 Group = dict[str, Any]
-
-
-def add_periodic_(target: Tensor, pool: Tensor, start: int, scale: float) -> None:
-    """``target[j] += scale · pool[(start + j) mod P]`` for a 1-D contiguous ``target``, in ≤ 3 adds."""
-    size, count = pool.numel(), target.numel()
-    head = min(count, size - start)
-    target[:head].add_(pool[start:start + head], alpha=scale)
-    rows = (count - head) // size
-    if rows:
-        # A stride-0 view repeats the pool without materialising the repetition.
-        target[head:head + rows * size].view(rows, size).add_(pool.expand(rows, size), alpha=scale)
-    done = head + rows * size
-    if done < count:
-        target[done:].add_(pool[:count - done], alpha=scale)
 
 
 def momentum_update(param: Tensor, direction: Tensor, buffer: Tensor, alpha: float, momentum: float,
@@ -67,47 +56,6 @@ def preprocess_block(grad: Tensor, out: Tensor, mean: Tensor | None, clip: float
     if grad_scale != 1.0:
         out.mul_(grad_scale)
     return out
-
-
-class StepNoise:
-    """One step's noise, read over the entries in order (:mod:`.enhanced_noise`'s stream).
-
-    Without ``pool``, entry ``j`` takes the stream's draw ``z(seed, t, j)`` under ``keys``;
-    with a ``pool`` of P values (``noise_pool=P`` below the entry count: the stream's first P
-    draws), entry ``j`` takes ``pool[j mod P]``.
-    """
-
-    def __init__(self, keys: tuple[int, int, int], pool: Tensor | None = None) -> None:
-        self.keys = keys
-        self.pool = pool
-        self.position = 0
-
-    def like(self, tensor: Tensor) -> Tensor:
-        """The next ``tensor.numel()`` draws, shaped like ``tensor`` (the reference path)."""
-        count = tensor.numel()
-        if self.pool is None:
-            values = normals_range(self.position, count, self.keys, tensor.dtype, tensor.device)
-            self.position += count
-            return values.view(tensor.shape)
-        size = self.pool.numel()
-        index = torch.arange(self.position, self.position + count, device=self.pool.device) % size
-        self.position = (self.position + count) % size
-        return self.pool[index].view(tensor.shape).to(tensor)
-
-    def add_to_(self, target: Tensor, scale: float) -> None:
-        """``target += scale · like(target)`` for a 1-D contiguous ``target``, without the gather."""
-        if self.pool is None:
-            target.add_(normals_range(self.position, target.numel(), self.keys, target.dtype, target.device),
-                        alpha=scale)
-            self.position += target.numel()
-            return
-        pool = self.pool.to(target)
-        add_periodic_(target, pool, self.position, scale)
-        self.position = (self.position + target.numel()) % pool.numel()
-
-    def advance(self, count: int) -> None:
-        """Skip ``count`` entries (a compiled pass consumed them)."""
-        self.position = self.position + count if self.pool is None else (self.position + count) % self.pool.numel()
 
 
 def _enhanced_part(param: Tensor, grad: Tensor, buffer: Tensor, noise: Tensor | None, mean: Tensor, alpha: Tensor,
@@ -184,3 +132,48 @@ def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, 
     if noise is not None:
         noise.advance(sum(sizes))
     return True
+
+
+@dataclass(frozen=True)
+class GroupWork:
+    """One group's step inputs: params with grads, effective grads, per-tensor means (fast path), Var(g)."""
+
+    group: dict[str, Any]
+    params: list[Tensor]
+    grads: list[Tensor]
+    means: Tensor | None
+    variance: Tensor | None
+
+
+def fast_path_eligible(params: list[Tensor]) -> bool:
+    """Whether EnhancedSGD's fast path can run these params (dense, contiguous, one float dtype)."""
+    return all(p.dtype in (torch.float32, torch.float64) and p.dtype == params[0].dtype == p.grad.dtype
+               and p.device == params[0].device and p.is_contiguous() and not p.grad.is_sparse
+               and p.grad.is_contiguous() for p in params)
+
+
+def preprocessed(grad: Tensor, group: dict[str, Any], clip: float | None, grad_scale: float,
+                  noise: StepNoise | None) -> Tensor:
+    """g̃ = clamp(centred g, ±clip)·grad_scale + noise; never writes into ``p.grad``."""
+    if group["centering"] and grad.dim() > 1:
+        grad = grad - grad.mean()
+    if clip is not None:
+        grad = grad.clamp(-clip, clip)
+    if grad_scale != 1.0:
+        grad = grad * grad_scale
+    if noise is not None:
+        grad = grad.add(noise.like(grad), alpha=group["noise_scale"])
+    return grad
+
+
+def host_scalars(variances: list[Tensor], loss: Any) -> tuple[list[float], float | None]:
+    """The group variances and the loss as floats, fetched from the device together."""
+    tensors = list(variances)
+    if isinstance(loss, Tensor):
+        tensors.append(loss.detach().reshape(()))
+    dtype = reduce(torch.promote_types, (t.dtype for t in tensors))
+    device = tensors[0].device
+    values = torch.stack([t.to(device=device, dtype=dtype) for t in tensors]).tolist()
+    if isinstance(loss, Tensor):
+        return values[:-1], values[-1]
+    return values, None if loss is None else float(loss)

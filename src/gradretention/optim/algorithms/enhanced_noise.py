@@ -29,6 +29,7 @@ uniforms bound |z| by √(2·ln 2²⁴) ≈ 5.77 (a N(0, 1) draw exceeds it with
 from __future__ import annotations
 
 import math
+from functools import reduce
 
 import torch
 from torch import Tensor
@@ -104,3 +105,77 @@ def normals_range(start: int, count: int, keys: tuple[int, int, int], dtype: tor
     wide = index_dtype(start + count) == torch.int64
     index = torch.arange(start, start + count, dtype=torch.int64 if wide else torch.int32, device=device)
     return normals(index, keys_tensor(keys, wide, torch.device(device)), dtype)
+
+
+def add_periodic_(target: Tensor, pool: Tensor, start: int, scale: float) -> None:
+    """``target[j] += scale · pool[(start + j) mod P]`` for a 1-D contiguous ``target``, in ≤ 3 adds."""
+    size, count = pool.numel(), target.numel()
+    head = min(count, size - start)
+    target[:head].add_(pool[start:start + head], alpha=scale)
+    rows = (count - head) // size
+    if rows:
+        # A stride-0 view repeats the pool without materialising the repetition.
+        target[head:head + rows * size].view(rows, size).add_(pool.expand(rows, size), alpha=scale)
+    done = head + rows * size
+    if done < count:
+        target[done:].add_(pool[:count - done], alpha=scale)
+
+
+class StepNoise:
+    """One step's noise, read over the entries in order (:mod:`.enhanced_noise`'s stream).
+
+    Without ``pool``, entry ``j`` takes the stream's draw ``z(seed, t, j)`` under ``keys``;
+    with a ``pool`` of P values (``noise_pool=P`` below the entry count: the stream's first P
+    draws), entry ``j`` takes ``pool[j mod P]``.
+    """
+
+    def __init__(self, keys: tuple[int, int, int], pool: Tensor | None = None) -> None:
+        self.keys = keys
+        self.pool = pool
+        self.position = 0
+
+    def like(self, tensor: Tensor) -> Tensor:
+        """The next ``tensor.numel()`` draws, shaped like ``tensor`` (the reference path)."""
+        count = tensor.numel()
+        if self.pool is None:
+            values = normals_range(self.position, count, self.keys, tensor.dtype, tensor.device)
+            self.position += count
+            return values.view(tensor.shape)
+        size = self.pool.numel()
+        index = torch.arange(self.position, self.position + count, device=self.pool.device) % size
+        self.position = (self.position + count) % size
+        return self.pool[index].view(tensor.shape).to(tensor)
+
+    def add_to_(self, target: Tensor, scale: float) -> None:
+        """``target += scale · like(target)`` for a 1-D contiguous ``target``, without the gather."""
+        if self.pool is None:
+            target.add_(normals_range(self.position, target.numel(), self.keys, target.dtype, target.device),
+                        alpha=scale)
+            self.position += target.numel()
+            return
+        pool = self.pool.to(target)
+        add_periodic_(target, pool, self.position, scale)
+        self.position = (self.position + target.numel()) % pool.numel()
+
+    def advance(self, count: int) -> None:
+        """Skip ``count`` entries (a compiled pass consumed them)."""
+        self.position = self.position + count if self.pool is None else (self.position + count) % self.pool.numel()
+
+
+def step_noise(seed: int, draw: int, grads: list[Tensor], pool: int | None, whole_below: int) -> StepNoise | None:
+    """Draw ``draw``'s noise for the entries of ``grads`` (None when there are none).
+
+    ``pool`` below the entry count gives the periodic pool of its first ``pool`` draws; a step
+    of at most ``whole_below`` entries gets all its draws in one call (a small model's eager
+    step would pay ~20 small ops per tensor); larger steps compute draws where they are used.
+    """
+    total = sum(grad.numel() for grad in grads)
+    if total == 0:
+        return None
+    keys = step_keys(seed, draw)
+    dtype = reduce(torch.promote_types, (grad.dtype for grad in grads))
+    if pool is not None and pool < total:
+        return StepNoise(keys, normals_range(0, pool, keys, dtype, grads[0].device))
+    if total <= whole_below:
+        return StepNoise(keys, normals_range(0, total, keys, dtype, grads[0].device))
+    return StepNoise(keys)
