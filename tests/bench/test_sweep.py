@@ -156,14 +156,16 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
 
 
 def test_ctrl_c_stops_pool_runs_and_still_yields_them_as_interrupted():
-    long_runs = [RunConfig(task="spiral", optimizer="adam", seed=s, epochs=500, log_every=5) for s in range(2)]
+    # Long enough never to finish (they stop at the signal), with the signal late enough that both have
+    # started on a loaded machine.
+    long_runs = [RunConfig(task="spiral", optimizer="adam", seed=s, epochs=20_000, log_every=5) for s in range(2)]
     results = []
     with LocalExecutor(workers=2) as executor:
         # Warm the pool first so that the signal lands while both long runs are training.
         warm = [RunConfig(task="spiral", optimizer="sgd", seed=s, max_steps=1) for s in range(2)]
         assert [r.status for r in executor.submit_all(warm, None)] == ["done", "done"]
         main_thread = threading.main_thread().ident
-        timer = threading.Timer(1.0, signal.pthread_kill, (main_thread, signal.SIGINT))
+        timer = threading.Timer(3.0, signal.pthread_kill, (main_thread, signal.SIGINT))
         timer.start()
         with pytest.raises(KeyboardInterrupt):
             for result in executor.submit_all(long_runs, None):
