@@ -124,3 +124,22 @@ def test_a_grad_of_another_dtype_takes_the_reference_loop():
     weight.grad_dtype = None  # torch refuses a grad of another dtype unless told to allow it
     weight.grad = torch.ones(4, dtype=torch.float32)
     assert not (kernels.uniform_dense([weight]) and kernels.kernels_exact(weight))
+
+
+def test_effective_gradients_are_formed_on_first_read_and_once():
+    from gradretention.optim.base import EffectiveGrads  # noqa: PLC0415
+    from gradretention.optim.composed import effective_grad  # noqa: PLC0415
+
+    params = [torch.nn.Parameter(torch.tensor([1.0, 2.0])), torch.nn.Parameter(torch.tensor([3.0]))]
+    for param in params:
+        param.grad = torch.ones_like(param)
+    formed = []
+
+    def make(param):
+        formed.append(param)
+        return effective_grad(param, 0.5)
+
+    grads = EffectiveGrads(params, make)
+    assert len(grads) == 2 and formed == []  # the fused paths never read them: no pass over memory
+    assert torch.equal(grads[0], torch.tensor([1.5, 2.0])) and torch.equal(list(grads)[1], torch.tensor([2.5]))
+    assert len(formed) == 2

@@ -16,6 +16,7 @@ declares what it needs: ``needs_previous_direction`` (the hypergradient ``Σ⟨g
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from torch import Tensor
@@ -69,6 +70,32 @@ class Rule(Protocol):
         ...
 
 
+class EffectiveGrads(Sequence[Tensor]):
+    """The effective gradients ``g_t = ±grad + wd·θ`` of a group's params, formed on first read.
+
+    The fused and compiled paths apply the decay inside their kernels, so with weight decay an
+    eager list would cost a pass over memory (read g, θ; write g_t) that nothing reads when the
+    controller does not look at the gradients (the hypergradient's fast path).
+    """
+
+    def __init__(self, params: list[Tensor], make: Callable[[Tensor], Tensor]) -> None:
+        self._params, self._make, self._values = params, make, None
+
+    def _all(self) -> list[Tensor]:
+        if self._values is None:
+            self._values = [self._make(param) for param in self._params]
+        return self._values
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __getitem__(self, index):  # noqa: ANN001, ANN204 - Sequence's int/slice overloads
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter(self._all())
+
+
 @dataclass(frozen=True)
 class StepSignals:
     """What a controller may look at for one group at step t.
@@ -84,7 +111,7 @@ class StepSignals:
     """
 
     params: list[Tensor]
-    grads: list[Tensor]
+    grads: Sequence[Tensor]
     loss: float | None
     hypergradient: Tensor | None = None
     direction_scale: Tensor | float = 1.0

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from gradretention.optim import kernels
-from gradretention.optim.base import Group, LRController, Rule, StepSignals
+from gradretention.optim.base import EffectiveGrads, Group, LRController, Rule, StepSignals
 from gradretention.optim.contract import (
     SCHEDULE_WARNING,
     TORCH_KEYWORDS,
@@ -136,7 +136,10 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         params = [p for p in group["params"] if p.grad is not None]
         if not params:
             return
-        grads = [effective_grad(p, group["weight_decay"], group.get("maximize", False)) for p in params]
+        if any(p.grad.is_sparse for p in params):  # before anything else reads the grads' layout
+            raise RuntimeError(SPARSE_MESSAGE)
+        weight_decay, maximize = group["weight_decay"], group.get("maximize", False)
+        grads = EffectiveGrads(params, lambda p: effective_grad(p, weight_decay, maximize))
         states = [self.state[p] for p in params]
         group_step = group["step_count"] = group.get("step_count", 0) + 1
         tracing = kernels.tracing()  # then the reference loop runs: see kernels.tracing
@@ -194,7 +197,7 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         # A copy is attached to no scheduler yet: it looks again at its first outside write.
         self._schedules_checked = False
 
-    def _reference_update(self, group: Group, params: list[Tensor], grads: list[Tensor],
+    def _reference_update(self, group: Group, params: list[Tensor], grads: EffectiveGrads,
                           states: list[dict[str, Any]], alpha: float | Tensor) -> None:
         keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
         step_size = -alpha
@@ -210,7 +213,7 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         keep = self.controller.needs_previous_direction and not self.rule.rebuilds_previous_direction(group)
         self.rule.fused_update(params, raw_grads, states, group, alpha, keep)
 
-    def _hypergradient(self, group: Group, params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]],
+    def _hypergradient(self, group: Group, params: list[Tensor], grads: EffectiveGrads, states: list[dict[str, Any]],
                        group_step: int, fast: bool, compiled: bool) -> tuple[Tensor | None, Tensor | float]:
         """(h_t, ‖g_t‖‖d_{t-1}‖ or 1) for the group, as device tensors (no host sync)."""
         # A param skipped at step t-1 (no grad) did not move then: its d_{t-1} is zero.
@@ -280,6 +283,10 @@ def _store_direction(state: dict[str, Any], direction: Tensor) -> None:
         stored.copy_(direction)
 
 
+SPARSE_MESSAGE = ("gradretention optimizers do not support sparse gradients; use torch.optim.SparseAdam "
+                  "or a dense embedding (nn.Embedding(sparse=False))")
+
+
 def effective_grad(param: Tensor, weight_decay: float, maximize: bool = False) -> Tensor:
     """``±grad + weight_decay·θ`` out of place (``p.grad`` is never written); sparse grads are refused.
 
@@ -287,8 +294,7 @@ def effective_grad(param: Tensor, weight_decay: float, maximize: bool = False) -
     """
     grad = param.grad
     if grad.is_sparse:
-        raise RuntimeError("gradretention optimizers do not support sparse gradients; use torch.optim.SparseAdam "
-                           "or a dense embedding (nn.Embedding(sparse=False))")
+        raise RuntimeError(SPARSE_MESSAGE)
     if maximize:
         grad = -grad
     return grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
