@@ -108,6 +108,10 @@ def test_html_is_one_self_contained_file_with_plotly_embedded_once(report: Path)
     # Drill-down: every optimizer's seeds are one legend entry, hidden until clicked.
     assert text.count('"name":"adam_hd \\u00b7 seeds"') >= 4 and '"visible":"legendonly"' in text
     assert not list(report.parent.glob(".report*"))  # no temp file left behind
+    ids = re.findall(r'\bid="([^"]+)"', text[bundle_end:])
+    assert len(ids) > 5 and len(ids) == len(set(ids)), "every id in the page is unique (the nav jumps to them)"
+    nav_targets = re.findall(r'<a href="#([^"]+)"', text)
+    assert nav_targets and set(nav_targets) <= set(ids)
 
 
 def test_names_and_reasons_are_escaped_in_html_and_markdown(report: Path) -> None:

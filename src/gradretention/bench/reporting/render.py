@@ -71,10 +71,11 @@ def _md(text: str) -> str:
 
 def html_page(blocks: list[Block], subtitle: str) -> str:
     """The report as one self-contained HTML page with interactive figures."""
-    body, nav = [], []
+    body, nav, headings = [], [], 0
     for block in blocks:
         if isinstance(block, Heading):
-            anchor = f"s{len(nav)}"
+            # Every heading gets its own id (the nav links the level-2 ones): ids must be unique in a page.
+            anchor, headings = f"s{headings}", headings + 1
             if block.level == 2:
                 nav.append(f'<a href="#{anchor}">{html.escape(block.text)}</a>')
             body.append(f'<h{block.level} id="{anchor}">{html.escape(block.text)}</h{block.level}>')
