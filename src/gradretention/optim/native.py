@@ -34,6 +34,7 @@ kernel takes over.
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -59,11 +60,12 @@ def load() -> Any | None:
     if "module" not in _STATE:
         _STATE["module"] = None
         capability = torch.backends.cpu.get_cpu_capability()
+        suffix = re.sub(r"\W+", "_", capability.lower())  # e.g. "avx512", "no_avx": a valid folder name
         try:
             from torch.utils.cpp_extension import load_inline  # noqa: PLC0415
 
             _STATE["module"] = load_inline(
-                name=f"{NAME}_{capability.lower()}", cpp_sources=[SOURCE],
+                name=f"{NAME}_{suffix}", cpp_sources=[SOURCE],
                 functions=["retain_and_bounds", "adam_direction_dots", "adam_direction_terms", "stored_direction_terms",
                            "sums_and_squares"],
                 # -fopenmp: at::parallel_for's OpenMP pragmas (and the simd reductions) need it.
