@@ -152,11 +152,12 @@ def test_ctrl_c_records_the_run_in_flight_and_exits_130(tmp_path, capsys):
         deadline = time.monotonic() + 120
         while recorded(out) < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
+        time.sleep(0.3)  # past the gap between runs (a signal there finds nothing in flight), inside the next run
         signal.pthread_kill(main_thread, signal.SIGINT)
 
     watcher = threading.Thread(target=interrupt_once_one_run_is_recorded)
     watcher.start()
-    code = main(["bench", "--tasks", "spiral", "--optimizers", "adam", "--lrs", "0.01", "--seeds", "3",
+    code = main(["bench", "--tasks", "spiral", "--optimizers", "adam", "--lrs", "0.01", "--seeds", "10",
                  "--epochs", "300", "--workers", "1", "--out", str(out)])  # fmt: skip
     watcher.join()
     assert code == 130
@@ -165,7 +166,7 @@ def test_ctrl_c_records_the_run_in_flight_and_exits_130(tmp_path, capsys):
     # On a loaded machine a further run may finish before the signal lands: whatever the count,
     # the finished runs come first, in seed order, and exactly the run in flight is `interrupted`.
     done = len(runs) - 1
-    assert done >= 1 and len(runs) <= 3
+    assert 1 <= done < 9  # 10 planned seeds leave room for the signal's latency on a loaded machine
     assert list(zip(runs["seed"], runs["status"])) == [(100 + i, "done") for i in range(done)] + [
         (100 + done, "interrupted")]
 
