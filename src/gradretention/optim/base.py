@@ -105,7 +105,9 @@ class StepSignals:
     ``needs_previous_direction``, the optimizer also reduces ``hypergradient``
     ``h_t = Σ⟨g_t, d_{t-1}⟩`` (None when no param has a d_{t-1}) and, for the multiplicative
     form (``multiplicative=True``, or a controller with ``needs_direction_scale = True``),
-    ``direction_scale = ‖g_t‖·‖d_{t-1}‖`` (else 1), both as device scalars. ``compiled`` says
+    ``direction_scale = ‖g_t‖·‖d_{t-1}‖`` (else 1), both as device scalars, and with them
+    ``direction_norm = ‖d_{t-1}‖`` (float64; None for the additive form), which the fused paths
+    reduce in the same pass, so a controller that needs it alone reads no gradient again. ``compiled`` says
     whether the group's compiled kernels run at this step (:mod:`.kernels`): a controller may
     then take its reductions through them.
     """
@@ -116,6 +118,7 @@ class StepSignals:
     hypergradient: Tensor | None = None
     direction_scale: Tensor | float = 1.0
     compiled: bool = False
+    direction_norm: Tensor | None = None
 
 
 class LRController(Protocol):

@@ -156,8 +156,8 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         compiled = dense and kernels.wanted(group.get("compiled"), params, group_step)
         signals = StepSignals(params, grads, loss, compiled=compiled)
         if self.controller.needs_previous_direction:
-            h, scale = self._hypergradient(group, params, grads, states, group_step, fast or compiled, compiled)
-            signals = StepSignals(params, grads, loss, h, scale, compiled)
+            h, scale, d_norm = self._hypergradient(group, params, grads, states, group_step, fast or compiled, compiled)
+            signals = StepSignals(params, grads, loss, h, scale, compiled, d_norm)
         alpha = group["lr"] = self.controller.next_lr(group, signals, self.rule)
         if isinstance(alpha, Tensor) and not tracing:
             group["lr_version"] = alpha._version  # a scheduler's fill_() bumps it: see _check_schedule
@@ -214,32 +214,36 @@ class ComposedOptimizer(ContractMixin, torch.optim.Optimizer):
         self.rule.fused_update(params, raw_grads, states, group, alpha, keep)
 
     def _hypergradient(self, group: Group, params: list[Tensor], grads: EffectiveGrads, states: list[dict[str, Any]],
-                       group_step: int, fast: bool, compiled: bool) -> tuple[Tensor | None, Tensor | float]:
-        """(h_t, ‖g_t‖‖d_{t-1}‖ or 1) for the group, as device tensors (no host sync)."""
+                       group_step: int, fast: bool,
+                       compiled: bool) -> tuple[Tensor | None, Tensor | float, Tensor | None]:
+        """(h_t, ‖g_t‖‖d_{t-1}‖ or 1, ‖d_{t-1}‖ where the fast path reduced it) as device tensors (no host sync)."""
         # A param skipped at step t-1 (no grad) did not move then: its d_{t-1} is zero.
         usable = [state.get("updated_at") == group_step - 1 for state in states]
         if not any(usable):
-            return None, 1.0
+            return None, 1.0, None
         if not fast:
             pairs = [(g, self._previous_direction(s, group)) for g, s, use in zip(grads, states, usable) if use]
-            return hypergradient_terms(pairs, self._normalised(group))
+            h, scale = hypergradient_terms(pairs, self._normalised(group))
+            return h, scale, _direction_norm([d for _, d in pairs]) if self._normalised(group) else None
         raw_grads = [p.grad for p in params]
         normalised = self._normalised(group)
         if normalised:  # h and both norms in one pass, where the rule has one
             terms = self.rule.fused_direction_terms(raw_grads, params, states, group, usable, compiled)
             if terms is not None:
                 h, g_sq, d_sq = terms
-                return h, torch.sqrt(g_sq.double()) * torch.sqrt(d_sq.double())
+                d_norm = torch.sqrt(d_sq.double())
+                return h, torch.sqrt(g_sq.double()) * d_norm, d_norm
         dots = self.rule.fused_direction_dots(raw_grads, params, states, group, usable, compiled)
         if dots is None:  # every param with a d_{t-1} is empty: nothing to reduce
-            return None, 1.0
+            return None, 1.0, None
         if not normalised:
-            return dots, 1.0
+            return dots, 1.0, None
         previous = [self._previous_direction(s, group) if use else None for s, use in zip(states, usable)]
         dtype = torch.promote_types(params[0].dtype, torch.float32)
         g_sq = torch.stack([_square_sum(g, dtype) for g, use in zip(grads, usable) if use]).sum()
         d_sq = torch.stack([_square_sum(d, dtype) for d in previous if d is not None]).sum()
-        return dots.to(dtype), torch.sqrt(g_sq.double()) * torch.sqrt(d_sq.double())
+        d_norm = torch.sqrt(d_sq.double())
+        return dots.to(dtype), torch.sqrt(g_sq.double()) * d_norm, d_norm
 
     def _normalised(self, group: Group) -> bool:
         """Whether the controller reads ‖g_t‖‖d_{t-1}‖ (HDM, or a controller that declares it needs it)."""
@@ -298,6 +302,12 @@ def effective_grad(param: Tensor, weight_decay: float, maximize: bool = False) -
     if maximize:
         grad = -grad
     return grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
+
+
+def _direction_norm(directions: list[Tensor]) -> Tensor:
+    """‖d_{t-1}‖ over the params that have one, as a float64 scalar on the first one's device."""
+    dtype, device = torch.promote_types(directions[0].dtype, torch.float32), directions[0].device
+    return torch.sqrt(torch.stack([_square_sum(d, dtype).to(device, torch.float64) for d in directions]).sum())
 
 
 def _square_sum(tensor: Tensor, dtype: torch.dtype) -> Tensor:

@@ -17,9 +17,10 @@ parameters by more than a fraction τ of their norm,
     α_t ≤ τ ‖θ_{t-1}‖ / ‖d‖                (no cap while ‖θ‖ = 0 or ‖d‖ is unknown)
 
 τ = ``trust_ratio`` (None turns it off). ‖d_t‖ is not known before the rule runs, so from step 2
-the cap uses the previous direction's norm ‖d_{t-1}‖, read off the composed optimizer's
-``direction_scale`` = ‖g_t‖‖d_{t-1}‖ divided by ‖g_t‖ (exact when every param of the group
-stepped at t−1, the usual case; the cap is a bound on the order of magnitude, not an identity).
+the cap uses the previous direction's norm ‖d_{t-1}‖ (``StepSignals.direction_norm``, over the
+params that stepped at t−1; the fused paths reduce it in the hypergradient's pass). A caller that
+gives only ``direction_scale`` = ‖g_t‖‖d_{t-1}‖ gets it divided by ‖g_t‖ (exact when every param of
+the group stepped at t−1; the cap is a bound on the order of magnitude, not an identity).
 At the group's first step, ‖d_1‖ itself is computed by the rule's reference loop on an empty,
 discarded state (one temporary per param, once), so a too-large α₀ never touches the weights
 uncapped: every α₀ above the cap gives the same first step. Why a cap and not only the spike:
@@ -62,7 +63,8 @@ def apply_loss_spike(group: Group, signals: StepSignals, alpha: Any) -> Any:
 def _norm(tensors: list[Tensor], device: torch.device) -> Tensor:
     """‖(t_1, …, t_n)‖₂ as a float64 device scalar (accumulated in float32 at least; tensors may span devices)."""
     dtype = torch.promote_types(tensors[0].dtype, torch.float32)
-    squares = [torch.sum(t.to(dtype) ** 2).to(device, torch.float64) for t in tensors]
+    # One dot product per tensor: t ** 2 would write and read back a temporary the size of the model.
+    squares = [torch.dot(flat, flat).to(device, torch.float64) for flat in (t.reshape(-1).to(dtype) for t in tensors)]
     return torch.sqrt(torch.stack(squares).sum())
 
 
@@ -71,7 +73,9 @@ def trust_cap(group: Group, signals: StepSignals, rule: Rule) -> Tensor | None:
     if group.get("trust_ratio") is None or not signals.params:
         return None
     device = group["lr"].device
-    if signals.hypergradient is not None:
+    if signals.direction_norm is not None:
+        direction = signals.direction_norm.to(device, torch.float64)
+    elif signals.hypergradient is not None:
         scale = torch.as_tensor(signals.direction_scale, dtype=torch.float64, device=device)
         direction = scale / _norm(signals.grads, device)
     elif group.get("hd_steps") == 1:  # d_1 from the rule on an empty state (the real one is empty too)
