@@ -266,3 +266,26 @@ def stored_direction_terms(grads: list[Tensor], params: list[Tensor], directions
     CALLS["stored_direction_terms"] += 1
     dots, grad_squares, direction_squares = terms.unbind()
     return dots, grad_squares, direction_squares
+
+
+class StoredDirectionReductions:
+    """The hypergradient hooks of every rule whose d_{t-1} is a tensor (stored, or its momentum buffer).
+
+    Mixed into the SGD, Adagrad and RMSprop rules, which reduce h (and ‖g‖², ‖d‖² for the
+    normalised controllers) the same way; Adam rebuilds d_{t-1} from m and v and has its own.
+    """
+
+    def fused_direction_dots(self, grads: list[Tensor], params: list[Tensor], states: list[dict[str, Any]],
+                             group: dict[str, Any], usable: list[bool], use_compiled: bool) -> Tensor | None:
+        """h = Σ⟨g + wd·θ, d_{t-1}⟩ over the usable params (one dot per tensor)."""
+        stored = previous_directions(self, states, group, usable)
+        return stored_direction_dots(grads, params, stored, group["weight_decay"])
+
+    def fused_direction_terms(self, grads: list[Tensor], params: list[Tensor], states: list[dict[str, Any]],
+                              group: dict[str, Any], usable: list[bool],
+                              use_compiled: bool) -> tuple[Tensor, Tensor, Tensor] | None:
+        """(h, ‖g‖², ‖d‖²) in one read of g and d where the compiled kernels run, else None."""
+        if not use_compiled:
+            return None
+        stored = previous_directions(self, states, group, usable)
+        return stored_direction_terms(grads, params, stored, group["weight_decay"])

@@ -14,7 +14,7 @@ from gradretention.optim import kernels
 from gradretention.optim.base import Group, State
 
 
-class AdagradRule:
+class AdagradRule(kernels.StoredDirectionReductions):
     """Adagrad, written from scratch (torch.optim.Adagrad semantics).
 
     ``sum_t = sum_{t-1} + g²``; ``d_t = g / (√sum_t + ε) / (1 + (k−1)·lr_decay)``, so the
@@ -47,19 +47,6 @@ class AdagradRule:
                      alpha: float | Tensor, keep: bool) -> None:
         # Never reached: the composed step consults `fused` first; a direct call is a caller bug.
         raise RuntimeError(f"rule {self.name!r} has no fused path (fused is False): call direction() instead")
-
-    def fused_direction_dots(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
-                             usable: list[bool], use_compiled: bool) -> Tensor | None:
-        """The hypergradient over the stored d_{t-1} (one dot per tensor), for the compiled path."""
-        stored = kernels.previous_directions(self, states, group, usable)
-        return kernels.stored_direction_dots(grads, params, stored, group["weight_decay"])
-
-    def fused_direction_terms(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
-                              usable: list[bool], use_compiled: bool) -> tuple[Tensor, Tensor, Tensor] | None:
-        if not use_compiled:
-            return None
-        stored = kernels.previous_directions(self, states, group, usable)
-        return kernels.stored_direction_terms(grads, params, stored, group["weight_decay"])
 
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:

@@ -14,7 +14,7 @@ from gradretention.optim import kernels
 from gradretention.optim.base import Group, State
 
 
-class RMSpropRule:
+class RMSpropRule(kernels.StoredDirectionReductions):
     """RMSprop (torch.optim.RMSprop semantics: smoothing ``alpha``, ``eps``, ``centered``, ``momentum``).
 
     ``v = α v + (1−α) g²``; centred: ``c = α c + (1−α) g`` and ``v − c²`` under the root;
@@ -60,19 +60,6 @@ class RMSpropRule:
                      alpha: float | Tensor, keep: bool) -> None:
         # Never reached: the composed step consults `fused` first; a direct call is a caller bug.
         raise RuntimeError(f"rule {self.name!r} has no fused path (fused is False): call direction() instead")
-
-    def fused_direction_dots(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
-                             usable: list[bool], use_compiled: bool) -> Tensor | None:
-        """The hypergradient over the stored d_{t-1} (one dot per tensor), for the compiled path."""
-        stored = kernels.previous_directions(self, states, group, usable)
-        return kernels.stored_direction_dots(grads, params, stored, group["weight_decay"])
-
-    def fused_direction_terms(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
-                              usable: list[bool], use_compiled: bool) -> tuple[Tensor, Tensor, Tensor] | None:
-        if not use_compiled:
-            return None
-        stored = kernels.previous_directions(self, states, group, usable)
-        return kernels.stored_direction_terms(grads, params, stored, group["weight_decay"])
 
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:

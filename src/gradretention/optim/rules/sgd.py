@@ -19,7 +19,7 @@ from gradretention.optim import kernels
 from gradretention.optim.base import Group, State
 
 
-class SGDRule:
+class SGDRule(kernels.StoredDirectionReductions):
     """SGD with optional heavy-ball or Nesterov momentum (torch.optim.SGD semantics).
 
     ``b_t = μ b_{t-1} + (1−τ) g_t`` with ``b_1 = g_1``; ``d_t = b_t``, or ``g_t + μ b_t``
@@ -65,18 +65,6 @@ class SGDRule:
     def fused_update(self, params: list[Tensor], grads: list[Tensor], states: list[State], group: Group,
                      alpha: float | Tensor, keep: bool) -> None:
         fused_sgd_update(params, grads, states, group, alpha, keep)
-
-    def fused_direction_dots(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
-                             usable: list[bool], use_compiled: bool) -> Tensor | None:
-        stored = kernels.previous_directions(self, states, group, usable)
-        return kernels.stored_direction_dots(grads, params, stored, group["weight_decay"])
-
-    def fused_direction_terms(self, grads: list[Tensor], params: list[Tensor], states: list[State], group: Group,
-                              usable: list[bool], use_compiled: bool) -> tuple[Tensor, Tensor, Tensor] | None:
-        if not use_compiled:
-            return None
-        stored = kernels.previous_directions(self, states, group, usable)
-        return kernels.stored_direction_terms(grads, params, stored, group["weight_decay"])
 
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:
