@@ -289,3 +289,16 @@ class StoredDirectionReductions:
             return None
         stored = previous_directions(self, states, group, usable)
         return stored_direction_terms(grads, params, stored, group["weight_decay"])
+
+
+class NoTorchFusedKernel:
+    """For rules with no torch fused kernel (``fused = False``): their fast path is the compiled one.
+
+    The composed step consults ``fused`` before it would call ``fused_update``, so a call is a bug.
+    """
+
+    fused = False
+
+    def fused_update(self, params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]],
+                     group: dict[str, Any], alpha: float | Tensor, keep: bool) -> None:
+        raise RuntimeError(f"rule {self.name!r} has no fused path (fused is False): call direction() instead")  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from gradretention.optim import kernels
 from gradretention.optim.base import Group, State
 
 
-class AdagradRule(kernels.StoredDirectionReductions):
+class AdagradRule(kernels.StoredDirectionReductions, kernels.NoTorchFusedKernel):
     """Adagrad, written from scratch (torch.optim.Adagrad semantics).
 
     ``sum_t = sum_{t-1} + g²``; ``d_t = g / (√sum_t + ε) / (1 + (k−1)·lr_decay)``, so the
@@ -40,13 +40,6 @@ class AdagradRule(kernels.StoredDirectionReductions):
 
     def rebuilds_previous_direction(self, group: Group) -> bool:
         return False
-
-    fused = False
-
-    def fused_update(self, params: list[Tensor], grads: list[Tensor], states: list[State], group: Group,
-                     alpha: float | Tensor, keep: bool) -> None:
-        # Never reached: the composed step consults `fused` first; a direct call is a caller bug.
-        raise RuntimeError(f"rule {self.name!r} has no fused path (fused is False): call direction() instead")
 
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:

@@ -14,7 +14,7 @@ from gradretention.optim import kernels
 from gradretention.optim.base import Group, State
 
 
-class RMSpropRule(kernels.StoredDirectionReductions):
+class RMSpropRule(kernels.StoredDirectionReductions, kernels.NoTorchFusedKernel):
     """RMSprop (torch.optim.RMSprop semantics: smoothing ``alpha``, ``eps``, ``centered``, ``momentum``).
 
     ``v = α v + (1−α) g²``; centred: ``c = α c + (1−α) g`` and ``v − c²`` under the root;
@@ -53,13 +53,6 @@ class RMSpropRule(kernels.StoredDirectionReductions):
 
     def rebuilds_previous_direction(self, group: Group) -> bool:
         return group["momentum"] > 0
-
-    fused = False
-
-    def fused_update(self, params: list[Tensor], grads: list[Tensor], states: list[State], group: Group,
-                     alpha: float | Tensor, keep: bool) -> None:
-        # Never reached: the composed step consults `fused` first; a direct call is a caller bug.
-        raise RuntimeError(f"rule {self.name!r} has no fused path (fused is False): call direction() instead")
 
     def compiled_update(self, params: list[Tensor], states: list[State], group: Group, alpha: float | Tensor,
                         keep: bool) -> bool:
