@@ -102,6 +102,7 @@ ALTERNATIVES = {
     "discount": 0.7, "epsilon": 0.25, "epsilon_decay": 0.9, "epsilon_min": 0.05, "nudge": 0.1, "spike_factor": 2.5,
     "bayesian_init_std": 0.1, "seed": 7, "noise_pool": 1024, "reward": "spec", "q_interval": 5, "cosine_offset": 0.2,
     "loss_spike": 1.0, "loss_smoothing": 0.5, "trust_ratio": 0.3, "etas": (0.4, 1.3), "step_sizes": (0.02, 0.5),
+    "hyper_hypergrad_lr": 0.3, "signal_smoothing": 0.8, "significance": 1.5, "spike_patience": 3,
 }
 KEEP = {"fused", "capturable", "differentiable", "nesterov"}
 """Kept at their defaults: their other values need a device or a pairing (nesterov needs momentum)."""

@@ -37,9 +37,10 @@ def sign(x: float) -> float:
 
 def hand_log_rprop(rule: str, alpha: float, eta: float, *, etas=(0.5, 1.2), sizes=(0.01, LN2),
                    offset: float = 0.0, tau: float | None = None, spike: float = 0.5, steps: int = 3,
-                   mu: float = 0.9, rho: float = 0.9):
+                   mu: float = 0.9, rho: float = 0.9, k: float = 0.0, patience: int = 1, rho_u: float = 0.9):
     """Plain Python: the law of log_rprop's docstring (law, then spike, then cap) on the quadratic."""
     theta, previous, buffer, ema, last_sign, out = list(THETA0), None, None, None, 0, []
+    m, q, n, spikes = 0.0, 0.0, 0, 0
 
     def direction_of(g, buf):
         if rule == "sgd":
@@ -51,13 +52,23 @@ def hand_log_rprop(rule: str, alpha: float, eta: float, *, etas=(0.5, 1.2), size
         g = [a * t for a, t in zip(QUADRATIC, theta)]
         loss = 0.5 * sum(a * t * t for a, t in zip(QUADRATIC, theta))
         if previous is not None:
-            s = sign(sum(x * y for x, y in zip(g, previous)) / (math.hypot(*g) * math.hypot(*previous)) + offset)
+            x = sum(x * y for x, y in zip(g, previous)) / (math.hypot(*g) * math.hypot(*previous)) + offset
+            s = sign(x)
+            if k > 0:  # the dead zone: the running mean's sign, beyond k standard errors only
+                n += 1
+                m, q = rho_u * m + (1 - rho_u) * x, rho_u * q + (1 - rho_u) * x * x
+                m_hat, q_hat = m / (1 - rho_u**n), q / (1 - rho_u**n)
+                weights = [rho_u ** (n - i) for i in range(1, n + 1)]
+                n_eff = sum(weights) ** 2 / sum(w * w for w in weights)
+                se = math.sqrt(max(q_hat - m_hat**2, 0.0) / (n_eff - 1)) if n > 1 else math.inf
+                s = sign(m_hat) if abs(m_hat) > k * se else 0
             agreement = s * last_sign
             eta *= etas[1] if agreement > 0 else etas[0] if agreement < 0 else 1.0
             eta = min(max(eta, sizes[0]), sizes[1])
             alpha *= math.exp(eta * s)
             last_sign = s
-        if ema is not None and loss > (1 + spike) * ema:
+        spikes = spikes + 1 if ema is not None and loss > (1 + spike) * ema else 0
+        if spikes >= patience:
             alpha *= 0.5
         ema = loss if ema is None else rho * ema + (1 - rho) * loss
         direction, buffer = direction_of(g, buffer)
@@ -88,6 +99,52 @@ def test_six_hand_computed_steps_on_a_quadratic(rule, alpha, tau):
     for got_theta, got_lr, (hand_theta, hand_lr) in zip(thetas, lrs, expected):
         assert got_theta == pytest.approx(hand_theta, rel=1e-12, abs=1e-14)
         assert got_lr == pytest.approx(hand_lr, rel=1e-12)
+
+
+ZPROP_CASES = [  # (rule, α₀, k, P): the dead zone closed at first, opening as the mean builds; spikes in a row
+    ("sgd", 0.01, 2.0, 2), ("sgd", 0.9, 1.0, 2), ("sgdn", 0.05, 2.0, 1), ("sgdn", 0.4, 0.5, 3), ("sgdn", 2.0, 2.0, 2),
+]
+
+
+@pytest.mark.parametrize("rule,alpha,k,patience", ZPROP_CASES)
+def test_dead_zone_and_spike_patience_follow_the_hand_computation(rule, alpha, k, patience):
+    opt, theta = make(rule, alpha, hypergrad_lr=0.3, significance=k, spike_patience=patience, trust_ratio=0.3)
+    thetas, lrs = run(opt, theta, 10)
+    expected = hand_log_rprop(rule, alpha, 0.3, tau=0.3, steps=10, k=k, patience=patience)
+    for got_theta, got_lr, (hand_theta, hand_lr) in zip(thetas, lrs, expected):
+        assert got_theta == pytest.approx(hand_theta, rel=1e-12, abs=1e-14)
+        assert got_lr == pytest.approx(hand_lr, rel=1e-12)
+
+
+def test_a_noise_signal_inside_the_dead_zone_rarely_moves_alpha():
+    # Independent Gaussian gradients: cosines of mean 0 (sd ≈ 0.35 in 8-D). The plain sign law moves α at
+    # every step; with k = 2 the running mean leaves ±2 standard errors only at a few steps.
+    generator = torch.Generator().manual_seed(0)
+    grads = torch.randn(300, 8, dtype=torch.float64, generator=generator)
+    theta = torch.nn.Parameter(torch.zeros(8, dtype=torch.float64))
+    moved = {}
+    for k in (2.0, 0.0):
+        opt = ComposedOptimizer([theta], rule="sgd", controller="log_rprop", lr=1e-3, significance=k, loss_spike=0.0)
+        lrs = []
+        for grad in grads:
+            theta.grad = grad.clone()
+            opt.step(loss=1.0)
+            lrs.append(float(opt.param_groups[0]["lr"]))
+        moved[k] = sum(b != a for a, b in zip(lrs, lrs[1:])) / (len(lrs) - 1)
+    assert moved[0.0] == 1.0  # every step from the second (the first has no d_0)
+    assert moved[2.0] < 0.1, moved
+
+
+def test_spike_patience_halves_only_on_consecutive_spikes():
+    theta = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    for patience, halvings in ((1, 3), (2, 1), (3, 0)):
+        opt = create_optimizer("adam_lrprop", [theta], lr=1e-3, hypergrad_lr=0.0, trust_ratio=None,
+                               spike_patience=patience)
+        for loss in (1.0, 2.0, 1.0, 2.0, 2.0, 1.0):  # spikes at steps 2, 4 and 5 (5: 2.0 > 1.5 · L̄ = 1.77)
+            theta.grad = torch.ones_like(theta)
+            opt.step(loss=loss)
+        assert opt.param_groups[0].get("lr_halvings", 0) == halvings
+        assert float(opt.param_groups[0]["lr"]) == 1e-3 * 0.5**halvings
 
 
 def test_offset_and_other_factors_follow_the_same_law():

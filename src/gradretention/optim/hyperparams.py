@@ -96,6 +96,12 @@ HYPERPARAMETER_RANGES: dict[str, _Check] = {
     # Rprop on log α (torch.optim.Rprop's names): factors (η⁻, η⁺) and bounds (η_min, η_max) of the log step.
     "etas": (_etas, "(etaminus, etaplus) with 0 < etaminus < 1 < etaplus"),
     "step_sizes": (_step_sizes, "(low, high) with 0 < low <= high"),
+    # Log-α laws' signal statistics (controllers/signal_statistics.py): EMA weight, z-test's k (0: off),
+    # consecutive loss spikes before a halving, and the stacked law's hyper-hypergradient step γ.
+    "signal_smoothing": _half_open(0.0, 1.0),
+    "significance": _at_least(0.0),
+    "spike_patience": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
+    "hyper_hypergrad_lr": _at_least(0.0),
     "fused": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
     "compiled": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
     # torch.optim's implementation keywords (contract.py says what each means here).

@@ -35,6 +35,13 @@ LOG_RPROP = ("Rprop on log α (issue 19): Riedmiller & Braun, ICNN 1993 on the s
              "hypergradient (a sign form of Chandra et al., NeurIPS 2022's stacked hyperoptimizers), with a LARS-like "
              "trust-ratio cap (You et al. 2017)")
 
+LOG_RMS_HD = ("RMS-normalised hypergradient on log α (issue 19): Baydin et al. 2018's normalised hypergradient over its "
+              "running RMS (Kingma & Ba 2015), with LRPROP's trust cap and a loss-spike halving on 2 consecutive spikes")
+STACKED_HD = ("Stacked hyperoptimizer on log α (issue 19): the RMS-normalised log-HD law with its step size adapted by "
+              "its own hypergradient (Chandra et al., NeurIPS 2022, 'Gradient Descent: The Ultimate Optimizer')")
+Z_PROP = ("Rprop on log α behind a significance dead zone (issue 19): the sign of the cosine's running mean, only "
+          "beyond 2 standard errors (Pflug 1983; Lang et al., NeurIPS 2019), and a halving only on 2 consecutive spikes")
+
 ALL_DTYPES: tuple[torch.dtype, ...] = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 
@@ -180,13 +187,19 @@ BASELINES = (
 # 200 steps (Adam at 1e-3 stays at 0.44 there, so adam_var starts at 1e-2).
 HDM = {"hypergrad_lr": 0.02, "multiplicative": True}
 LRPROP = {"trust_ratio": 0.05}
+# One setting for every task (never per task): see each controller's module docstring.
+RMSHD = {"spike_patience": 2, "trust_ratio": 0.05}
+STACKHD = {"hyper_hypergrad_lr": 0.2, "spike_patience": 2, "trust_ratio": 0.05}
+ZPROP = {"significance": 2.0, "spike_patience": 2, "trust_ratio": 0.05}
 RULE_ROWS: dict[str, dict[str, dict[str, float]]] = {
     # rule: {controller row: the defaults it changes}; a rule without a row's key has no such name
     "sgd": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-3}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5}, "var": {"lr": 1e-2}},
     "sgdn": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-3}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5}, "var": {"lr": 1e-2},
-             "loghd": {"lr": 1e-2}, "hdm": {"lr": 1e-2, **HDM}, "lrprop": {"lr": 1e-2, **LRPROP}},
+             "loghd": {"lr": 1e-2}, "hdm": {"lr": 1e-2, **HDM}, "lrprop": {"lr": 1e-2, **LRPROP},
+             "rmshd": {"lr": 1e-2, **RMSHD}, "stackhd": {"lr": 1e-2, **STACKHD}, "zprop": {"lr": 1e-2, **ZPROP}},
     "adam": {"hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-3, "hypergrad_lr": 1e-6}, "var": {"lr": 1e-2},
-             "loghd": {"lr": 1e-3}, "hdm": {"lr": 1e-3, **HDM}, "lrprop": {"lr": 1e-3, **LRPROP}},
+             "loghd": {"lr": 1e-3}, "hdm": {"lr": 1e-3, **HDM}, "lrprop": {"lr": 1e-3, **LRPROP},
+             "rmshd": {"lr": 1e-3, **RMSHD}, "stackhd": {"lr": 1e-3, **STACKHD}, "zprop": {"lr": 1e-3, **ZPROP}},
     "adagrad": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5},
                 "var": {"lr": 1e-2}},
     "rmsprop": {"hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-3, "hypergrad_lr": 1e-6},
@@ -214,6 +227,12 @@ CONTROLLER_ROWS = (
      "{rule} base rule, α multiplied by 1 + β cos(g_t, d_t-1) (the paper's HDM)"),
     ("lrprop", "log_rprop", {}, "lrprop", "hypergradient", LOG_RPROP,
      "{rule} base rule, log α moved by Rprop on the sign of cos(g_t, d_t-1), capped at τ‖θ‖/‖d‖"),
+    ("rmshd", "log_rms_hypergradient", {}, "rmshd", "hypergradient", LOG_RMS_HD,
+     "{rule} base rule, log α moved by β cos(g_t, d_t-1) / RMS(cos), capped at τ‖θ‖/‖d‖"),
+    ("stackhd", "log_rms_hypergradient", {}, "stackhd", "hypergradient", STACKED_HD,
+     "{rule} base rule, log α moved by κ cos/RMS(cos), log κ by γ times its own normalised hypergradient"),
+    ("zprop", "log_rprop", {}, "zprop", "hypergradient", Z_PROP,
+     "{rule} base rule, Rprop on log α from the sign of the cosine's mean beyond 2 standard errors"),
 )
 
 

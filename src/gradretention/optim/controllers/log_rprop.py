@@ -4,14 +4,16 @@ For a param group, with ``u_t = cos(g_t, d_{t-1}) = h_t / (‖g_t‖‖d_{t-1}�
 hypergradient of Baydin et al. 2018, as in :mod:`.log_hypergradient`):
 
     s_t      = sign(u_t + c)                                         (0 without a d_{t-1})
+               or, with k > 0:  sign(m̂_t) · [|m̂_t| > k·se_t],  m̂_t the running mean of u + c
     η_t      = clip(η_{t-1} · {η⁺ if s_t s_{t-1} > 0;  η⁻ if < 0;  1 else},  η_min, η_max)
     log α_t  = log α_{t-1} + η_t s_t
     α_t      ← α_t / 2 on a loss spike;   α_t ← min(α_t, τ‖θ_{t-1}‖/‖d_{t-1}‖)   (:mod:`.safeguards`)
 
 Symbols → arguments: η_0 = ``hypergrad_lr`` (0 turns the law off), (η⁻, η⁺) = ``etas``,
 (η_min, η_max) = ``step_sizes`` (torch.optim.Rprop's names), c = ``cosine_offset``,
-τ = ``trust_ratio`` (None: no cap), s = ``loss_spike``, ρ = ``loss_smoothing``; ``lr_bounds``
-optionally clamps α.
+τ = ``trust_ratio`` (None: no cap), s = ``loss_spike``, ρ = ``loss_smoothing``, P = ``spike_patience``
+(consecutive spikes before a halving); k = ``significance`` (0: off) and its EMA weight
+``signal_smoothing`` (:mod:`.signal_statistics`); ``lr_bounds`` optionally clamps α.
 
 Why each piece:
 
@@ -29,6 +31,10 @@ Why each piece:
   most doubles per step), so α₀ = 1e-5 reaches 1e-2 within ≈ 20 steps; once the signal flips
   around its fixed point, η shrinks to η_min and α stays put: the first phase is a geometric
   search and the second an annealed hypergradient law, with no schedule between them.
+- *Dead zone* (``significance`` k > 0, issue 19). Late in training u is noise whose sign still
+  leans one way: the law then walks α down (or up) by η per step on no evidence. With k > 0 the
+  sign is that of u's running mean m̂, and 0 (α and η held) unless |m̂| exceeds k standard errors
+  (:mod:`.signal_statistics`; Pflug 1983, Lang et al. NeurIPS 2019). A non-finite u counts as 0.
 - *Safeguards.* The cap makes every α₀ above it equivalent from the first step and bounds the
   upward drift that noise-dominated cosines cause (c > 0 made ``adam_loghd`` climb to chance
   over 1,400 steps); the loss-spike halving acts faster than any sign step.
@@ -41,7 +47,8 @@ One setting for every task (the registry's defaults, never tuned per task): η_0
 α and the law's state are float64 device scalars; the step makes no host read (non-finite
 u — ‖d_{t-1}‖ = 0, overflow — gives s = 0 through ``torch.where``).
 Group scalars kept (in ``state_dict()``): ``hd_steps``, ``hypergradient`` (last u), ``lr_step``
-(η), ``lr_sign`` (s_{t-1}), ``loss_ema``, ``lr_halvings``, ``lr_capped`` (steps at the cap).
+(η), ``lr_sign`` (s_{t-1}), ``loss_ema``, ``lr_halvings``, ``lr_capped`` (steps at the cap),
+``loss_spikes`` (with P > 1), ``signal_mean``/``signal_square``/``signal_steps`` (with k > 0).
 
 Example:
     >>> opt = ComposedOptimizer(model.parameters(), rule="adam", controller="log_rprop", lr=1e-5)
@@ -57,6 +64,7 @@ import torch
 from gradretention.optim.base import Group, Rule, StepSignals
 from gradretention.optim.controllers.hypergradient import _scalar
 from gradretention.optim.controllers.safeguards import apply_loss_spike, apply_trust_cap
+from gradretention.optim.controllers.signal_statistics import significant_mean, update_signal_moments
 
 
 class LogRpropController:
@@ -69,7 +77,8 @@ class LogRpropController:
     device_lr = True
     defaults: dict[str, Any] = {"hypergrad_lr": 0.1, "etas": (0.5, 1.2), "step_sizes": (0.01, math.log(2)),
                                 "cosine_offset": 0.0, "trust_ratio": None, "loss_spike": 0.5,
-                                "loss_smoothing": 0.9, "lr_bounds": None}
+                                "loss_smoothing": 0.9, "spike_patience": 1, "significance": 0.0,
+                                "signal_smoothing": 0.9, "lr_bounds": None}
 
     def next_lr(self, group: Group, signals: StepSignals, rule: Rule) -> Any:
         """α_t from ``group["lr"]`` (α_{t-1}, a device scalar), the step's cosine and its loss."""
@@ -89,7 +98,11 @@ class LogRpropController:
         finite = torch.isfinite(u)  # ‖d_{t-1}‖ = 0 or overflowing gradients: no information
         u = torch.where(finite, u, 0.0)
         group["hypergradient"] = u
-        sign = torch.where(finite, torch.sign(u + group["cosine_offset"]), 0.0)
+        if group["significance"] > 0:
+            mean, square = update_signal_moments(group, u + group["cosine_offset"])
+            sign = torch.sign(mean) * significant_mean(group, mean, square)
+        else:
+            sign = torch.where(finite, torch.sign(u + group["cosine_offset"]), 0.0)
         previous = _scalar(group.get("lr_sign", 0.0), alpha)
         step = _scalar(group.get("lr_step", group["hypergrad_lr"]), alpha)
         down, up = group["etas"]
@@ -101,7 +114,7 @@ class LogRpropController:
         return alpha * torch.exp(step * sign)
 
     def telemetry(self, group: Group) -> dict[str, float]:
-        keys = ("hypergradient", "lr_step", "loss_ema", "lr_halvings", "lr_capped")
+        keys = ("hypergradient", "lr_step", "loss_ema", "lr_halvings", "lr_capped", "signal_mean")
         return {key: float(group[key]) for key in keys if key in group}
 
 
