@@ -9,9 +9,10 @@ import pytest
 import scipy.stats
 import torch
 
-from gradretention.optim import EnhancedSGD, kernels
+from gradretention.optim import EnhancedSGD, kernels, native
 from gradretention.optim.algorithms.enhanced_noise import (
     MASK32,
+    PAIR_SPAN,
     keys_tensor,
     mix,
     normals,
@@ -45,22 +46,39 @@ def test_splitmix64_matches_the_published_first_outputs():
     assert splitmix64(0x9E3779B97F4A7C15) == 0x6E789E6AA1B965F4
 
 
-def test_a_draw_is_the_documented_formula_computed_by_hand():
-    keys, entry = step_keys(3, 5), 17
-    first = python_mix(python_mix(entry ^ keys[0]) ^ keys[1])
-    second = python_mix(first ^ keys[2])
+def hand_draw(seed: int, draw: int, entry: int) -> float:
+    """The module docstring's formula in exact integer arithmetic and numpy float64."""
+    k0, k1, k2 = step_keys(seed, draw)
+    half, pair = (entry >> 11) & 1, 2048 * (entry // 4096) + entry % 2048
+    first = python_mix((pair & MASK32) ^ k0 ^ python_mix((pair >> 32) ^ k1))
+    second = python_mix(first ^ k2)
     u1, u2 = ((first >> 8) + 1) * 2.0 ** -24, (second >> 8) * 2.0 ** -24
-    expected = np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
-    assert float(normals_range(entry, 1, keys, torch.float64)[0]) == pytest.approx(expected, rel=1e-15, abs=1e-15)
+    radius = np.sqrt(-2 * np.log(u1))
+    return radius * (np.sin(2 * np.pi * u2) if half else np.cos(2 * np.pi * u2))
 
 
-def test_int64_indices_give_the_same_draws_as_int32_and_reach_past_two_to_the_32():
+@pytest.mark.parametrize("entry", [17, 17 + 2048, 4096 + 5, (1 << 34) + 2048 + 3], ids=["cos", "sin", "2nd-block", "q_hi"])
+def test_a_draw_is_the_documented_formula_computed_by_hand(entry):
+    assert PAIR_SPAN == 2048
+    got = float(normals_range(entry, 1, step_keys(3, 5), torch.float64)[0])
+    assert got == pytest.approx(hand_draw(3, 5, entry), rel=1e-14, abs=1e-14)
+
+
+def test_partners_sit_a_pair_span_apart_and_share_their_radius():
+    k0, k1, _ = step_keys(1, 2)
+    z = normals_range(0, 2 * PAIR_SPAN, (k0, k1, step_keys(1, 2)[2]), torch.float64)
+    cosines, sines = z[:PAIR_SPAN], z[PAIR_SPAN:]
+    uniforms = [((python_mix(q ^ k0 ^ python_mix(k1)) >> 8) + 1) * 2.0 ** -24 for q in range(PAIR_SPAN)]
+    torch.testing.assert_close(cosines ** 2 + sines ** 2, torch.tensor(-2 * np.log(uniforms)), rtol=1e-12, atol=1e-12)
+
+
+def test_int64_indices_give_the_same_draws_as_int32_and_reach_past_two_to_the_32_pairs():
     keys = step_keys(0, 0)
-    narrow = normals(torch.arange(100, dtype=torch.int32), keys_tensor(keys, False, torch.device("cpu")), torch.float64)
-    wide = normals(torch.arange(100, dtype=torch.int64), keys_tensor(keys, True, torch.device("cpu")), torch.float64)
+    narrow = normals(torch.arange(5000, dtype=torch.int32), keys_tensor(keys, False, torch.device("cpu")), torch.float64)
+    wide = normals(torch.arange(5000, dtype=torch.int64), keys_tensor(keys, True, torch.device("cpu")), torch.float64)
     assert torch.equal(narrow, wide)
-    far = normals_range((1 << 32) + 5, 3, keys, torch.float64)
-    assert not torch.equal(far, normals_range(5, 3, keys, torch.float64))  # the high word enters the hash
+    far = normals_range(1 << 34, 3, keys, torch.float64)  # pair 2³³: q_lo = 0, q_hi = 2
+    assert not torch.equal(far, normals_range(0, 3, keys, torch.float64))  # the high word enters the hash
 
 
 def test_draws_are_standard_normal_and_independent_across_entries_and_steps():
@@ -76,18 +94,32 @@ def test_draws_are_standard_normal_and_independent_across_entries_and_steps():
     # Pairs of neighbours fill the plane as independent normals do: χ² over the 4 sign quadrants.
     quadrants = np.bincount(2 * (z[0::2] > 0) + (z[1::2] > 0), minlength=4)
     assert scipy.stats.chisquare(quadrants).pvalue > 1e-3
+    # A Box–Muller pair's two draws (entries j and j + B of each block of 2B) are independent too.
+    blocks = z[:count - count % (2 * PAIR_SPAN)].reshape(-1, 2, PAIR_SPAN)
+    cosines, sines = blocks[:, 0].ravel(), blocks[:, 1].ravel()
+    pair_bound = 4 / np.sqrt(cosines.size)
+    assert abs(np.corrcoef(cosines, sines)[0, 1]) < pair_bound
+    assert abs(np.corrcoef(cosines ** 2, sines ** 2)[0, 1]) < pair_bound
+    pair_quadrants = np.bincount(2 * (cosines > 0) + (sines > 0), minlength=4)
+    assert scipy.stats.chisquare(pair_quadrants).pvalue > 1e-3
 
 
+@pytest.mark.parametrize("kernel", ["enhanced_update_native", "enhanced_update"], ids=["c++", "inductor"])
 @pytest.mark.parametrize("block", [8, None], ids=["counter-in-the-pass", "one-call-pool"])
-def test_the_compiled_pass_draws_the_same_stream_as_the_reference_loop(block, monkeypatch):
+def test_the_compiled_pass_draws_the_same_stream_as_the_reference_loop(block, kernel, monkeypatch):
     if not kernels.available(torch.device("cpu")):
         pytest.skip("no C++ compiler for Inductor")
+    if kernel == "enhanced_update":  # the C++ loop steps aside: Inductor's pass runs
+        monkeypatch.setattr(native, "enhanced_update", lambda *args: False)
+    elif native.load() is None:
+        pytest.skip("the C++ extension does not build here")
     monkeypatch.setattr(kernels, "COMPILE_AFTER_STEPS", 0)
     if block is not None:  # 30 entries > BLOCK: the pass computes each entry's draw from its index
         monkeypatch.setattr(kernels, "BLOCK", block)
-    results, calls = [], kernels.CALLS["enhanced_update"]
+    results, calls = [], kernels.CALLS[kernel]
     for compiled in (True, False):
-        params = [torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64)) for shape in ((3, 5), (7,), (2, 2, 2))]
+        # 4100 + 7 + 8 entries: whole and ragged blocks of 2B, and partners across tensors.
+        params = [torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64)) for shape in ((4, 1025), (7,), (2, 2, 2))]
         opt = EnhancedSGD(params, lr=1.0, momentum=0.0, clip_factor=None, centering=False, noise_scale=1.0,
                           epsilon=0.0, seed=4, compiled=compiled, fused=None if compiled else False)
         for _ in range(3):  # the first step is eager; steps 2 and 3 run the compiled pass
@@ -95,9 +127,9 @@ def test_the_compiled_pass_draws_the_same_stream_as_the_reference_loop(block, mo
                 param.grad = torch.zeros_like(param)
             opt.step(loss=1.0)
         results.append(torch.cat([p.detach().view(-1) for p in params]))
-    assert kernels.CALLS["enhanced_update"] == calls + 2  # steps 2 and 3 of the compiled run
+    assert kernels.CALLS[kernel] == calls + 2  # steps 2 and 3 of the compiled run
     torch.testing.assert_close(results[0], results[1], rtol=1e-13, atol=1e-13)
-    expected = -sum(normals_range(0, 30, step_keys(9, t), torch.float64) for t in range(3))  # 2·seed + 1 = 9
+    expected = -sum(normals_range(0, 4115, step_keys(9, t), torch.float64) for t in range(3))  # 2·seed + 1 = 9
     torch.testing.assert_close(results[1], expected, rtol=1e-15, atol=1e-15)
 
 

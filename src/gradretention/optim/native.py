@@ -15,6 +15,11 @@
 - The variance controller's per-tensor ``[Σg, Σg²]`` (:func:`sums_and_squares`): eager torch
   reads g twice (``sum``, ``dot``: ~0.45× a fused Adam step) and Inductor's two-output
   reduction is slower still (~0.6×); this loop reads g once.
+- EnhancedSGD's update with its per-entry Gaussian noise (:func:`enhanced_update`, source in
+  :mod:`~gradretention.optim.native_enhanced_source`): Inductor computes one hash chain,
+  ``log``, ``sqrt`` and ``cos`` per entry with torch's vector math (~2 fused Adam steps of
+  arithmetic at 10 M parameters); this loop makes both outputs of each Box–Muller pair with
+  vectorised float32 polynomials, inside the loop that updates the pair's two entries.
 
 This module builds them with ``torch.utils.cpp_extension.load_inline`` (a C++ compiler and
 ninja; about 30–60 s once per machine and instruction set, then the build folder under
@@ -41,6 +46,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gradretention.optim.native_enhanced_source import ENHANCED_SOURCE
 from gradretention.optim.native_source import SOURCE
 
 
@@ -50,8 +56,8 @@ VECTOR_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw"
 sets rather than ``-march=native``, so a build shared through a home folder runs on any CPU of
 the capability its name carries."""
 
-NAME = "gradretention_native_v6"
-"""The extension's name; the build's folder adds the CPU capability (``…_v6_avx512``)."""
+NAME = "gradretention_native_v7"
+"""The extension's name; the build's folder adds the CPU capability (``…_v7_avx512``)."""
 _STATE: dict[str, Any] = {}
 
 
@@ -65,9 +71,9 @@ def load() -> Any | None:
             from torch.utils.cpp_extension import load_inline  # noqa: PLC0415
 
             _STATE["module"] = load_inline(
-                name=f"{NAME}_{suffix}", cpp_sources=[SOURCE],
+                name=f"{NAME}_{suffix}", cpp_sources=[SOURCE + ENHANCED_SOURCE],
                 functions=["retain_and_bounds", "adam_direction_dots", "adam_direction_terms", "stored_direction_terms",
-                           "sums_and_squares"],
+                           "sums_and_squares", "enhanced_update"],
                 # -fopenmp: at::parallel_for's OpenMP pragmas (and the simd reductions) need it.
                 extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno",
                               *VECTOR_FLAGS.get(capability, [])],
@@ -158,3 +164,25 @@ def stored_direction_terms(grads: list[Tensor], params: list[Tensor], directions
     if module is None:
         return None
     return module.stored_direction_terms(grads, params, directions, float(weight_decay))
+
+
+def enhanced_update(params: list[Tensor], grads: list[Tensor], buffers: list[Tensor], means: Tensor,
+                    starts: list[int] | None, keys: tuple[int, int, int], step: dict[str, float]) -> bool:
+    """EnhancedSGD's ``b ← μ b + g̃``, ``θ ← θ − α b`` in place, ``g̃`` built in the same loop.
+
+    ``g̃ = clamp(g + wd·θ − mean_i, ±clip)·grad_scale + noise_scale·z`` with ``step``'s values
+    (``alpha``, ``momentum``, ``clip`` (∞: off), ``grad_scale``, ``noise_scale``,
+    ``weight_decay``); ``means[i]`` is 0 for a tensor that is not centred. With ``starts``
+    (each tensor's first entry in the noise stream) ``z`` is the stream of
+    :mod:`~gradretention.optim.algorithms.enhanced_noise` under ``keys``; None: no noise.
+    Returns False (nothing written) when the tensors are not eligible or the kernel cannot be built.
+    """
+    if not params or not eligible([*params, *grads, *buffers, means]):
+        return False
+    module = load()
+    if module is None:
+        return False
+    module.enhanced_update(params, grads, buffers, means, starts or [0] * len(params), list(keys), step["alpha"],
+                           step["momentum"], step["clip"], step["grad_scale"], step["noise_scale"],
+                           step["weight_decay"], starts is not None)
+    return True

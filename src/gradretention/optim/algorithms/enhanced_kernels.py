@@ -10,6 +10,7 @@ pass (the conventions of :mod:`gradretention.optim.kernels`). :class:`GroupWork`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
@@ -18,7 +19,8 @@ import torch
 from torch import Tensor
 
 from gradretention.optim.algorithms.enhanced_noise import StepNoise, index_dtype, keys_tensor, normals
-from gradretention.optim.kernels import run, scalar_like
+from gradretention.optim import native
+from gradretention.optim.kernels import CALLS, run, scalar_like
 
 Group = dict[str, Any]
 
@@ -104,7 +106,9 @@ def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, 
     ``noise`` is the step's :class:`StepNoise` or None. The counter stream is computed in the
     pass from the step's keys and each entry's index (the tensors' start indices are static:
     fixed per model); a pool (period P) is read from each tensor's start (P values per tensor,
-    a view of the pool twice over) and added row-broadcast. Every param must already have its
+    a view of the pool twice over) and added row-broadcast. On the CPU without a pool the C++
+    loop (:func:`gradretention.optim.native.enhanced_update`) runs instead of Inductor's pass
+    when it builds; it counts under ``kernels.CALLS["enhanced_update_native"]``. Every param must already have its
     momentum buffer (the first step is eager). Returns False when the kernel cannot be
     compiled here; the noise position advances only on success.
     """
@@ -113,6 +117,11 @@ def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, 
     noise_kind, pieces, starts = "none", [], [noise.position] if noise is not None else []
     for size in sizes[:-1] if noise is not None else []:
         starts.append(starts[-1] + size)
+    # A pool as long as the step's draws is the counter stream itself (a small step's one call).
+    streamed = noise is None or noise.pool is None or noise.pool.numel() >= starts[0] + sum(sizes)
+    if streamed and _native_update(params, buffers, means, group, alpha, momentum, clip,
+                                                                grad_scale, noise, starts):
+        return True
     if noise is not None and noise.pool is None:
         noise_kind = "counter"
         pieces = [keys_tensor(noise.keys, index_dtype(starts[-1] + sizes[-1]) == torch.int64, like.device)]
@@ -132,6 +141,24 @@ def enhanced_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, 
     if noise is not None:
         noise.advance(sum(sizes))
     return True
+
+
+def _native_update(params: list[Tensor], buffers: list[Tensor], means: Tensor, group: Group, alpha: float,
+                   momentum: float, clip: float | None, grad_scale: float, noise: StepNoise | None,
+                   starts: list[int]) -> bool:
+    """:func:`enhanced_update` through the C++ loop (CPU, no noise pool); False when it cannot run."""
+    centred = torch.tensor([bool(group["centering"]) and p.dim() > 1 for p in params], device=means.device)
+    means = torch.where(centred, means, torch.zeros((), dtype=means.dtype, device=means.device))
+    step = {"alpha": alpha, "momentum": momentum, "clip": clip if clip is not None else math.inf,
+            "grad_scale": grad_scale, "noise_scale": group["noise_scale"], "weight_decay": group["weight_decay"]}
+    done = native.enhanced_update(params, [p.grad for p in params], buffers, means.to(params[0]),
+                                  starts if noise is not None else None, noise.keys if noise is not None else (0, 0, 0),
+                                  step)
+    if done:
+        CALLS["enhanced_update_native"] += 1
+        if noise is not None:
+            noise.advance(sum(p.numel() for p in params))
+    return done
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,45 @@
-"""EnhancedSGD's gradient noise: a seeded counter-based N(0, 1) stream computed in torch ops.
+"""EnhancedSGD's gradient noise: a seeded counter-based N(0, 1) stream, one Box–Muller pair per two entries.
 
 Entry ``j`` of step ``t``'s noise (``j`` counts the entries that get noise, groups and params in
 order, flattened; ``t`` counts the steps that drew noise, from 0) is a pure function of
-``(seed, t, j)``::
+``(seed, t, j)``. Entries come in blocks of 2B (B = :data:`PAIR_SPAN` = 2048); entry ``j`` is
+half ``h`` of pair ``q``::
 
+    h = ⌊j / B⌋ mod 2,   q = B·⌊j / 2B⌋ + (j mod B)                    (so j and j + B share q when h = 0)
     (k₀, k₁, k₂) = words of splitmix64 applied to (seed, t)              host, once per step
-    a = mix(mix(j_lo ⊕ k₀) ⊕ (j_hi ⊕ k₁)),   b = mix(a ⊕ k₂)             32-bit words
+    a = mix(q_lo ⊕ k₀ ⊕ mix(q_hi ⊕ k₁)),   b = mix(a ⊕ k₂)             32-bit words
     u₁ = (⌊a / 2⁸⌋ + 1) · 2⁻²⁴ ∈ (0, 1],   u₂ = ⌊b / 2⁸⌋ · 2⁻²⁴ ∈ [0, 1)
-    z = √(−2 ln u₁) · cos(2π u₂)                                          Box–Muller
+    z = √(−2 ln u₁) · cos(2π (u₂ − h/4))                                 Box–Muller: cos θ, then sin θ
 
+Both outputs of one Box–Muller transform are independent N(0, 1) draws, so a pair feeds two
+entries and a draw costs half a hash chain (two 32-bit mixes per pair: ``mix(q_hi ⊕ k₁)`` is one
+word per 2³² pairs), half a logarithm and half a sine–cosine pair. The
+partners sit B entries apart rather than side by side so that the C++ pass
+(:func:`gradretention.optim.native.enhanced_update`) reads and writes both halves with
+contiguous vectors.
 ``mix`` is a 32-bit xorshift-multiply finaliser (``x ⊕= x ≫ 16; x ·= 0x21f0aaad; x ⊕= x ≫ 15;
 x ·= 0x735a2d97; x ⊕= x ≫ 15``, a low-bias constant pair from Wellons' hash-prospector), a
-bijection of 32-bit words; ``j_lo``/``j_hi`` are the low and high 32 bits of ``j``. This is the
+bijection of 32-bit words; ``q_lo``/``q_hi`` are the low and high 32 bits of ``q``. This is the
 counter-based design of Salmon et al. 2011 ("Parallel random numbers: as easy as 1, 2, 3",
-SC'11): no sequential state, so every entry's draw is computed where it is used — inside the
-compiled update pass (Inductor fuses the integer mixing and the Box–Muller transform into the
-kernel) or block by block on the eager paths — and a step costs arithmetic, not a serial walk
-of torch's CPU generator (which alone cost ~5–10 fused Adam steps at 10 M parameters).
+SC'11): no sequential state, so every entry's draw is computed where it is used — in the C++
+pass or the compiled update pass (Inductor fuses the integer mixing and the Box–Muller
+transform into the kernel) or block by block on the eager paths — and a step costs arithmetic,
+not a serial walk of torch's CPU generator (which alone cost ~5–10 fused Adam steps at 10 M
+parameters).
 
 Words are held in ``int32`` with wrap-around products and masked (logical) shifts when
 ``j < 2³¹`` — native 32-bit vector multiplies — and in ``int64`` masked to 32 bits otherwise;
 both give the same words, so the stream does not depend on the path. The floats are computed
-in the params' dtype (float32 for half precision): a float64 run (the reference loop) is the oracle of the same stream,
-a float32 run equals it to float32 rounding (both uniforms are exact in float32). 24-bit
-uniforms bound |z| by √(2·ln 2²⁴) ≈ 5.77 (a N(0, 1) draw exceeds it with probability 8·10⁻⁹).
+in the params' dtype (float32 for half precision): a float64 run (the reference loop) is the
+oracle of the same stream, a float32 run equals it to float32 rounding (both uniforms and
+``u₂ − 1/4`` are exact in float32; the C++ pass's polynomial ``ln`` and ``sin``/``cos`` stay
+within a few float32 ulps). 24-bit uniforms bound |z| by √(2·ln 2²⁴) ≈ 5.77 (a N(0, 1) draw
+exceeds it with probability 8·10⁻⁹).
+
+.. note:: Stream history: the first counter stream (one pair per entry, ``z = √(−2 ln u₁)·cos 2πu₂``
+   with ``q = j`` and ``a = mix(mix(j_lo ⊕ k₀) ⊕ (j_hi ⊕ k₁))``) was replaced by this paired one, which
+   halves the transcendental work and hashes with two mixes per pair instead of three; same
+   distribution, different numbers.
 """
 
 from __future__ import annotations
@@ -41,6 +57,9 @@ MIX_MULTIPLIERS = (0x21F0AAAD, 0x735A2D97)
 UNIFORM_BITS = 24
 INT32_LIMIT = 1 << 31
 """Entry indices below this run the int32 arithmetic (they fit a non-negative int32)."""
+PAIR_SPAN_BITS = 11
+PAIR_SPAN = 1 << PAIR_SPAN_BITS
+"""B: the two entries of a Box–Muller pair sit B apart, in aligned blocks of 2B entries."""
 
 
 def splitmix64(value: int) -> int:
@@ -79,18 +98,27 @@ def mix(word: Tensor) -> Tensor:
     return word ^ ((word >> 15) & 0x1FFFF)
 
 
+def pair_and_half(index: Tensor) -> tuple[Tensor, Tensor]:
+    """The pair ``q = B·⌊j/2B⌋ + (j mod B)`` of each entry index ``j`` and its half ``h = ⌊j/B⌋ mod 2``."""
+    half = (index >> PAIR_SPAN_BITS) & 1
+    pair = ((index >> (PAIR_SPAN_BITS + 1)) << PAIR_SPAN_BITS) | (index & (PAIR_SPAN - 1))
+    return pair, half
+
+
 def normals(index: Tensor, keys: Tensor, dtype: torch.dtype) -> Tensor:
     """z(seed, t, j) for the entry indices ``index`` (int32 below 2³¹, else int64) under ``keys``."""
-    if index.dtype == torch.int64:
-        first = mix(mix((index & MASK32) ^ keys[0]) ^ ((index >> 32) ^ keys[1]))
-    else:
-        first = mix(mix(index ^ keys[0]) ^ keys[1])
+    pair, half = pair_and_half(index)
+    if pair.dtype == torch.int64:
+        first = mix((pair & MASK32) ^ keys[0] ^ mix((pair >> 32) ^ keys[1]))
+    else:  # q_hi = 0: mix(k₁) is one word for the whole step
+        first = mix(pair ^ keys[0] ^ mix(keys[1]))
     second = mix(first ^ keys[2])
     wanted, dtype = dtype, torch.promote_types(dtype, torch.float32)  # 2²⁴ overflows float16
     scale = 2.0 ** -UNIFORM_BITS
     shift, mask = 32 - UNIFORM_BITS, (1 << UNIFORM_BITS) - 1
     radius_uniform = (((first >> shift) & mask).to(dtype) + 1.0) * scale
-    angle_uniform = ((second >> shift) & mask).to(dtype) * scale
+    # The odd half's sin θ as cos(θ − π/2): u₂ − 1/4 is exact, and one cos serves both halves.
+    angle_uniform = ((second >> shift) & mask).to(dtype) * scale - 0.25 * half.to(dtype)
     return (torch.sqrt(-2.0 * torch.log(radius_uniform)) * torch.cos((2 * math.pi) * angle_uniform)).to(wanted)
 
 
