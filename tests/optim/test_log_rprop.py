@@ -264,3 +264,24 @@ def re_escape(value: object) -> str:
     import re  # noqa: PLC0415
 
     return re.escape(repr(value))
+
+
+def test_lrprop2_is_lrprop_with_spike_patience_two_bit_for_bit():
+    def trajectory(spec: str, **overrides) -> tuple[list[torch.Tensor], list[float]]:
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 3).double()
+        generator = torch.Generator().manual_seed(2)
+        opt = create_optimizer(spec, net.parameters(), lr=0.5, **overrides)
+        lrs = []
+        for step in range(30):  # noisy batches with a few loss jumps, so that the guard's patience matters
+            inputs = torch.randn(8, 4, dtype=torch.float64, generator=generator) * (3.0 if step % 7 == 6 else 1.0)
+            opt.zero_grad()
+            loss = net(inputs).pow(2).mean()
+            loss.backward()
+            opt.step(loss=loss)
+            lrs.append(float(opt.param_groups[0]["lr"]))
+        return [p.detach().clone() for p in net.parameters()], lrs
+
+    named, variant, plain = trajectory("adam_lrprop2"), trajectory("adam_lrprop", spike_patience=2), trajectory("adam_lrprop")
+    assert named[1] == variant[1] and all(torch.equal(a, b) for a, b in zip(named[0], variant[0]))
+    assert named[1] != plain[1]  # the patience changed something on this stream

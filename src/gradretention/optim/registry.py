@@ -191,6 +191,9 @@ LRPROP = {"trust_ratio": 0.05}
 RMSHD = {"spike_patience": 2, "trust_ratio": 0.05}
 STACKHD = {"hyper_hypergrad_lr": 0.2, "spike_patience": 2, "trust_ratio": 0.05}
 ZPROP = {"significance": 2.0, "spike_patience": 2, "trust_ratio": 0.05}
+# lrprop with the spike guard's patience 2 (issue 19: chance spikes halved α for good). A new name, not a
+# changed default: a sweep store caches runs by spec, so adam_lrprop keeps meaning what it was measured as.
+LRPROP2 = {**LRPROP, "spike_patience": 2}
 RULE_ROWS: dict[str, dict[str, dict[str, float]]] = {
     # rule: {controller row: the defaults it changes}; a rule without a row's key has no such name
     "sgd": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-3}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5}, "var": {"lr": 1e-2}},
@@ -199,7 +202,8 @@ RULE_ROWS: dict[str, dict[str, dict[str, float]]] = {
              "rmshd": {"lr": 1e-2, **RMSHD}, "stackhd": {"lr": 1e-2, **STACKHD}, "zprop": {"lr": 1e-2, **ZPROP}},
     "adam": {"hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-3, "hypergrad_lr": 1e-6}, "var": {"lr": 1e-2},
              "loghd": {"lr": 1e-3}, "hdm": {"lr": 1e-3, **HDM}, "lrprop": {"lr": 1e-3, **LRPROP},
-             "rmshd": {"lr": 1e-3, **RMSHD}, "stackhd": {"lr": 1e-3, **STACKHD}, "zprop": {"lr": 1e-3, **ZPROP}},
+             "rmshd": {"lr": 1e-3, **RMSHD}, "stackhd": {"lr": 1e-3, **STACKHD}, "zprop": {"lr": 1e-3, **ZPROP},
+             "lrprop2": {"lr": 1e-3, **LRPROP2}},
     "adagrad": {"hd": {"lr": 1e-2, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-2, "hypergrad_lr": 1e-5},
                 "var": {"lr": 1e-2}},
     "rmsprop": {"hd": {"lr": 1e-3, "hypergrad_lr": 1e-7}, "hd_adam": {"lr": 1e-3, "hypergrad_lr": 1e-6},
@@ -227,6 +231,8 @@ CONTROLLER_ROWS = (
      "{rule} base rule, α multiplied by 1 + β cos(g_t, d_t-1) (the paper's HDM)"),
     ("lrprop", "log_rprop", {}, "lrprop", "hypergradient", LOG_RPROP,
      "{rule} base rule, log α moved by Rprop on the sign of cos(g_t, d_t-1), capped at τ‖θ‖/‖d‖"),
+    ("lrprop2", "log_rprop", {}, "lrprop2", "hypergradient", LOG_RPROP + "; halved only on 2 consecutive loss spikes",
+     "{rule} base rule, Rprop on log α as *_lrprop, halving α only after 2 consecutive loss spikes"),
     ("rmshd", "log_rms_hypergradient", {}, "rmshd", "hypergradient", LOG_RMS_HD,
      "{rule} base rule, log α moved by β cos(g_t, d_t-1) / RMS(cos), capped at τ‖θ‖/‖d‖"),
     ("stackhd", "log_rms_hypergradient", {}, "stackhd", "hypergradient", STACKED_HD,
