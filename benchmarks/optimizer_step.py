@@ -73,6 +73,7 @@ FLOOR_BYTES: dict[str, int] = {
     # pass 1: Σg, Σg² per tensor (4: centring and σ need them before any update);
     # pass 2 reads g, b, p, writes b, p (20). The Gaussian noise costs compute, not bytes.
     "enhanced_sgd": 24,
+    "enhanced_sgd_spec": 24,  # the same passes; only the controller and the centring default differ
 }
 for _rule, _base in (("sgd", 12), ("sgdn", 20), ("adam", 28), ("rmsprop", 20), ("adagrad", 20)):
     # The variance controller adds one reduction pass over g to its base rule.
@@ -85,7 +86,7 @@ for _rule in ("sgdn", "adam"):
     # The log-α, Rprop-on-log-α and multiplicative (HDM) controllers need h and ‖g‖, ‖d‖, which
     # can be reduced in the one pass their _hd twin makes: same bytes (today's fast path takes
     # the norms in passes of their own, so these rows sit further above their floor).
-    for _variant in ("loghd", "lrprop", "hdm"):
+    for _variant in ("loghd", "lrprop", "hdm", "rmshd", "stackhd", "zprop"):
         FLOOR_BYTES[f"{_rule}_{_variant}"] = FLOOR_BYTES[f"{_rule}_hd"]
 
 

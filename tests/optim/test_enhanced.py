@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 
-from gradretention.optim import EnhancedSGD, kernels
+from gradretention.optim import EnhancedSGD, create_optimizer, kernels
 from gradretention.optim.algorithms.enhanced_noise import StepNoise
 from gradretention.optim.controllers.variance import gradient_moments, gradient_variance
 from gradretention.optim.controllers.qlearning import (
@@ -23,6 +23,7 @@ from gradretention.optim.controllers.qlearning import (
     state_index,
     td_update,
 )
+from gradretention.optim.controllers.qlearning_advantage import AdvantageController
 from tests.optim.conftest import make_regression_problem, regression_loss
 
 
@@ -168,9 +169,20 @@ def test_outliers_are_clipped_at_clip_factor_sigma():
 
 def test_matrices_are_centred_and_grad_is_left_alone():
     grad = [[1.0, 2.0], [3.0, 6.0]]  # mean 3: centred [[-2, -1], [0, 3]], well inside 3σ
-    theta, raw = one_step(grad, clip_factor=None)
+    theta, raw = one_step(grad, clip_factor=None, centering=True)
     assert theta.tolist() == [[2.0, 1.0], [0.0, -3.0]]
     assert raw.tolist() == grad
+    assert one_step(grad, clip_factor=None)[0].tolist() == [[-1.0, -2.0], [-3.0, -6.0]]  # the default: no centring
+
+
+def test_enhanced_sgd_spec_is_the_seeds_algorithm_and_enhanced_sgd_the_issue_19_defaults():
+    param = torch.nn.Parameter(torch.zeros(3))
+    seed_form, default = create_optimizer("enhanced_sgd_spec", [param]), create_optimizer("enhanced_sgd", [param])
+    assert (seed_form.reward, seed_form.defaults["centering"]) == ("spec", True)
+    assert (default.reward, default.defaults["centering"]) == ("advantage", False)
+    assert isinstance(seed_form.controller, ScaleController) and isinstance(default.controller, AdvantageController)
+    same = {"lr", "momentum", "variance_smoothing", "clip_factor", "noise_scale", "weight_decay"}
+    assert {k: seed_form.defaults[k] for k in same} == {k: default.defaults[k] for k in same}
 
 
 def test_first_step_scales_hold_and_the_loss_is_returned_from_the_closure():

@@ -292,6 +292,12 @@ def _table() -> list[OptimizerEntry]:
         "Q-learning nudges the lr from advantage rewards (reward=spec: the seed's controller, which also nudges "
         "momentum and gradient scale)", ENHANCED_SEED, "q-learning", EnhancedSGD,
         Capabilities(fused=True, compiled=True, needs_loss=True)))
+    # The seed's EnhancedSGD as specs §4 states it: its controller and its preprocessing (issue 19 changed both defaults).
+    rows.append(OptimizerEntry(
+        "enhanced_sgd_spec", EnhancedSGD, _torch_defaults(EnhancedSGD, reward="spec", centering=True),
+        "EnhancedSGD as seed 001 specifies it: matrices' gradients centred, 3σ clip, noise; the spec's Q-learner "
+        "nudges lr, momentum and gradient scale", ENHANCED_SEED, "q-learning", EnhancedSGD,
+        Capabilities(fused=True, compiled=True, needs_loss=True)))
     rows += _composed_rows(CONTROLLER_ROWS[3:4]) + _composed_rows(CONTROLLER_ROWS[4:])
     return rows
 
