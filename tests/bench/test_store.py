@@ -26,7 +26,7 @@ DOCUMENTED_COLUMNS = {
     "run_id", "task", "label", "optimizer", "optimizer_name", "lr", "seed", "data_seed", "phase",
     "status", "reason", "steps", "epochs_completed", "wall_seconds", "steps_to_target",
     "seconds_to_target", "config_json", "eval_json", "package_version", "git_commit",
-    "torch_version", "device", "platform", "python_version", "optimizer_package", "created_at",
+    "torch_version", "device", "platform", "python_version", "optimizer_package", "optimizer_settings", "created_at",
 }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -14,7 +15,10 @@ from gradretention.bench.executors import LocalExecutor
 from gradretention.bench.results import RunConfig
 from gradretention.bench.runner import train
 from gradretention.bench.store import RUN_COLUMNS, ResultsStore
-from gradretention.bench.sweep import lr_grid, plan_runs, resolve_optimizers, run_sweep
+from gradretention.bench.provenance import optimizer_settings
+from gradretention.bench.sweep import (StaleRunsWarning, changed_settings, lr_grid, plan_runs, resolve_optimizers,
+                                      run_sweep)
+from gradretention.optim import registry
 
 FINAL_KEYS = ("train_loss", "val_loss", "val_accuracy", "val_f1", "test_loss", "test_accuracy", "test_f1",
               "best_val_accuracy", "samples_per_second", "epoch_seconds", "peak_ram_mb", "peak_vram_mb",
@@ -116,6 +120,37 @@ def test_interrupted_runs_are_trained_again_on_resume(tmp_path):
     assert sorted(counter.finished) == sorted(r.run_id for r in planned)
     with ResultsStore(config.out) as store:
         assert list(store.runs()["status"]) == ["done", "done"]
+
+
+def test_runs_stored_under_other_optimizer_defaults_are_trained_again(tmp_path, monkeypatch):
+    config = tiny(tmp_path, optimizers=("adam", "sgd"), lrs=(0.1,))
+    run_sweep(config)
+    with ResultsStore(config.out) as store:
+        before = store.runs().set_index("run_id")
+    # A later version changes adam's default eps: its stored runs no longer say what adam means.
+    entry = registry.get_entry("adam")
+    monkeypatch.setitem(registry._REGISTRY, "adam", dataclasses.replace(entry, defaults={**entry.defaults, "eps": 1e-3}))
+    optimizer_settings.cache_clear()
+    counter = Counter()
+    with pytest.warns(StaleRunsWarning, match=r"adam \(2 runs; changed: eps\)"):
+        run_sweep(config, listeners=[counter])
+    with ResultsStore(config.out) as store:
+        after = store.runs().set_index("run_id")
+    retrained = after[after["optimizer"] == "adam"]
+    assert sorted(counter.finished) == sorted(retrained.index) and len(retrained) == 2
+    assert all(json.loads(s)["eps"] == 1e-3 for s in retrained["optimizer_settings"])
+    assert (retrained["train_loss"] != before.loc[retrained.index, "train_loss"]).any()  # eps 1e-3 moves Adam
+    untouched = after[after["optimizer"] == "sgd"]
+    assert untouched["created_at"].equals(before.loc[untouched.index, "created_at"])
+    assert run_sweep(config).trained == 0  # now the store agrees with the code
+    optimizer_settings.cache_clear()
+
+
+def test_runs_recorded_without_settings_are_reused():
+    config = RunConfig(task="spiral", optimizer="adam", lr=0.1)
+    assert changed_settings(None, config) == () and changed_settings("unknown", config) == ()
+    assert changed_settings(optimizer_settings("adam", 0.1), config) == ()
+    assert changed_settings(optimizer_settings("adam", 0.2), config) == ("lr",)
 
 
 def test_a_single_lr_skips_the_tune_phase(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradretention.optim import SGDHD, AdamHD, create_optimizer, optimizer_info, parse_spec
+from gradretention.optim import SGDHD, AdamHD, create_optimizer, optimizer_info, parse_spec, resolved_hyperparameters
 from gradretention.optim.spec import format_spec
 
 
@@ -63,6 +63,17 @@ def test_spec_values_and_overrides_reach_the_optimizer():
     assert (group["lr"], group["hypergrad_lr"]) == (0.002, 1e-6)
     assert isinstance(create_optimizer("nesterov", params()), torch.optim.SGD)
     assert create_optimizer("nesterov", params()).param_groups[0]["nesterov"] is True
+
+
+def test_resolved_hyperparameters_are_what_the_built_optimizer_holds():
+    spec = "adam_lrprop[spike_patience=2,betas=(0.8,0.9)]"
+    settings = resolved_hyperparameters(spec)
+    group = create_optimizer(spec, params()).param_groups[0]
+    assert settings["spike_patience"] == 2 and settings["betas"] == (0.8, 0.9) and settings["trust_ratio"] == 0.05
+    assert all(group[key] == value for key, value in settings.items() if key in group)
+    assert set(settings) == set(optimizer_info(spec)["defaults"])
+    with pytest.raises(ValueError, match=r"Unknown hyperparameter\(s\) momentun for optimizer 'adam_lrprop'; valid: .*betas"):
+        resolved_hyperparameters("adam_lrprop[momentun=0.9]")
 
 
 def test_optimizer_info_names_class_defaults_and_paper():

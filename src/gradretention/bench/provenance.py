@@ -7,13 +7,14 @@ to the code and machine that produced it (benchopt keeps the same columns).
 from __future__ import annotations
 
 import functools
+import json
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 import gradretention
-from gradretention.optim import optimizer_info
+from gradretention.optim import optimizer_info, resolved_hyperparameters
 
 PROVENANCE_KEYS: tuple[str, ...] = (
     "package_version",
@@ -23,12 +24,13 @@ PROVENANCE_KEYS: tuple[str, ...] = (
     "platform",
     "python_version",
     "optimizer_package",
+    "optimizer_settings",
 )
 
 UNKNOWN = "unknown"
 
 
-def collect_provenance(device: str, optimizer: str = "") -> dict[str, str]:
+def collect_provenance(device: str, optimizer: str = "", lr: float | None = None) -> dict[str, str]:
     """Describe the code and machine a run is executed on.
 
     Never fails: anything that cannot be determined (no git checkout, no ``git``
@@ -37,7 +39,9 @@ def collect_provenance(device: str, optimizer: str = "") -> dict[str, str]:
     Args:
         device: The torch device the run uses, e.g. ``"cpu"`` or ``"cuda:0"``.
         optimizer: The run's optimizer spec; its package and version become
-            ``optimizer_package`` (``"prodigyopt 1.1.2"``, ``"gradretention 0.1.0"``, ``"torch 2.13.0"``).
+            ``optimizer_package`` (``"prodigyopt 1.1.2"``, ``"gradretention 0.1.0"``, ``"torch 2.13.0"``),
+            and its resolved hyperparameters ``optimizer_settings`` (:func:`optimizer_settings`).
+        lr: The run's lr (None: the spec's own), part of ``optimizer_settings``.
 
     Returns:
         A dict with exactly the keys in :data:`PROVENANCE_KEYS`.
@@ -54,6 +58,7 @@ def collect_provenance(device: str, optimizer: str = "") -> dict[str, str]:
         "platform": platform.platform(),
         "python_version": platform.python_version(),
         "optimizer_package": optimizer_package(optimizer) if optimizer else UNKNOWN,
+        "optimizer_settings": optimizer_settings(optimizer, lr) if optimizer else UNKNOWN,
     }
 
 
@@ -69,6 +74,23 @@ def optimizer_package(spec: str) -> str:
     if info["class"].startswith("torch."):
         return f"torch {_distribution_version('torch')}"
     return f"gradretention {gradretention.__version__}"
+
+
+@functools.lru_cache(maxsize=1024)
+def optimizer_settings(spec: str, lr: float | None = None) -> str:
+    """Every hyperparameter a run of ``spec`` at ``lr`` uses, resolved today, as canonical JSON; ``"unknown"`` if it cannot be.
+
+    ``lr=None`` stands for the spec's own lr (or the row's default). A stored run whose settings
+    differ from today's resolution of its config was trained under other defaults: a resumed
+    sweep trains it again instead of reusing it (:mod:`gradretention.bench.sweep`).
+    """
+    try:
+        settings = resolved_hyperparameters(spec)
+    except ValueError:
+        return UNKNOWN
+    if lr is not None:
+        settings["lr"] = lr
+    return json.dumps(settings, sort_keys=True, default=repr)
 
 
 @functools.lru_cache(maxsize=1)

@@ -249,8 +249,8 @@ class _TrainingLoop:
         if status == "done":  # the steps after the last log step, for the train-loss target
             meter.feed_losses(self.window, in_epoch=False)
         wall_seconds = self.earlier_seconds + time.perf_counter() - started
-        result = meter.result(status, reason, self.step, self.step / self.steps_per_epoch,
-                              wall_seconds, collect_provenance(self.config.device, self.config.optimizer))  # fmt: skip
+        provenance = collect_provenance(self.config.device, self.config.optimizer, self.config.lr)
+        result = meter.result(status, reason, self.step, self.step / self.steps_per_epoch, wall_seconds, provenance)
         meter.emit(RunFinished(result))
         if interrupted:
             raise RunInterrupted(result)

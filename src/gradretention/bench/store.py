@@ -3,7 +3,7 @@
 The sweep driver is the only writer; reports, the GUI and exports may read the same file
 from other processes at the same time (WAL journal). Each :meth:`ResultsStore.record`
 is one transaction, so a crash never leaves a run half-written, and finished runs are
-what a resumed sweep skips (:meth:`ResultsStore.finished_ids`). A write that fails (a full
+what a resumed sweep skips unless their recorded optimizer settings changed (:meth:`ResultsStore.finished_settings`). A write that fails (a full
 disk, a read-only folder) raises :class:`StoreError` saying so, and leaves the runs
 recorded before intact; a store on read-only media is still readable.
 
@@ -212,6 +212,13 @@ class ResultsStore:
         marks = ",".join("?" * len(FINISHED_STATUSES))
         query = f"SELECT run_id FROM runs WHERE status IN ({marks})"
         return {r[0] for r in self._conn.execute(query, FINISHED_STATUSES)}
+
+    def finished_settings(self) -> dict[str, str | None]:
+        """``{run_id: optimizer_settings}`` of the finished runs (None: recorded before settings were kept)."""
+        marks = ",".join("?" * len(FINISHED_STATUSES))
+        query = f"SELECT run_id, provenance_json FROM runs WHERE status IN ({marks})"
+        rows = self._conn.execute(query, FINISHED_STATUSES)
+        return {row["run_id"]: json_cell(row, "provenance_json", self.path).get("optimizer_settings") for row in rows}
 
     def record(self, result: RunResult) -> None:
         """Insert or replace one run and all its curve points, in one transaction.

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +50,7 @@ from gradretention.bench.events import Listener, RunFinished
 from gradretention.bench.executors import Executor, LocalExecutor
 from gradretention.bench.lock import SweepLock
 from gradretention.bench.progress import SweepProgress
+from gradretention.bench.provenance import UNKNOWN, optimizer_settings
 from gradretention.bench.protocol.plan import default_lr, lr_grid, make_tuner
 from gradretention.bench.protocol.selection import Selection
 from gradretention.bench.protocol.tuning import Tuner
@@ -226,8 +229,19 @@ class _Driver:
     reserved: int = 0
 
     def pending(self, configs: Sequence[RunConfig]) -> list[RunConfig]:
-        finished = self.store.finished_ids()
-        return [c for c in dict.fromkeys(configs) if c.run_id not in finished]
+        """The configs to train: those the store lacks, and those it holds under other optimizer settings."""
+        finished = self.store.finished_settings()
+        todo, stale = [], {}
+        for config in dict.fromkeys(configs):
+            recorded = finished.get(config.run_id, MISSING)
+            changed = () if recorded is MISSING else changed_settings(recorded, config)
+            if recorded is MISSING or changed:
+                todo.append(config)
+            if changed:
+                stale.setdefault(config.label or config.optimizer, []).append(changed)
+        if stale:
+            warnings.warn(StaleRunsWarning(stale), stacklevel=2)
+        return todo
 
     def execute(self, configs: Sequence[RunConfig], reserve: int = 0) -> None:
         """Train what the store lacks of ``configs``; ``reserve``: runs still to come, for the bar's total."""
@@ -244,3 +258,29 @@ class _Driver:
         event = RunFinished(result)
         for listener in (*self.listeners, *((self.progress,) if self.progress else ())):
             listener(event)
+
+
+MISSING = object()
+
+
+def changed_settings(recorded: str | None, config: RunConfig) -> tuple[str, ...]:
+    """The hyperparameters whose value differs between a stored run and today's resolution of its config.
+
+    Empty when they agree, and when the store cannot tell: a run recorded before settings were
+    kept (None) or whose spec did not resolve (``"unknown"``).
+    """
+    current = optimizer_settings(config.optimizer, config.lr)
+    if recorded in (None, UNKNOWN) or current == UNKNOWN or recorded == current:
+        return ()
+    before, now = json.loads(recorded), json.loads(current)
+    return tuple(sorted(key for key in before.keys() | now.keys() if before.get(key, MISSING) != now.get(key, MISSING)))
+
+
+class StaleRunsWarning(UserWarning):
+    """Stored runs were trained under optimizer settings their spec no longer resolves to; they train again."""
+
+    def __init__(self, stale: dict[str, list[tuple[str, ...]]]) -> None:
+        parts = [f"{label} ({len(runs)} runs; changed: {', '.join(sorted(set().union(*runs)))})"
+                 for label, runs in stale.items()]
+        super().__init__("the store holds finished runs trained under other optimizer defaults; training them "
+                         "again so that no result mixes the two: " + "; ".join(parts))

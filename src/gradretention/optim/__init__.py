@@ -15,6 +15,7 @@ from gradretention.optim.registry import (
     create_optimizer,
     optimizer_info,
     register_optimizer,
+    resolved_hyperparameters,
 )
 from gradretention.optim.algorithms.retention import RescaledSGD
 from gradretention.optim.spec import format_spec, parse_spec
@@ -22,5 +23,5 @@ from gradretention.optim.spec import format_spec, parse_spec
 __all__ = [
     "SGDHD", "SGDNHD", "Adagrad", "AdamHD", "ComposedOptimizer", "OptimizerEntry", "available_optimizers", "available_peers",
     "canonical_spec", "create_optimizer", "format_spec", "optimizer_info", "parse_spec", "register_optimizer",
-    "EnhancedSGD", "RescaledSGD", "VarianceController",
+    "resolved_hyperparameters", "EnhancedSGD", "RescaledSGD", "VarianceController",
 ]

@@ -126,6 +126,27 @@ def optimizer_info(name: str) -> dict[str, Any]:
             "reference": entry.reference, "ranges": entry.ranges, "capabilities": entry.capabilities}
 
 
+def resolved_hyperparameters(spec: str) -> dict[str, Any]:
+    """Every hyperparameter an optimizer built from ``spec`` runs with: the row's defaults, the spec's values over them.
+
+    Two specs that resolve alike run the same maths; one spec resolves differently after a default
+    changes (the harness compares this to what a stored run recorded before reusing it).
+
+    Raises:
+        ValueError: unknown name or hyperparameter, as :func:`create_optimizer`.
+    """
+    return _resolve(*parse_spec(spec))
+
+
+def _resolve(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    entry = get_entry(name)
+    unknown = sorted(set(values) - set(entry.defaults))
+    if unknown:
+        raise ValueError(f"Unknown hyperparameter(s) {', '.join(unknown)} for optimizer {name!r}; "
+                         f"valid: {', '.join(sorted(entry.defaults))}")
+    return {**entry.defaults, **values}
+
+
 def create_optimizer(spec: str, params: Any, **overrides: Any) -> torch.optim.Optimizer:
     """Build the optimizer named by ``spec`` over ``params``.
 
@@ -134,15 +155,11 @@ def create_optimizer(spec: str, params: Any, **overrides: Any) -> torch.optim.Op
             valid ones) or a value out of range (naming it, its value and the range).
     """
     name, values = parse_spec(spec)
-    entry = get_entry(name)
     # lr=None means "the default" (the harness passes it when no grid is set); any other None is a value.
     values.update({key: value for key, value in overrides.items() if value is not None or key != "lr"})
-    unknown = sorted(set(values) - set(entry.defaults))
-    if unknown:
-        raise ValueError(f"Unknown hyperparameter(s) {', '.join(unknown)} for optimizer {name!r}; "
-                         f"valid: {', '.join(sorted(entry.defaults))}")
+    settings = _resolve(name, values)
     check_hyperparameters(values)
-    return entry.factory(params, **{**entry.defaults, **values})
+    return get_entry(name).factory(params, **settings)
 
 
 def available_peers() -> list[str]:
