@@ -209,7 +209,7 @@ RMSHD = {"spike_patience": 2, "trust_ratio": 0.05}
 STACKHD = {"hyper_hypergrad_lr": 0.2, "spike_patience": 2, "trust_ratio": 0.05}
 ZPROP = {"significance": 2.0, "spike_patience": 2, "trust_ratio": 0.05}
 # lrprop with the spike guard's patience 2 (issue 19: chance spikes halved α for good). A new name, not a
-# changed default: a sweep store caches runs by spec, so adam_lrprop keeps meaning what it was measured as.
+# changed default, so that adam_lrprop keeps meaning the optimizer its published tables measured.
 LRPROP2 = {**LRPROP, "spike_patience": 2}
 RULE_ROWS: dict[str, dict[str, dict[str, float]]] = {
     # rule: {controller row: the defaults it changes}; a rule without a row's key has no such name
