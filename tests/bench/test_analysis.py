@@ -181,7 +181,8 @@ def test_best_so_far_starts_at_the_mean_trial_and_ends_at_the_best() -> None:
 
 def test_each_method_is_paired_with_the_baseline_rule_it_modifies() -> None:
     expected = {"sgd_hd": "sgd", "sgdn_hd_adam": "nesterov", "adam_hd_sgdn": "adam", "adam_var": "adam",
-                "rescaled_sgd": "sgd", "enhanced_sgd": "momentum", "rmsprop_hd": "rmsprop", "adam": None}
+                "rescaled_sgd": "sgd", "enhanced_sgd": "momentum", "enhanced_sgd_spec": "momentum",
+                "rmsprop_hd": "rmsprop", "adam": None}
     assert {name: claims.base_rule(name) for name in expected} == expected
     runs = pd.DataFrame([_run(name, 0, 0.9) for name in ("sgd", "sgd_hd", "adam_hd", "rescaled_sgd", "momentum")])
     assert claims.claim_pairs(runs) == [("rescaled_sgd", "sgd"), ("sgd_hd", "sgd")]  # adam did not run

@@ -21,7 +21,7 @@ from gradretention.bench.analysis import convergence, sensitivity, verdicts
 from gradretention.bench.stats import BASELINES
 
 # The baseline each rule prefix modifies; whole names first (their prefix would mislead).
-_WHOLE = {"rescaled_sgd": "sgd", "enhanced_sgd": "momentum"}
+_WHOLE = {"rescaled_sgd": "sgd", "enhanced_sgd": "momentum", "enhanced_sgd_spec": "momentum"}
 _PREFIX = {"sgd": "sgd", "sgdn": "nesterov", "adam": "adam", "adamw": "adamw", "adagrad": "adagrad",
            "rmsprop": "rmsprop"}  # fmt: skip
 CLAIM_COLUMNS = ("label", "base", "width_diff", "width_low", "width_high", "diff", "ci_t_low", "ci_t_high", "verdict",

@@ -71,6 +71,7 @@ _HD_NORMALISED = Dimension("hypergrad_lr", 1e-8, 1e-2)  # the *_adam controllers
 SEARCH_SPACES: dict[str, tuple[Dimension, ...]] = {
     "sgd": (), "adagrad": (), "rmsprop": (), "adam": (),
     "momentum": (_MOMENTUM,), "nesterov": (_MOMENTUM,), "enhanced_sgd": (_MOMENTUM,),
+    "enhanced_sgd_spec": (_MOMENTUM,),
     "adamw": (Dimension("weight_decay", 1e-4, 1e-1),),
     "sgd_hd": (_HD_SGD,), "sgdn_hd": (_HD_SGD,), "sgd_hd_sgdn": (_HD_SGD,), "sgdn_hd_sgdn": (_HD_SGD,),
     "sgd_hd_adam": (_HD_NORMALISED,), "sgdn_hd_adam": (_HD_NORMALISED,),
