@@ -13,7 +13,7 @@ def test_lr_robustness_suite_runs_the_new_controllers_beside_hd_baselines_and_pe
     assert suite_configs("lr-robustness") == []
     (full,) = suite_sweeps("lr-robustness", base)
     assert full.protocol == "grid" and full.optimizers == LR_ROBUSTNESS_OPTIMIZERS
-    assert {"sgdn_lrprop", "adam_lrprop", "sgdn_hdm", "adam_hdm", "sgdn_loghd", "adam_loghd", "sgdn_hd", "adam_hd",
+    assert {"sgdn_lrprop", "adam_lrprop", "adam_zprop", "adam_rmshd", "adam_stackhd", "sgdn_hdm", "adam_hdm", "sgdn_loghd", "adam_loghd", "sgdn_hd", "adam_hd",
             "adam", "nesterov", "prodigy", "schedulefree_adamw"} == set(full.optimizers)
     assert all(get_entry(name) for name in full.optimizers)  # every name resolves (peers included)
     assert full.tasks == ("spiral", "digits-logreg", "digits-mlp", "digits-cnn", "mnist1d-mlp", "mnist1d-cnn")

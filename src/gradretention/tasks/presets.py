@@ -223,11 +223,12 @@ _EMBEDDED = ("spiral", "digits-logreg", "digits-mlp", "digits-cnn", "mnist1d-mlp
 _LR_FREE = SuiteSweep("lr-free", _EMBEDDED, LR_FREE_OPTIMIZERS, 1e-5, 1.0, 3, None, None, 5, 3)
 _LR_FREE_QUICK = SuiteSweep("lr-free", ("digits-mlp", "mnist1d-mlp"), LR_FREE_OPTIMIZERS, 1e-5, 1.0, 1, None, None, 3, 2)
 
-# Issue 19: the α₀-robust controllers (log-α hypergradient, Rprop on log α, HDM) beside the HD family,
+# Issue 19: the α₀-robust controllers (log-α hypergradient, Rprop on log α and its dead-zone form,
+# the RMS-normalised and stacked log-α laws, HDM) beside the HD family,
 # the torch baselines and the lr-free peers; the lr-sensitivity width is the number it is run for.
 LR_ROBUSTNESS_OPTIMIZERS = (
     "adam", "nesterov", "sgdn_hd", "adam_hd", "sgdn_loghd", "adam_loghd", "sgdn_hdm", "adam_hdm",
-    "sgdn_lrprop", "adam_lrprop", "prodigy", "schedulefree_adamw",
+    "sgdn_lrprop", "adam_lrprop", "adam_zprop", "adam_rmshd", "adam_stackhd", "prodigy", "schedulefree_adamw",
 )  # fmt: skip
 _LR_ROBUSTNESS = SuiteSweep("embedded", _EMBEDDED, LR_ROBUSTNESS_OPTIMIZERS, 1e-5, 1.0, 3, None, None, 5, 3)
 _LR_ROBUSTNESS_QUICK = SuiteSweep("embedded", ("digits-mlp", "mnist1d-mlp"), LR_ROBUSTNESS_OPTIMIZERS, 1e-5, 1.0, 1,
@@ -270,7 +271,7 @@ SUITES: dict[str, PresetSuite] = {
         PresetSuite(
             "lr-robustness",
             "issue 19: lr-sensitivity width (decades of α0 within 1 point of the best) of the log-α controllers "
-            "(sgdn/adam_loghd, sgdn/adam_lrprop), HDM, the HD family, Adam, Nesterov and the lr-free peers on the "
+            "(sgdn/adam_loghd, sgdn/adam_lrprop, adam_zprop, adam_rmshd, adam_stackhd), HDM, the HD family, Adam, Nesterov and the lr-free peers on the "
             "embedded tasks, grid 1e-5..1 extended by up to 3 half-decades, 3 tuning seeds, 5 final seeds; "
             "--quick: digits-mlp and mnist1d-mlp, 2 tuning seeds, 3 final seeds",
             (),
