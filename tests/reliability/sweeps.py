@@ -58,9 +58,23 @@ def eval_metrics(out: Path) -> dict[str, dict[str, float]]:
             for row in runs.itertuples()}  # fmt: skip
 
 
+STORE_TABLES = frozenset({"meta", "runs", "curves", "selections"})
+
+
+def store_tables(out: Path) -> frozenset[str]:
+    """The tables in ``out``'s store: none (no file, or a kill before the schema's transaction committed) or all."""
+    if not (out / DB_NAME).exists():
+        return frozenset()
+    conn = sqlite3.connect(out / DB_NAME)
+    try:
+        return frozenset(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    finally:
+        conn.close()
+
+
 def recorded_runs(out: Path) -> tuple[int, int]:
     """(rows in runs, distinct run ids) of ``out``'s store, (0, 0) without one: equal unless a run was stored twice."""
-    if not (out / DB_NAME).exists():
+    if "runs" not in store_tables(out):
         return 0, 0
     conn = sqlite3.connect(out / DB_NAME)
     try:
@@ -71,6 +85,8 @@ def recorded_runs(out: Path) -> tuple[int, int]:
 
 def curve_indices_are_whole(out: Path) -> bool:
     """Every recorded run's curve rows are numbered 0..n-1 with no gap: never half a run."""
+    if not store_tables(out):  # killed before the schema was committed: nothing recorded, nothing half-written
+        return True
     conn = sqlite3.connect(out / DB_NAME)
     try:
         rows = conn.execute("SELECT run_id, COUNT(*), MIN(idx), MAX(idx) FROM curves GROUP BY run_id").fetchall()

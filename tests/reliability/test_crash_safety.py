@@ -32,12 +32,14 @@ from gradretention.cli import main
 from . import forked
 from .sweeps import (
     PLANNED_RUNS,
+    STORE_TABLES,
     bench_args,
     curve_indices_are_whole,
     deterministic_view,
     eval_metrics,
     integrity,
     recorded_runs,
+    store_tables,
 )
 
 TRIALS = 20
@@ -119,6 +121,7 @@ def _crash_trials(tmp_path, reference, trials, extra_args=()):
             folders.append(tmp_path / f"crashed-{len(folders)}")
         if (out / DB_NAME).exists():
             assert integrity(out) == "ok", f"trial {trial}: store corrupted by SIGKILL"
+            assert store_tables(out) in (frozenset(), STORE_TABLES), f"trial {trial}: half a schema after SIGKILL"
             assert curve_indices_are_whole(out), f"trial {trial}: half-written curves after SIGKILL"
         rows, distinct = recorded_runs(out)
         assert before <= rows == distinct <= PLANNED_RUNS
