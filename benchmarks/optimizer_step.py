@@ -88,7 +88,6 @@ for _rule in ("sgdn", "adam"):
     # the norms in passes of their own, so these rows sit further above their floor).
     for _variant in ("loghd", "lrprop", "hdm", "rmshd", "stackhd", "zprop"):
         FLOOR_BYTES[f"{_rule}_{_variant}"] = FLOOR_BYTES[f"{_rule}_hd"]
-FLOOR_BYTES["adam_lrprop2"] = FLOOR_BYTES["adam_lrprop"]  # another spike_patience: the same passes
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from gradretention.optim import ComposedOptimizer, create_optimizer
+from gradretention.optim import ComposedOptimizer, create_optimizer, optimizer_info
+from gradretention.optim.registry import resolved_hyperparameters
 
 QUADRATIC = (1.0, 3.0)  # f(θ) = ½ Σ a_i θ_i², gradient a ⊙ θ
 THETA0 = (1.0, -2.0)
@@ -266,12 +267,15 @@ def re_escape(value: object) -> str:
     return re.escape(repr(value))
 
 
-def test_lrprop2_is_lrprop_with_spike_patience_two_bit_for_bit():
-    def trajectory(spec: str, **overrides) -> tuple[list[torch.Tensor], list[float]]:
+def test_adam_lrprop_defaults_to_spike_patience_two_and_patience_one_is_the_former_row():
+    # The registry row (issue 19) equals an explicit spike_patience=2 construction bit for bit; spike_patience=1
+    # reproduces the former row (the controller's class default, no patience), which the README's tables label
+    # ``adam_lrprop[spike_patience=1]``. sgdn_lrprop keeps the class default (1).
+    def trajectory(build) -> tuple[list[torch.Tensor], list[float], int]:
         torch.manual_seed(0)
         net = torch.nn.Linear(4, 3).double()
         generator = torch.Generator().manual_seed(2)
-        opt = create_optimizer(spec, net.parameters(), lr=0.5, **overrides)
+        opt = build(net.parameters())
         lrs = []
         for step in range(30):  # noisy batches with a few loss jumps, so that the guard's patience matters
             inputs = torch.randn(8, 4, dtype=torch.float64, generator=generator) * (3.0 if step % 7 == 6 else 1.0)
@@ -280,8 +284,20 @@ def test_lrprop2_is_lrprop_with_spike_patience_two_bit_for_bit():
             loss.backward()
             opt.step(loss=loss)
             lrs.append(float(opt.param_groups[0]["lr"]))
-        return [p.detach().clone() for p in net.parameters()], lrs
+        return [p.detach().clone() for p in net.parameters()], lrs, opt.param_groups[0].get("lr_halvings", 0)
 
-    named, variant, plain = trajectory("adam_lrprop2"), trajectory("adam_lrprop", spike_patience=2), trajectory("adam_lrprop")
-    assert named[1] == variant[1] and all(torch.equal(a, b) for a, b in zip(named[0], variant[0]))
-    assert named[1] != plain[1]  # the patience changed something on this stream
+    def same(a, b) -> bool:
+        return a[1] == b[1] and a[2] == b[2] and all(torch.equal(x, y) for x, y in zip(a[0], b[0]))
+
+    assert optimizer_info("adam_lrprop")["defaults"]["spike_patience"] == 2
+    assert optimizer_info("sgdn_lrprop")["defaults"]["spike_patience"] == 1
+    default = trajectory(lambda params: create_optimizer("adam_lrprop", params, lr=0.5))
+    explicit = trajectory(lambda params: create_optimizer("adam_lrprop[spike_patience=2]", params, lr=0.5))
+    former = trajectory(lambda params: create_optimizer("adam_lrprop[spike_patience=1]", params, lr=0.5))
+    # The former row: the same settings without the key, i.e. the controller's own default (P = 1).
+    settings = {k: v for k, v in resolved_hyperparameters("adam_lrprop").items() if k not in ("spike_patience", "lr")}
+    former_row = trajectory(lambda params: ComposedOptimizer(params, rule="adam", controller="log_rprop", lr=0.5,
+                                                             **settings))
+    assert same(default, explicit) and same(former, former_row)
+    assert former[2] > default[2]  # lone jumps on this stream halve α under P = 1 only
+    assert default[1] != former[1]

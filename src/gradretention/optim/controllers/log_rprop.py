@@ -42,7 +42,10 @@ Why each piece:
 One setting for every task (the registry's defaults, never tuned per task): η_0 = 0.1,
 (η⁻, η⁺) = (0.5, 1.2) and η_max = ln 2 from Rprop and the "at most double" bound, η_min = 0.01
 (a drift of ≥ 1 decade over ≈ 250 steps of consistent sign), c = 0 (the greedy fixed point),
-τ = ``trust_ratio`` from the registry row.
+τ = ``trust_ratio`` from the registry row (0.05), and P = 2 in ``adam_lrprop`` (the class default and
+``sgdn_lrprop`` keep 1): with P = 1 chance minibatch spikes halved Adam's α for good late in training,
+68 times over fmnist-logreg's 20 epochs (issue 19; :mod:`.safeguards`); Nesterov's overshoots alternate
+(loss up, down, up), which P = 2 lets through on Rosenbrock, so its row keeps P = 1.
 
 α and the law's state are float64 device scalars; the step makes no host read (non-finite
 u — ‖d_{t-1}‖ = 0, overflow — gives s = 0 through ``torch.where``).

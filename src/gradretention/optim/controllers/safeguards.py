@@ -9,12 +9,13 @@ Both keep their state as scalars in the param group (so they round-trip through 
     L̄_t = ρ L̄_{t-1} + (1 − ρ) L_t           (L̄_1 = L_1; a non-finite L_t is skipped)
 
 s = ``loss_spike`` (0 turns it off), ρ = ``loss_smoothing``, P = ``spike_patience`` (1: every spike
-halves, the default of the laws that predate it). It compares host floats only (the loss the
+halves, the controllers' class default; the registry rows of ``adam_lrprop``, ``*_rmshd``, ``*_stackhd``
+and ``*_zprop`` take 2; ``*_loghd`` has no patience: every spike halves). It compares host floats only (the loss the
 optimizer already read, and L̄), so it adds no device read.
 
 Why a patience (issue 19): late in training a minibatch loss exceeds 1.5× its average by chance
 alone — its relative spread grows as the loss falls — and each such draw halved α for good:
-``adam_lrprop`` halved α 17 times in 300 steps on spiral and 14 times in 1,290 on fmnist-logreg,
+``adam_lrprop`` (then with P = 1) halved α 17 times in 300 steps on spiral and 14 times in 1,290 on fmnist-logreg,
 which is the whole of its late downward drift (with s = 0 α stays within 0.6 decades of the tuned
 lr). Minibatches are drawn independently, so a chance spike at step t says nothing about step t+1,
 while a divergence persists: P = 2 keeps the guard against the latter at one step's delay and cuts a
