@@ -9,24 +9,7 @@ import pytest
 import torch
 
 from gradretention.optim import ComposedOptimizer, create_optimizer
-
-QUADRATIC = (1.0, 3.0)  # f(θ) = ½ Σ a_i θ_i², gradient a ⊙ θ
-
-
-def quadratic_loss(theta: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (torch.tensor(QUADRATIC, dtype=theta.dtype) * theta**2).sum()
-
-
-def run(opt: torch.optim.Optimizer, theta: torch.Tensor, steps: int) -> tuple[list[list[float]], list[float]]:
-    thetas, lrs = [], []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = quadratic_loss(theta)
-        loss.backward()
-        opt.step(loss=loss)
-        thetas.append(theta.detach().tolist())
-        lrs.append(float(opt.param_groups[0]["lr"]))
-    return thetas, lrs
+from tests.optim.log_alpha_quadratic import QUADRATIC, quadratic_loss, run
 
 
 def hand_log_hd(rule: str, alpha: float, beta: float, offset: float, spike: float, steps: int = 3,

@@ -9,26 +9,7 @@ import pytest
 import torch
 
 from gradretention.optim import ComposedOptimizer, create_optimizer
-
-QUADRATIC = (1.0, 3.0)  # f(θ) = ½ Σ a_i θ_i², gradient a ⊙ θ
-THETA0 = (1.0, -2.0)
-LN2 = math.log(2)
-
-
-def quadratic_loss(theta: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (torch.tensor(QUADRATIC, dtype=theta.dtype) * theta**2).sum()
-
-
-def run(opt: torch.optim.Optimizer, theta: torch.Tensor, steps: int) -> tuple[list[list[float]], list[float]]:
-    thetas, lrs = [], []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = quadratic_loss(theta)
-        loss.backward()
-        opt.step(loss=loss)
-        thetas.append(theta.detach().tolist())
-        lrs.append(float(opt.param_groups[0]["lr"]))
-    return thetas, lrs
+from tests.optim.log_alpha_quadratic import LN2, QUADRATIC, THETA0, quadratic_loss, run
 
 
 def hand_rms_law(rule: str, alpha: float, beta: float, *, gamma: float = 0.0, sizes=(0.01, LN2), k: float = 0.0,

@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from gradretention.optim.base import Group, Rule, StepSignals
-from gradretention.optim.controllers.safeguards import apply_loss_spike, apply_trust_cap
+from gradretention.optim.controllers.safeguards import log_alpha_step
 
 
 class LogHypergradientController:
@@ -69,20 +69,16 @@ class LogHypergradientController:
 
     def next_lr(self, group: Group, signals: StepSignals, rule: Rule) -> Any:
         """α_t from ``group["lr"]`` (α_{t-1}, a device scalar), the step's cosine and its loss."""
-        group["hd_steps"] = group.get("hd_steps", 0) + 1
-        alpha, h = group["lr"], signals.hypergradient
-        group.setdefault("hypergradient", 0.0)
-        if h is not None and group["hypergrad_lr"] != 0.0:
-            u = h.to(torch.float64) / signals.direction_scale
-            finite = torch.isfinite(u)  # ‖d_{t-1}‖ = 0 or overflowing gradients: no information
-            u = torch.where(finite, u, 0.0)
-            group["hypergradient"] = u
-            factor = torch.exp(group["hypergrad_lr"] * (u + group["cosine_offset"]))
-            alpha = torch.where(finite, alpha * factor, alpha)
-        alpha = apply_trust_cap(group, signals, rule, apply_loss_spike(group, signals, alpha))
-        if group["lr_bounds"] is not None:
-            alpha = alpha.clamp(*group["lr_bounds"])
-        return alpha
+        return log_alpha_step(group, signals, rule, self._law)
+
+    @staticmethod
+    def _law(group: Group, alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """α·exp(β(u_t + c)); a non-finite u leaves α as it was."""
+        finite = torch.isfinite(u)  # ‖d_{t-1}‖ = 0 or overflowing gradients: no information
+        u = torch.where(finite, u, 0.0)
+        group["hypergradient"] = u
+        factor = torch.exp(group["hypergrad_lr"] * (u + group["cosine_offset"]))
+        return torch.where(finite, alpha * factor, alpha)
 
     def telemetry(self, group: Group) -> dict[str, float]:
         keys = ("hypergradient", "loss_ema", "lr_halvings", "lr_capped")

@@ -66,7 +66,7 @@ import torch
 
 from gradretention.optim.base import Group, Rule, StepSignals
 from gradretention.optim.controllers.hypergradient import _scalar
-from gradretention.optim.controllers.safeguards import apply_loss_spike, apply_trust_cap
+from gradretention.optim.controllers.safeguards import log_alpha_step
 from gradretention.optim.controllers.signal_statistics import significant_mean, update_signal_moments
 
 
@@ -85,15 +85,7 @@ class LogRpropController:
 
     def next_lr(self, group: Group, signals: StepSignals, rule: Rule) -> Any:
         """α_t from ``group["lr"]`` (α_{t-1}, a device scalar), the step's cosine and its loss."""
-        group["hd_steps"] = group.get("hd_steps", 0) + 1
-        alpha, h = group["lr"], signals.hypergradient
-        group.setdefault("hypergradient", 0.0)
-        if h is not None and group["hypergrad_lr"] != 0.0:
-            alpha = self._law(group, alpha, h.to(torch.float64) / signals.direction_scale)
-        alpha = apply_trust_cap(group, signals, rule, apply_loss_spike(group, signals, alpha))
-        if group["lr_bounds"] is not None:
-            alpha = alpha.clamp(*group["lr_bounds"])
-        return alpha
+        return log_alpha_step(group, signals, rule, self._law)
 
     @staticmethod
     def _law(group: Group, alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,7 @@ see (issue 19: ``adam_loghd`` at 40 epochs drifted to chance at a flat loss).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -110,3 +111,22 @@ def apply_trust_cap(group: Group, signals: StepSignals, rule: Rule, alpha: Tenso
     bound = alpha > cap
     group["lr_capped"] = group.get("lr_capped", torch.zeros_like(cap)) + bound.to(torch.float64)
     return torch.where(bound, cap, alpha)
+
+
+def log_alpha_step(group: Group, signals: StepSignals, rule: Rule,
+                   law: Callable[[Group, Tensor, Tensor], Tensor]) -> Any:
+    """The frame every log-α controller shares around its law, one step.
+
+    Counts the step (``hd_steps``); where the step has a cosine u_t = h_t / (‖g_t‖‖d_{t-1}‖) and
+    ``hypergrad_lr`` ≠ 0, moves α by ``law(group, α_{t-1}, u_t)``; then the loss-spike halving, the
+    trust cap and the optional ``lr_bounds`` clamp, in that order.
+    """
+    group["hd_steps"] = group.get("hd_steps", 0) + 1
+    alpha, h = group["lr"], signals.hypergradient
+    group.setdefault("hypergradient", 0.0)
+    if h is not None and group["hypergrad_lr"] != 0.0:
+        alpha = law(group, alpha, h.to(torch.float64) / signals.direction_scale)
+    alpha = apply_trust_cap(group, signals, rule, apply_loss_spike(group, signals, alpha))
+    if group["lr_bounds"] is not None:
+        alpha = alpha.clamp(*group["lr_bounds"])
+    return alpha
