@@ -72,11 +72,8 @@ class LogHypergradientController:
         return log_alpha_step(group, signals, rule, self._law)
 
     @staticmethod
-    def _law(group: Group, alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def _law(group: Group, alpha: torch.Tensor, u: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
         """α·exp(β(u_t + c)); a non-finite u leaves α as it was."""
-        finite = torch.isfinite(u)  # ‖d_{t-1}‖ = 0 or overflowing gradients: no information
-        u = torch.where(finite, u, 0.0)
-        group["hypergradient"] = u
         factor = torch.exp(group["hypergrad_lr"] * (u + group["cosine_offset"]))
         return torch.where(finite, alpha * factor, alpha)
 

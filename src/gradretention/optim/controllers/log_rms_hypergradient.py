@@ -74,10 +74,9 @@ class LogRMSHypergradientController:
         return log_alpha_step(group, signals, rule, self._law)
 
     @staticmethod
-    def _law(group: Group, alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """α·exp(κ_t ũ'_t), updating ``lr_step`` (κ), ``lr_signal`` (ũ') and the moments in ``group``."""
-        u = torch.where(torch.isfinite(u), u, 0.0)  # ‖d_{t-1}‖ = 0 or overflowing gradients: no information
-        group["hypergradient"] = u
+    def _law(group: Group, alpha: torch.Tensor, u: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+        """α·exp(κ_t ũ'_t), updating ``lr_step`` (κ), ``lr_signal`` (ũ') and the moments in ``group``; a
+        non-finite u counts as 0."""
         mean, square = update_signal_moments(group, u)
         normalised = rms_normalised(u, square)
         if group["significance"] > 0:

@@ -88,11 +88,8 @@ class LogRpropController:
         return log_alpha_step(group, signals, rule, self._law)
 
     @staticmethod
-    def _law(group: Group, alpha: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """α·exp(η_t s_t), updating ``lr_step`` (η) and ``lr_sign`` (s) in ``group``."""
-        finite = torch.isfinite(u)  # ‖d_{t-1}‖ = 0 or overflowing gradients: no information
-        u = torch.where(finite, u, 0.0)
-        group["hypergradient"] = u
+    def _law(group: Group, alpha: torch.Tensor, u: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+        """α·exp(η_t s_t), updating ``lr_step`` (η) and ``lr_sign`` (s) in ``group``; a non-finite u gives s = 0."""
         if group["significance"] > 0:
             mean, square = update_signal_moments(group, u + group["cosine_offset"])
             sign = torch.sign(mean) * significant_mean(group, mean, square)

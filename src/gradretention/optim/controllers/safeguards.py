@@ -114,18 +114,23 @@ def apply_trust_cap(group: Group, signals: StepSignals, rule: Rule, alpha: Tenso
 
 
 def log_alpha_step(group: Group, signals: StepSignals, rule: Rule,
-                   law: Callable[[Group, Tensor, Tensor], Tensor]) -> Any:
+                   law: Callable[[Group, Tensor, Tensor, Tensor], Tensor]) -> Any:
     """The frame every log-α controller shares around its law, one step.
 
     Counts the step (``hd_steps``); where the step has a cosine u_t = h_t / (‖g_t‖‖d_{t-1}‖) and
-    ``hypergrad_lr`` ≠ 0, moves α by ``law(group, α_{t-1}, u_t)``; then the loss-spike halving, the
-    trust cap and the optional ``lr_bounds`` clamp, in that order.
+    ``hypergrad_lr`` ≠ 0, records it (``hypergradient``; a non-finite u — ‖d_{t-1}‖ = 0, an overflowing
+    gradient — carries no information and is recorded as 0) and moves α by
+    ``law(group, α_{t-1}, u_t, finite)``; then the loss-spike halving, the trust cap and the optional
+    ``lr_bounds`` clamp, in that order.
     """
     group["hd_steps"] = group.get("hd_steps", 0) + 1
     alpha, h = group["lr"], signals.hypergradient
     group.setdefault("hypergradient", 0.0)
     if h is not None and group["hypergrad_lr"] != 0.0:
-        alpha = law(group, alpha, h.to(torch.float64) / signals.direction_scale)
+        u = h.to(torch.float64) / signals.direction_scale
+        finite = torch.isfinite(u)
+        group["hypergradient"] = u = torch.where(finite, u, 0.0)
+        alpha = law(group, alpha, u, finite)
     alpha = apply_trust_cap(group, signals, rule, apply_loss_spike(group, signals, alpha))
     if group["lr_bounds"] is not None:
         alpha = alpha.clamp(*group["lr_bounds"])
