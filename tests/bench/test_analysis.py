@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from gradretention.bench import stats
-from gradretention.bench.analysis import alpha, claims, convergence, facts, protocol, sensitivity, verdicts
+from gradretention.bench.analysis import alpha, caveats, claims, convergence, facts, protocol, sensitivity, verdicts
 from gradretention.bench.analysis.analyse import analyse_runs
 from gradretention.bench.analysis.setups import comparison_groups, setup_of
 
@@ -265,3 +265,18 @@ def test_alpha_is_the_effective_step_size_the_telemetry_logs() -> None:
     flags = alpha.run_flags(runs, curves).iloc[0]
     assert flags["alpha_movement"] == pytest.approx(9.0) and flags["adaptive"]
     assert alpha.lr_points(curves)["value"].tolist() == [0.1, 0.5, 1.0]  # the figure draws the same α
+
+
+def test_a_label_whose_runs_recorded_different_settings_gets_a_caveat_naming_the_keys() -> None:
+    def settings(eps: float, lr: float) -> str:
+        return json.dumps({"betas": [0.9, 0.999], "eps": eps, "lr": lr}, sort_keys=True)
+
+    runs = pd.DataFrame([_run("adam", 0, 0.9, lr=0.1, optimizer_settings=settings(1e-8, 0.1)),
+                         _run("adam", 1, 0.9, lr=0.01, optimizer_settings=settings(1e-8, 0.01)),  # lr alone: same
+                         _run("sgd", 0, 0.9, optimizer_settings=None),  # recorded before settings were kept
+                         _run("sgd", 1, 0.9, optimizer_settings="unknown")])  # fmt: skip
+    assert caveats.settings_caveats(runs) == []
+    runs.loc[1, "optimizer_settings"] = settings(1e-3, 0.01)
+    (note,) = caveats.settings_caveats(runs)
+    assert note.startswith("adam: its runs were trained under 2 different optimizer settings (differing in eps)")
+    assert caveats.settings_caveats(runs.drop(columns="optimizer_settings")) == []

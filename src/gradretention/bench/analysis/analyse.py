@@ -87,7 +87,7 @@ def analyse_group(
     counts = alpha.flag_counts(reported, flags)
     notes = [*caveats.edge_caveats(chosen, protocol.inferred_edges(runs) if chosen.empty else {}),
              *caveats.seed_caveats(summary, comparisons), *caveats.alpha_caveats(counts),
-             *(caveats.identical_caveats(seeds) if len(seeds) else [])]  # fmt: skip
+             *(caveats.identical_caveats(seeds) if len(seeds) else []), *caveats.settings_caveats(runs)]  # fmt: skip
     return GroupAnalysis(
         group=group, metric=metric, val_metric=val, chance=chance, chance_how=how, n_test=n_test,
         reference=reference, summary=summary, seeds=seeds, comparisons=comparisons, grid=grid,

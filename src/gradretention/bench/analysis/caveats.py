@@ -2,10 +2,13 @@
 
 Each is one sentence naming the optimizer: the best lr at a grid edge (and whether a
 bound stopped the extension), few seeds, α that did not move or went ≤ 0, failed final
-seeds, unfinished runs, and optimizers whose numbers are identical on every seed.
+seeds, unfinished runs, optimizers whose numbers are identical on every seed, and labels whose
+runs were trained under different optimizer settings (a default changed between them).
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -65,4 +68,26 @@ def identical_caveats(table: pd.DataFrame) -> list[str]:
             seen.add(labels[j])
             out.append(f"{first} and {labels[j]} gave identical values on all {int(shared.sum())} shared seeds: "
                        "comparing them is vacuous (did the difference between them ever act?).")  # fmt: skip
+    return out
+
+
+def settings_caveats(runs: pd.DataFrame) -> list[str]:
+    """Labels whose runs recorded more than one set of optimizer settings (lr aside: the grid varies it).
+
+    A sweep retrains such runs when it resumes (:class:`~gradretention.bench.sweep.StaleRunsWarning`);
+    a store edited by hand or written across versions can still hold both, and its numbers then mix them.
+    """
+    if "optimizer_settings" not in runs.columns:
+        return []
+    out = []
+    recorded = runs[runs["optimizer_settings"].notna() & (runs["optimizer_settings"] != "unknown")]
+    for label, values in recorded.groupby("label")["optimizer_settings"]:
+        settings = [{k: v for k, v in json.loads(text).items() if k != "lr"} for text in values.unique()]
+        distinct = {json.dumps(one, sort_keys=True) for one in settings}
+        if len(distinct) > 1:
+            changed = sorted({key for one in settings for key in one
+                              if len({json.dumps(other.get(key)) for other in settings}) > 1})  # fmt: skip
+            out.append(f"{label}: its runs were trained under {len(distinct)} different optimizer settings "
+                       f"(differing in {', '.join(changed)}); its numbers mix them — rerun the sweep to retrain "
+                       "the stale runs.")  # fmt: skip
     return out
