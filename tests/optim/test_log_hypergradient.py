@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
 import torch
 
 from gradretention.optim import ComposedOptimizer, create_optimizer
-from tests.optim.log_alpha_quadratic import QUADRATIC, quadratic_loss, run
+from tests.optim.log_alpha_checks import QUADRATIC, continue_from_state_dict, quadratic_loss, run
 
 
 def hand_log_hd(rule: str, alpha: float, beta: float, offset: float, spike: float, steps: int = 3,
@@ -112,32 +111,9 @@ def test_loss_spike_zero_and_no_loss_leave_the_cosine_law_alone():
 
 
 def test_state_dict_continues_bit_for_bit_with_the_loss_average():
-    def make():
-        torch.manual_seed(0)
-        return torch.nn.Linear(4, 2).double()
-
-    inputs = torch.randn(16, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-
-    def steps(model, opt, n):
-        for _ in range(n):
-            opt.zero_grad()
-            loss = model(inputs).pow(2).mean()
-            loss.backward()
-            opt.step(loss=loss)
-
-    model = make()
-    opt = create_optimizer("sgdn_loghd", model.parameters(), lr=0.05)
-    steps(model, opt, 3)
-    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
-    steps(model, opt, 3)
-    resumed = make()
-    resumed.load_state_dict(saved_model)
-    resumed_opt = create_optimizer("sgdn_loghd", resumed.parameters(), lr=0.05)
-    resumed_opt.load_state_dict(saved_opt)
-    steps(resumed, resumed_opt, 3)
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed.parameters()))
-    assert float(opt.param_groups[0]["lr"]) == float(resumed_opt.param_groups[0]["lr"])
-    assert opt.param_groups[0]["loss_ema"] == resumed_opt.param_groups[0]["loss_ema"]
+    opt, resumed = continue_from_state_dict("sgdn_loghd", 3, 3, lr=0.05)
+    assert float(opt.param_groups[0]["lr"]) == float(resumed.param_groups[0]["lr"])
+    assert opt.param_groups[0]["loss_ema"] == resumed.param_groups[0]["loss_ema"]
 
 
 @pytest.mark.parametrize("key,value,valid", [("cosine_offset", -0.1, r"in \[0, 1\]"),
