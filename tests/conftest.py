@@ -1,5 +1,6 @@
 """Suite-wide settings."""
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -26,3 +27,21 @@ def no_system_datasets(monkeypatch: pytest.MonkeyPatch) -> None:
     from gradretention.tasks.readers import locate
 
     monkeypatch.setattr(locate, "SYSTEM_DATA_DIRS", ())
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_left_as_found() -> Iterator[None]:
+    """A test must leave Ctrl-C working: the SIGINT handler and the main thread's signal mask as it found them.
+
+    The Ctrl-C tests (``tests/bench/test_cli.py``, ``test_sweep.py``) send SIGINT to the test process;
+    a test that left SIGINT ignored or blocked in the same xdist worker would make them fail later,
+    far from the cause (seen once on CI, not reproduced). This fails the culprit by name and restores the state.
+    """
+    handler, mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    after_handler, after_mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if after_handler is not handler or after_mask != mask:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        pytest.fail(f"this test left SIGINT's handler {after_handler!r} (was {handler!r}) and the blocked signals "
+                    f"{sorted(after_mask)} (were {sorted(mask)}); Ctrl-C would no longer reach the process")
