@@ -144,7 +144,7 @@ def test_suite_runs_the_lecture_shortened_and_writes_a_report(tmp_path, capsys):
     assert "Report: " in capsys.readouterr().out and (out / "report.html").is_file()
 
 
-def test_ctrl_c_records_the_run_in_flight_and_exits_130(tmp_path, capsys):
+def test_ctrl_c_records_the_run_in_flight_and_exits_130(tmp_path, capsys, python_sigint_handler):
     out = tmp_path / "out"
     main_thread = threading.main_thread().ident
 

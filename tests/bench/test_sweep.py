@@ -190,7 +190,7 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path):
     assert a[list(NUMBERS)].equals(b[list(NUMBERS)])
 
 
-def test_ctrl_c_stops_pool_runs_and_still_yields_them_as_interrupted():
+def test_ctrl_c_stops_pool_runs_and_still_yields_them_as_interrupted(python_sigint_handler):
     # Long enough never to finish (they stop at the signal), with the signal late enough that both have
     # started on a loaded machine.
     long_runs = [RunConfig(task="spiral", optimizer="adam", seed=s, epochs=20_000, log_every=5) for s in range(2)]
