@@ -62,3 +62,12 @@ def test_intact_cells_read_back_unchanged(finished):
         [run_id] = store.runs()["run_id"]
         result = store.get(run_id)
     assert result.status == "done" and result.config.task == "spiral" and "test_accuracy" in result.final
+
+
+def test_a_provenance_value_edited_into_a_json_object_is_read_as_its_json_text(finished, tmp_path):
+    edited = '{"optimizer_settings": {"eps": 0.001, "lr": 0.01}, "device": "cpu"}'
+    out, run_id = damaged(finished, tmp_path, "provenance_json", edited)
+    with ResultsStore(out, read_only=True) as store:
+        run = store.runs().set_index("run_id").loc[run_id]
+    assert run["optimizer_settings"] == '{"eps": 0.001, "lr": 0.01}' and run["device"] == "cpu"
+    assert main(["report", out]) == 0  # the report reads it (it crashed on an unhashable value before)

@@ -85,7 +85,9 @@ def frame_record(row: sqlite3.Row, path: Path) -> dict[str, Any]:
         record["label"] = row["optimizer"]
     config, final, _, provenance = (json_cell(row, column, path) for column in JSON_COLUMNS)  # all checked
     for key in PROVENANCE_KEYS:
-        record[key] = provenance.get(key)
+        value = provenance.get(key)
+        # Provenance values are strings; one edited into another JSON type is kept as its JSON text.
+        record[key] = value if value is None or isinstance(value, str) else json.dumps(value, sort_keys=True)
     if record["device"] is None:  # runs recorded without provenance still name their device
         record["device"] = config.get("device")
     for key, value in final.items():
