@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from gradretention.optim import create_optimizer
+from gradretention.optim import ComposedOptimizer, create_optimizer
 
 QUADRATIC = (1.0, 3.0)  # f(θ) = ½ Σ a_i θ_i², gradient a ⊙ θ
 THETA0 = (1.0, -2.0)
@@ -63,3 +63,22 @@ def continue_from_state_dict(spec: str, before: int, after: int,
     steps(resumed, resumed_opt, after)
     assert all(torch.equal(a, b) for a, b in zip(net.parameters(), resumed.parameters()))
     return opt, resumed_opt
+
+
+def hand_direction(rule: str, g: list[float], buffer: list[float] | None,
+                   mu: float) -> tuple[list[float], list[float] | None]:
+    """Plain Python d_t of the base rule: g for SGD; g + μb with b ← μb + g for Nesterov SGD. Returns (d_t, b)."""
+    if rule == "sgd":
+        return g, buffer
+    buffer = list(g) if buffer is None else [mu * b + gi for b, gi in zip(buffer, g)]
+    return [gi + mu * b for gi, b in zip(g, buffer)], buffer
+
+
+def assert_frozen_law_is_nesterov(opt: torch.optim.Optimizer, theta: torch.Tensor, lr: float) -> None:
+    """With its law off, the controller's optimizer steps exactly as plain Nesterov SGD at ``lr`` and keeps α."""
+    reference = theta.detach().clone().requires_grad_(True)
+    base = ComposedOptimizer([reference], rule="sgdn", lr=lr)
+    run(opt, theta, 5)
+    run(base, reference, 5)
+    assert torch.equal(theta, reference)
+    assert float(opt.param_groups[0]["lr"]) == lr

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from gradretention.optim import ComposedOptimizer, create_optimizer
-from tests.optim.log_alpha_checks import QUADRATIC, continue_from_state_dict, quadratic_loss, run
+from tests.optim.log_alpha_checks import (
+    QUADRATIC, continue_from_state_dict, hand_direction, quadratic_loss, run,
+)
 
 
 def hand_log_hd(rule: str, alpha: float, beta: float, offset: float, spike: float, steps: int = 3,
@@ -24,11 +26,7 @@ def hand_log_hd(rule: str, alpha: float, beta: float, offset: float, spike: floa
         if ema is not None and loss > (1 + spike) * ema:
             alpha *= 0.5
         ema = loss if ema is None else rho * ema + (1 - rho) * loss
-        if rule == "sgd":
-            direction = g
-        else:
-            buffer = list(g) if buffer is None else [mu * b + gi for b, gi in zip(buffer, g)]
-            direction = [gi + mu * b for gi, b in zip(g, buffer)]
+        direction, buffer = hand_direction(rule, g, buffer, mu)
         if tau is not None:  # the trust cap: τ‖θ‖ over ‖d_{t-1}‖ (‖d_1‖ at the first step)
             alpha = min(alpha, tau * math.hypot(*theta) / math.hypot(*(previous or direction)))
         theta = [t - alpha * d for t, d in zip(theta, direction)]

@@ -9,7 +9,9 @@ import torch
 
 from gradretention.optim import ComposedOptimizer, create_optimizer, optimizer_info
 from gradretention.optim.registry import resolved_hyperparameters
-from tests.optim.log_alpha_checks import LN2, QUADRATIC, THETA0, continue_from_state_dict, quadratic_loss, run
+from tests.optim.log_alpha_checks import (
+    LN2, QUADRATIC, THETA0, assert_frozen_law_is_nesterov, continue_from_state_dict, quadratic_loss, run,
+)
 
 
 def sign(x: float) -> float:
@@ -198,12 +200,7 @@ def test_state_dict_continues_bit_for_bit():
 
 def test_zero_step_keeps_alpha_and_reproduces_the_base_rule_exactly():
     opt, theta = make("sgdn", 0.05, hypergrad_lr=0.0, loss_spike=0.0)
-    reference = theta.detach().clone().requires_grad_(True)
-    base = ComposedOptimizer([reference], rule="sgdn", lr=0.05)
-    run(opt, theta, 5)
-    run(base, reference, 5)
-    assert torch.equal(theta, reference)
-    assert float(opt.param_groups[0]["lr"]) == 0.05
+    assert_frozen_law_is_nesterov(opt, theta, 0.05)
 
 
 @pytest.mark.parametrize("key,value,valid", [
